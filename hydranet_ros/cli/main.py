@@ -1,0 +1,53 @@
+"""`hydranet <verb>`: one command line for every offline tool.
+
+Each verb's implementation lives with its concern (model/, training/, inference/, apps/); this
+module only parses arguments and imports the implementation when the verb runs, so --help is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import import_module
+
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.model.model_file import ModelFileError
+
+# verb -> (module with add_arguments(parser) and run(args), one-line help)
+VERBS = {
+    "import-checkpoint": ("hydranet_ros.model.import_checkpoint_cli", "convert an official multi-task-refinenet .ckpt into our model file"),
+    "info": ("hydranet_ros.model.info_cli", "describe a model file: tasks, classes, input size, provenance"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hydranet",
+        description="HydraNet joint semantic segmentation and metric depth: tools for training, "
+                    "export, inference, benchmarks and ROS 2 bags. `hydranet VERB --help` for details.")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, (module_name, help_text) in VERBS.items():
+        sub = verbs.add_parser(verb, help=help_text, description=help_text)
+        sub.set_defaults(module_name=module_name)
+        # Arguments are declared by the implementation module; import it only for the chosen verb.
+        if verb in sys.argv[1:2]:
+            import_module(module_name).add_arguments(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    sys.argv[1:] = argv
+    args = build_parser().parse_args(argv)
+    module = import_module(args.module_name)
+    try:
+        return int(module.run(args) or 0)
+    except (CommandError, ModelFileError) as error:
+        print(f"hydranet {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hydranet {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""hydranet info: what a model file holds."""
+import json
+
+from hydranet_ros.model.model_file import load_model
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="model file (.pt)")
+    parser.add_argument("--json", action="store_true", help="print the whole spec as JSON")
+
+
+def run(args):
+    model, spec = load_model(args.model)
+    if args.json:
+        print(json.dumps(spec.to_dict(), indent=1))
+        return
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: {spec.architecture}, {parameters:,} parameters")
+    print(f"  tasks: {', '.join(spec.tasks)}")
+    print(f"  classes: {spec.num_classes} ({spec.label_space.name}): {', '.join(spec.label_space.class_names)}")
+    print(f"  input: {spec.input_size[0]}x{spec.input_size[1]}, mean {spec.mean}, std {spec.std}")
+    print(f"  provenance: {json.dumps(spec.provenance)}")

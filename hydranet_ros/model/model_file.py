@@ -1,0 +1,151 @@
+"""Our model file: weights plus everything the node and tools need to use them.
+
+A model file is a torch.save'd dict, readable with weights_only=True:
+    {"format": FORMAT, "spec": ModelSpec as a dict, "state_dict": {...}}
+The spec records the architecture, tasks, classes with names and palette, input normalisation,
+the suggested input size and the depth range used for display.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .hydranet import HydraNet
+
+FORMAT = "hydranet_ros.model/1"
+ARCHITECTURE = "hydranet-mobilenetv2-lwrefinenet"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelFileError(RuntimeError):
+    """A model file that cannot be used; the message names the file and the fix."""
+
+
+@dataclass
+class LabelSpace:
+    name: str
+    class_names: list[str]
+    palette: list[list[int]]  # RGB per class id
+    ground_classes: list[str] = field(default_factory=list)
+    sky_classes: list[str] = field(default_factory=list)
+    depth_range_m: tuple[float, float] = (0.0, 10.0)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def ids(self, names: list[str]) -> list[int]:
+        unknown = [n for n in names if n not in self.class_names]
+        if unknown:
+            raise ValueError(f"unknown classes {unknown} in label space {self.name}")
+        return [self.class_names.index(n) for n in names]
+
+
+def builtin_label_spaces() -> list[str]:
+    folder = resources.files("hydranet_ros.model") / "label_spaces"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_label_space(name: str) -> LabelSpace:
+    """A built-in label space ("nyud40", "kitti6") or "nyud40+kitti6" for the joint 46 classes."""
+    if "+" in name:
+        parts = [load_label_space(part) for part in name.split("+")]
+        return LabelSpace(name, sum((p.class_names for p in parts), []),
+                          sum((p.palette for p in parts), []),
+                          sum((p.ground_classes for p in parts), []),
+                          sum((p.sky_classes for p in parts), []),
+                          (0.0, max(p.depth_range_m[1] for p in parts)))
+    if name not in builtin_label_spaces():
+        raise ValueError(f"unknown label space {name!r}; built in: {builtin_label_spaces()}")
+    path = resources.files("hydranet_ros.model") / "label_spaces" / f"{name}.json"
+    data = json.loads(path.read_text())
+    classes = sorted(data["classes"], key=lambda c: c["id"])
+    return LabelSpace(data["name"], [c["name"] for c in classes], [c["color"] for c in classes],
+                      data["ground_classes"], data["sky_classes"], tuple(data["depth_range_m"]))
+
+
+def label_space_for_classes(num_classes: int) -> LabelSpace:
+    for name in ("kitti6", "nyud40", "nyud40+kitti6"):
+        space = load_label_space(name)
+        if space.num_classes == num_classes:
+            return space
+    raise ValueError(f"no built-in label space has {num_classes} classes; pass one explicitly")
+
+
+@dataclass
+class ModelSpec:
+    tasks: list[str]
+    label_space: LabelSpace
+    input_size: tuple[int, int]  # (height, width) the model is meant to run at
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    architecture: str = ARCHITECTURE
+    provenance: dict = field(default_factory=dict)  # what it was trained on, by which command
+
+    @property
+    def num_classes(self) -> int:
+        return self.label_space.num_classes
+
+    def palette_array(self) -> np.ndarray:
+        """num_classes x 3 uint8; the colour of class c is row c."""
+        return np.asarray(self.label_space.palette, dtype=np.uint8).reshape(-1, 3)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["num_classes"] = self.num_classes
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        space = LabelSpace(**{**data["label_space"],
+                              "depth_range_m": tuple(data["label_space"]["depth_range_m"])})
+        return cls(tasks=list(data["tasks"]), label_space=space,
+                   input_size=tuple(data["input_size"]), mean=tuple(data["mean"]),
+                   std=tuple(data["std"]), architecture=data["architecture"],
+                   provenance=dict(data.get("provenance", {})))
+
+    def build_model(self) -> HydraNet:
+        if self.architecture != ARCHITECTURE:
+            raise ModelFileError(f"architecture {self.architecture!r} is not {ARCHITECTURE!r}")
+        return HydraNet(self.num_classes, tuple(self.tasks))
+
+
+def save_model(path: str | Path, model: HydraNet, spec: ModelSpec, half: bool = False) -> Path:
+    """Writes a model file. half=True stores float weights as float16 (half the size)."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, path)
+    return path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HydraNet, ModelSpec]:
+    """Reads a model file into an eval-mode float32 HydraNet on device."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} does not exist; pass an existing file "
+                             "(for example the shipped models/hydranet_default.pt)")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged files
+        raise ModelFileError(f"model file {path} cannot be read ({error.__class__.__name__}: "
+                             f"{error}); it is damaged or not a model file. Re-create it with "
+                             "`hydranet train` or `hydranet import-checkpoint`.") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not a hydranet_ros model file (format {FORMAT}). An "
+                             "official .ckpt is converted with `hydranet import-checkpoint`.")
+    spec = ModelSpec.from_dict(data["spec"])
+    model = spec.build_model()
+    state = {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ModelFileError(f"model file {path}: weights do not fit its own spec ({error})") from None
+    return model.to(device).eval(), spec

@@ -1,0 +1,111 @@
+"""The network is HydraNet layer for layer: sizes, counts, cost and the official layouts."""
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import shared_path
+from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint
+from hydranet_ros.model.hydranet import HydraNet
+from hydranet_ros.model.model_file import load_model, ModelSpec, load_label_space, save_model
+
+LAYOUTS = ["ExpNYUD_joint", "ExpKITTI_joint", "ExpNYUDKITTI_joint", "ExpNYUD_three"]
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_match_the_paper_configurations():
+    assert count_parameters(HydraNet(6)) == 2_991_687
+    assert count_parameters(HydraNet(40)) == 3_070_057
+
+
+@pytest.mark.parametrize("height,width", [(375, 1242), (350, 1200), (480, 640)])
+def test_outputs_are_at_a_quarter_of_the_input_for_any_size(height, width):
+    model = HydraNet(6, ("segmentation", "depth", "normals")).eval()
+    with torch.no_grad():
+        segmentation, depth, normals = model(torch.randn(1, 3, height, width))
+    quarter = (-(-height // 4), -(-width // 4))
+    assert segmentation.shape == (1, 6, *quarter)
+    assert depth.shape == (1, 1, *quarter)
+    assert normals.shape == (1, 3, *quarter)
+
+
+def test_multiply_adds_at_1200x352():
+    model = HydraNet(6).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.randn(1, 3, 352, 1200))
+    multiply_adds = counter.get_total_flops() / 2  # the counter counts one multiply-add as 2 FLOPs
+    assert 6.0e9 < multiply_adds < 6.2e9, multiply_adds
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_state_dict_equals_the_official_checkpoint_layout(name):
+    reference = json.loads(shared_path("reference", "authors_checkpoint_layout.json").read_text())[name]
+    tasks = ("segmentation", "depth") + (("normals",) if reference["num_tasks"] == 3 else ())
+    model = HydraNet(reference["num_classes"], tasks)
+    ours = {k: (list(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in model.state_dict().items()}
+    theirs = {k: (shape, dtype) for k, (shape, dtype) in reference["state_dict"].items()}
+    assert ours == theirs
+    assert count_parameters(model) == reference["num_parameters"]
+
+
+def _fake_official_file(tmp_path, form, num_classes=40, three=False):
+    """A file in one of the forms the authors' checkpoints come in, with random weights."""
+    model = HydraNet(num_classes, ("segmentation", "depth", "normals") if three else ("segmentation", "depth"))
+    state = model.state_dict()
+    if "no_counters" in form:
+        state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    if "module" in form:
+        state = {f"module.{k}": v for k, v in state.items()}
+    payload = {"state_dict": state} if "wrapped" in form else state
+    path = tmp_path / f"{form}.ckpt"
+    torch.save(payload, path)
+    return path, model
+
+
+@pytest.mark.parametrize("form", ["bare", "wrapped", "module_wrapped", "module_no_counters", "no_counters"])
+def test_official_checkpoint_forms_load_strictly(tmp_path, form):
+    path, original = _fake_official_file(tmp_path, form)
+    model, spec = import_authors_checkpoint(path)
+    assert spec.label_space.name == "nyud40"
+    for key, value in original.state_dict().items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_imported_checkpoint_round_trips_through_our_model_file(tmp_path):
+    path, original = _fake_official_file(tmp_path, "wrapped", num_classes=40, three=True)
+    model, spec = import_authors_checkpoint(path)
+    saved = save_model(tmp_path / "model.pt", model, spec)
+    loaded, loaded_spec = load_model(saved)
+    assert loaded_spec.tasks == ["segmentation", "depth", "normals"]
+    assert loaded_spec.label_space.class_names[:2] == ["wall", "floor"]
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for a, b in zip(original.eval()(x), loaded(x)):
+            assert torch.equal(a, b)
+
+
+def test_half_precision_model_file_is_half_the_size(tmp_path):
+    model = HydraNet(6)
+    spec = ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (352, 1216))
+    full = save_model(tmp_path / "full.pt", model, spec).stat().st_size
+    half = save_model(tmp_path / "half.pt", model, spec, half=True).stat().st_size
+    assert half < 0.55 * full
+    loaded, _ = load_model(tmp_path / "half.pt")
+    assert next(loaded.parameters()).dtype == torch.float32
+
+
+def test_shipped_label_spaces_match_the_reference_names_and_palettes():
+    import numpy as np
+    nyud = load_label_space("nyud40")
+    assert nyud.class_names == shared_path("reference", "nyud40_classes.txt").read_text().splitlines()
+    palette = np.load(shared_path("data", "nyud", "palette.npy"))
+    assert np.array_equal(np.asarray(nyud.palette), palette[1:41])  # class c is row c + 1
+    kitti = load_label_space("kitti6")
+    assert kitti.class_names == shared_path("reference", "kitti6_classes.txt").read_text().splitlines()
+    assert np.array_equal(np.asarray(kitti.palette), np.load(shared_path("data", "kitti", "palette.npy"))[:6])
+    assert load_label_space("nyud40+kitti6").num_classes == 46
