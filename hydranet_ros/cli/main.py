@@ -14,6 +14,9 @@ from hydranet_ros.model.model_file import ModelFileError
 
 # verb -> (module with add_arguments(parser) and run(args), one-line help)
 VERBS = {
+    "synth": ("hydranet_ros.data.synth_cli", "generate labelled indoor or street frames with exact metric depth"),
+    "train": ("hydranet_ros.training.train", "train HydraNet from a YAML config (segmentation and/or depth labels per image)"),
+    "evaluate": ("hydranet_ros.training.evaluate", "mIoU, pixel accuracy and depth errors of a model on a dataset"),
     "import-checkpoint": ("hydranet_ros.model.import_checkpoint_cli", "convert an official multi-task-refinenet .ckpt into our model file"),
     "info": ("hydranet_ros.model.info_cli", "describe a model file: tasks, classes, input size, provenance"),
 }

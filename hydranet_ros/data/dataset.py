@@ -1,0 +1,116 @@
+"""Samples with any subset of labels, and our on-disk dataset folder.
+
+Folder layout (what `hydranet synth` and `hydranet distill` write, and `hydranet train` reads):
+    dataset.yaml         label_space, depth_scale (stored uint16 value / depth_scale = metres)
+    rgb/NAME.png         colour image
+    labels/NAME.png      uint8 class ids, 255 = ignore          (optional per sample)
+    depth/NAME.png       uint16, 0 = no depth                   (optional per sample)
+    intrinsics/NAME.json fx, fy, cx, cy, width, height          (optional)
+    provenance.yaml      which labels a teacher produced        (written by distill)
+A missing label file means that label is absent for the sample: it is ignored in the loss,
+never taken as zeros.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.inference.geometry import Intrinsics
+
+IGNORE_LABEL = 255
+
+
+@dataclass
+class Sample:
+    name: str
+    image: np.ndarray                       # H x W x 3 uint8 RGB
+    segmentation: np.ndarray | None = None  # H x W uint8 ids, 255 = ignore
+    depth: np.ndarray | None = None         # H x W float32 metres, 0 = invalid
+    intrinsics: Intrinsics | None = None
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CommandError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_png_unchanged(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise CommandError(f"cannot read {path}")
+    return image
+
+
+def check_labels(labels: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
+    bad = (labels >= num_classes) & (labels != IGNORE_LABEL)
+    if bad.any():
+        raise CommandError(f"{path}: label ids {sorted(np.unique(labels[bad]).tolist())[:10]} are out "
+                           f"of range for {num_classes} classes (0..{num_classes - 1}, 255 = ignore)")
+    return labels
+
+
+class FolderDataset:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        meta_path = self.root / "dataset.yaml"
+        if not meta_path.is_file():
+            raise CommandError(f"{self.root} is not a dataset folder: {meta_path} is missing")
+        self.meta = yaml.safe_load(meta_path.read_text())
+        self.depth_scale = float(self.meta.get("depth_scale", 1000.0))
+        self.label_space = self.meta["label_space"]
+        self.names = sorted(p.stem for p in (self.root / "rgb").glob("*.png"))
+        if not self.names:
+            raise CommandError(f"dataset {self.root} is empty: no images in {self.root / 'rgb'}")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def has(self, kind: str, name: str) -> bool:
+        return (self.root / kind / f"{name}.png").is_file()
+
+    def __getitem__(self, index: int) -> Sample:
+        name = self.names[index]
+        sample = Sample(name, read_rgb(self.root / "rgb" / f"{name}.png"))
+        if self.has("labels", name):
+            sample.segmentation = read_png_unchanged(self.root / "labels" / f"{name}.png").astype(np.uint8)
+        if self.has("depth", name):
+            sample.depth = read_png_unchanged(self.root / "depth" / f"{name}.png").astype(np.float32) / self.depth_scale
+        intrinsics_path = self.root / "intrinsics" / f"{name}.json"
+        if intrinsics_path.is_file():
+            sample.intrinsics = Intrinsics(**json.loads(intrinsics_path.read_text()))
+        return sample
+
+
+def create_dataset_folder(root: str | Path, label_space: str, depth_scale: float) -> Path:
+    root = Path(root)
+    for sub in ("rgb", "labels", "depth", "intrinsics"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "dataset.yaml").write_text(yaml.safe_dump({"label_space": label_space, "depth_scale": depth_scale}))
+    return root
+
+
+def write_sample(root: Path, sample: Sample, depth_scale: float) -> None:
+    cv2.imwrite(str(root / "rgb" / f"{sample.name}.png"), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR))
+    if sample.segmentation is not None:
+        cv2.imwrite(str(root / "labels" / f"{sample.name}.png"), sample.segmentation)
+    if sample.depth is not None:
+        write_depth_png(root / "depth" / f"{sample.name}.png", sample.depth, depth_scale)
+    if sample.intrinsics is not None:
+        i = sample.intrinsics
+        (root / "intrinsics" / f"{sample.name}.json").write_text(json.dumps(
+            {"fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy, "width": i.width, "height": i.height}))
+
+
+def write_depth_png(path: Path, depth: np.ndarray, scale: float) -> None:
+    """uint16 PNG of depth * scale; invalid (NaN, <= 0) and out-of-range depths become 0."""
+    value = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * scale
+    value = np.where((value > 0) & (value < 65535), value + 0.5, 0)
+    cv2.imwrite(str(path), value.astype(np.uint16))

@@ -1,0 +1,120 @@
+"""hydranet export: a model file -> ONNX (opset 17), with or without post-processing in the graph.
+
+With post-processing (the default) the graph is inference/graph.py's InferenceGraph:
+    input  image  uint8   [1, H, W, 3]  RGB
+    output labels uint8   [1, h, w]     class ids
+           color  uint8   [1, h, w, 3]  palette colours
+           depth  float32 [1, h, w]     metres
+Raw (--raw): the bare network on a normalised tensor:
+    input  input                float32 [1, 3, H, W]   (x/255 - mean) / std
+    output segmentation_logits  float32 [1, C, H/4, W/4]
+           depth                float32 [1, 1, H/4, W/4]   (take |x|)
+           normals              float32 [1, 3, H/4, W/4]   (three-task models only)
+H and W are dynamic unless --fixed-size is given.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from hydranet_ros.model.model_file import ModelSpec, load_model
+
+OPSET = 17
+RAW_OUTPUT_NAMES = {"segmentation": "segmentation_logits", "depth": "depth", "normals": "normals"}
+METADATA_KEY = "hydranet_ros.spec"
+
+# Operators the TensorRT ONNX parser supports (onnx-tensorrt docs/operators.md, the ops our
+# graphs can contain and their neighbours). export checks every node against this set.
+TENSORRT_SUPPORTED_OPS = frozenset("""
+Abs Add And ArgMax ArgMin AveragePool BatchNormalization Cast Ceil Clip Concat Constant
+ConstantOfShape Conv ConvTranspose Div Equal Erf Exp Expand Flatten Floor Gather GatherElements
+Gemm GlobalAveragePool GlobalMaxPool Greater Identity LeakyRelu Less MatMul Max MaxPool Min Mul
+Neg Not Or Pad Pow Range ReduceMax ReduceMean ReduceMin ReduceSum Relu Reshape Resize Shape
+Sigmoid Slice Softmax Split Sqrt Squeeze Sub Tanh Tile TopK Transpose Unsqueeze Where
+""".split())
+
+
+def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
+                fixed_size: tuple[int, int] | None = None) -> Path:
+    """Writes the ONNX file and returns its path. fixed_size=(H, W) fixes the input size."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.float().eval().cpu()
+    height, width = fixed_size or spec.input_size
+    if raw:
+        module = model
+        example = torch.zeros(1, 3, height, width)
+        input_name, output_names = "input", [RAW_OUTPUT_NAMES[t] for t in spec.tasks]
+        dims = {2: "height", 3: "width"}
+        dynamic = {input_name: dims} | {n: {2: "out_height", 3: "out_width"} for n in output_names}
+    else:
+        module = InferenceGraph(model, spec, output).eval()
+        example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+        input_name, output_names = INPUT_NAME, list(OUTPUT_NAMES)
+        dims = {1: "height", 2: "width"}
+        out_dims = dims if output == "input" else {}
+        dynamic = {input_name: dims} | {n: out_dims for n in output_names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=output_names,
+                          dynamic_axes=None if fixed_size else dynamic, opset_version=OPSET, dynamo=False)
+    graph = onnx.load(str(path))
+    meta = graph.metadata_props.add()
+    meta.key, meta.value = METADATA_KEY, json.dumps(spec.to_dict() | {"graph": "raw" if raw else f"postprocessed/{output}"})
+    onnx.checker.check_model(graph)
+    onnx.save(graph, str(path))
+    unsupported = unsupported_tensorrt_ops(graph)
+    if unsupported:
+        raise RuntimeError(f"{path}: operators TensorRT cannot parse: {sorted(unsupported)}")
+    return path
+
+
+def unsupported_tensorrt_ops(graph: onnx.ModelProto) -> set[str]:
+    return {node.op_type for node in graph.graph.node} - TENSORRT_SUPPORTED_OPS
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_parity(model, spec: ModelSpec, onnx_path: Path, image: np.ndarray, output: str = "input") -> dict:
+    """Max |depth| difference and label agreement between PyTorch and ONNX Runtime on one image."""
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    labels, _, depth = session.run(None, {INPUT_NAME: image[None]})
+    with torch.no_grad():
+        ref_labels, _, ref_depth = InferenceGraph(model.float().eval(), spec, output)(torch.from_numpy(image[None]))
+    return {"depth_max_abs_diff_m": float(np.abs(ref_depth.numpy() - depth).max()),
+            "label_agreement": float((ref_labels.numpy() == labels).mean())}
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="model file (.pt)")
+    parser.add_argument("--out", required=True, help="ONNX file to write")
+    parser.add_argument("--raw", action="store_true", help="export the bare network (normalised input, raw heads)")
+    parser.add_argument("--output-resolution", choices=["input", "network"], default="input",
+                        help="post-processed outputs at the camera image's size (input) or the model's input size (network)")
+    parser.add_argument("--fixed-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="fix the input size instead of a dynamic height and width")
+
+
+def run(args):
+    model, spec = load_model(args.model)
+    path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
+                       tuple(args.fixed_size) if args.fixed_size else None)
+    print(f"wrote {path} (opset {OPSET}; onnx.checker passed; all operators supported by TensorRT's parser)")
+    if not args.raw:
+        height, width = args.fixed_size or spec.input_size
+        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        print("parity with PyTorch:", json.dumps(onnx_parity(model, spec, path, image, args.output_resolution)))

@@ -1,0 +1,77 @@
+"""The per-frame path shared by the node, `hydranet infer`, process-bag and the benchmark.
+
+    pre        camera image (any supported layout) -> contiguous RGB uint8
+    inference  backend: on-device resize/normalise, network, argmax, colour, depth upsampling
+    post       REP 118 depth, optional overlay, optional point clouds
+Each stage is timed; the timings feed diagnostics and the benchmark.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from hydranet_ros.inference.backends import Backend, Prediction
+from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay
+from hydranet_ros.model.model_file import ModelSpec
+
+
+@dataclass
+class FrameResult:
+    rgb: np.ndarray                 # the input, RGB
+    labels: np.ndarray
+    color: np.ndarray
+    depth: np.ndarray               # NaN where invalid (REP 118)
+    overlay: np.ndarray | None = None
+    timings_ms: dict = field(default_factory=dict)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(width, height) of the outputs."""
+        return self.labels.shape[1], self.labels.shape[0]
+
+
+def to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
+    """uint8 image in rgb8, bgr8, rgba8, bgra8 or mono8 layout -> H x W x 3 RGB."""
+    if encoding == "rgb8":
+        return image
+    conversions = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
+                   "mono8": cv2.COLOR_GRAY2RGB}
+    if encoding not in conversions:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: rgb8, {', '.join(conversions)}")
+    return cv2.cvtColor(image, conversions[encoding])
+
+
+class Perception:
+    def __init__(self, backend: Backend, spec: ModelSpec):
+        self.backend = backend
+        self.spec = spec
+        space = spec.label_space
+        self.sky_ids = space.ids(space.sky_classes)
+        self.ground_ids = space.ids(space.ground_classes)
+
+    def process(self, image: np.ndarray, encoding: str = "rgb8", overlay_alpha: float | None = None) -> FrameResult:
+        start = time.perf_counter()
+        rgb = np.ascontiguousarray(to_rgb(image, encoding))
+        after_pre = time.perf_counter()
+        prediction: Prediction = self.backend.infer(rgb)
+        after_inference = time.perf_counter()
+        depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids)
+        blended = overlay(rgb, prediction.color, overlay_alpha) if overlay_alpha is not None else None
+        end = time.perf_counter()
+        return FrameResult(rgb, prediction.labels, prediction.color, depth, blended, {
+            "pre": (after_pre - start) * 1e3, "inference": (after_inference - after_pre) * 1e3,
+            "post": (end - after_inference) * 1e3})
+
+    def cloud(self, result: FrameResult, intrinsics: Intrinsics, settings: CloudSettings,
+              obstacles_only: bool = False) -> np.ndarray:
+        """Points in the camera's optical frame; intrinsics are those of the input image."""
+        width, height = result.output_size
+        scaled = intrinsics.scaled_to(width, height)
+        if obstacles_only:
+            exclude = tuple(sorted(set(settings.exclude_classes) | set(self.ground_ids) | set(self.sky_ids)))
+            settings = CloudSettings(settings.stride, settings.max_depth, exclude, settings.organized)
+        return build_cloud(result.depth, result.color, result.labels, scaled, settings)

@@ -1,0 +1,75 @@
+"""Host-side post-processing: overlay, REP 118 depth, and point clouds as PointCloud2-ready bytes.
+
+Pure numpy/OpenCV; the ROS node wraps the results in messages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from hydranet_ros.inference.geometry import Intrinsics, depth_to_points
+
+# PointCloud2 layout: x, y, z float32; rgb packed in a float32 (0x00RRGGBB, as rviz reads it);
+# label uint8; 3 bytes of padding keep every point 4-byte aligned.
+CLOUD_DTYPE = np.dtype({"names": ["x", "y", "z", "rgb", "label"],
+                        "formats": ["<f4", "<f4", "<f4", "<f4", "u1"],
+                        "offsets": [0, 4, 8, 12, 16], "itemsize": 20})
+
+
+def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
+    """Blends the colour mask over the image (resized to the mask's size): alpha = mask weight."""
+    if rgb.shape[:2] != color.shape[:2]:
+        rgb = cv2.resize(rgb, (color.shape[1], color.shape[0]), interpolation=cv2.INTER_AREA)
+    return cv2.addWeighted(color, float(alpha), rgb, 1.0 - float(alpha), 0.0)
+
+
+def depth_for_ros(depth: np.ndarray, labels: np.ndarray, no_depth_classes: list[int],
+                  min_depth: float = 1e-3) -> np.ndarray:
+    """float32 metres with NaN where there is no valid depth (REP 118): non-finite, <= min_depth,
+    or classes without a surface (sky)."""
+    out = np.array(depth, dtype=np.float32, copy=True)
+    invalid = ~np.isfinite(out) | (out <= min_depth)
+    if no_depth_classes:
+        invalid |= np.isin(labels, no_depth_classes)
+    out[invalid] = np.nan
+    return out
+
+
+def pack_rgb(color: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 -> H x W float32 holding 0x00RRGGBB bit-for-bit."""
+    c = color.astype(np.uint32)
+    return ((c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]).view(np.float32)
+
+
+@dataclass
+class CloudSettings:
+    stride: int = 2
+    max_depth: float = 20.0
+    exclude_classes: tuple[int, ...] = ()
+    organized: bool = True
+
+
+def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrinsics: Intrinsics,
+                settings: CloudSettings) -> np.ndarray:
+    """A structured CLOUD_DTYPE array: (rows, cols) when organised, else (1, n) of valid points.
+
+    depth carries NaN where invalid. Points beyond max_depth and of excluded classes are invalid:
+    NaN in an organised cloud, dropped from an unorganised one.
+    """
+    s = settings.stride
+    points = depth_to_points(depth, intrinsics, s)
+    sub_labels = labels[::s, ::s]
+    invalid = ~np.isfinite(points[..., 2]) | (points[..., 2] > settings.max_depth)
+    if settings.exclude_classes:
+        invalid |= np.isin(sub_labels, settings.exclude_classes)
+    cloud = np.empty(points.shape[:2], dtype=CLOUD_DTYPE)
+    cloud["x"], cloud["y"], cloud["z"] = points[..., 0], points[..., 1], points[..., 2]
+    cloud["rgb"] = pack_rgb(color[::s, ::s])
+    cloud["label"] = sub_labels
+    if settings.organized:
+        for axis in ("x", "y", "z"):
+            cloud[axis][invalid] = np.nan
+        return cloud
+    return cloud[~invalid][None, :]

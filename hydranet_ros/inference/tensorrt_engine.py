@@ -1,0 +1,305 @@
+"""TensorRT engines: build from ONNX, cache by what makes an engine valid, run by tensor name.
+
+An engine only runs with the TensorRT version and GPU it was built for, so the cache key holds
+the ONNX file's hash, the TensorRT version, the GPU name and compute capability, the precision
+and the input shape profile. Each engine is stored with a JSON sidecar holding that key; a
+mismatch rebuilds. Written against the TensorRT 10/11 Python API (named I/O tensors,
+execute_async_v3). CUDA memory comes from PyTorch, so no other CUDA binding is needed.
+
+The builder and runtime need TensorRT and a GPU; the key, the rebuild decision and the shape
+checks are plain Python and unit-tested without them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.inference.backends import Backend, BackendError, Prediction, cache_dir
+from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
+
+LOG = logging.getLogger("hydranet_ros.tensorrt")
+ENGINE_PRECISIONS = ("fp16", "fp32", "int8")
+
+
+@dataclass(frozen=True)
+class ShapeProfile:
+    """Input image sizes (height, width) the engine accepts: min <= opt <= max per dimension."""
+    min: tuple[int, int] = (64, 64)
+    opt: tuple[int, int] = (375, 1242)
+    max: tuple[int, int] = (1080, 1920)
+
+    def __post_init__(self):
+        for low, mid, high in zip(self.min, self.opt, self.max):
+            if not 0 < low <= mid <= high:
+                raise ValueError(f"shape profile needs 0 < min <= opt <= max, got {self.min} {self.opt} {self.max}")
+
+    def accepts(self, height: int, width: int) -> bool:
+        return self.min[0] <= height <= self.max[0] and self.min[1] <= width <= self.max[1]
+
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple((1, h, w, 3) for h, w in (self.min, self.opt, self.max))
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    onnx_sha256: str
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    profile: ShapeProfile
+
+    def file_name(self) -> str:
+        gpu = re.sub(r"[^a-z0-9]+", "-", self.gpu_name.lower()).strip("-")
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return (f"hydranet-{self.onnx_sha256[:12]}-trt{self.tensorrt_version}-{gpu}-sm{self.compute_capability}"
+                f"-{self.precision}-{digest}.engine")
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["profile"] = {k: list(v) for k, v in data["profile"].items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EngineKey":
+        profile = ShapeProfile(**{k: tuple(v) for k, v in data["profile"].items()})
+        return cls(**{**data, "profile": profile})
+
+
+def sidecar(engine_path: Path) -> Path:
+    return engine_path.with_suffix(".json")
+
+
+def needs_rebuild(engine_path: Path, key: EngineKey) -> str | None:
+    """Why the engine must be (re)built, or None when the cached one is valid for this key."""
+    if not engine_path.is_file():
+        return "no cached engine"
+    if not sidecar(engine_path).is_file():
+        return "the cached engine has no key file"
+    try:
+        cached = EngineKey.from_dict(json.loads(sidecar(engine_path).read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        return f"the key file is unreadable ({error})"
+    changed = [name for name, value in key.to_dict().items() if cached.to_dict().get(name) != value]
+    return f"changed: {', '.join(changed)}" if changed else None
+
+
+def current_platform() -> tuple[str, str, str]:
+    """(TensorRT version, GPU name, compute capability) of this machine."""
+    try:
+        import tensorrt as trt
+        import torch
+    except ImportError as error:
+        raise BackendError(f"TensorRT is not installed ({error}); install NVIDIA's tensorrt Python package") from None
+    if not torch.cuda.is_available():
+        raise BackendError("TensorRT needs a CUDA GPU and PyTorch sees none")
+    major, minor = torch.cuda.get_device_capability()
+    return trt.__version__, torch.cuda.get_device_name(), f"{major}{minor}"
+
+
+def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> EngineKey:
+    if precision not in ENGINE_PRECISIONS:
+        raise BackendError(f"TensorRT precision must be one of {ENGINE_PRECISIONS}, not {precision!r}")
+    version, gpu, capability = current_platform()
+    return EngineKey(file_sha256(onnx_path), version, gpu, capability, precision, profile)
+
+
+def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
+                    workspace_gib: float = 2.0, calibration_images: str | Path | None = None,
+                    directory: str | Path | None = None) -> Path:
+    """The cached engine for this ONNX file, GPU and TensorRT; built first when missing or stale."""
+    onnx_path = Path(onnx_path)
+    key = engine_key(onnx_path, precision, profile or ShapeProfile())
+    path = Path(directory or cache_dir() / "engines") / key.file_name()
+    reason = needs_rebuild(path, key)
+    if reason:
+        LOG.warning("building TensorRT engine %s (%s); this takes minutes once", path.name, reason)
+        build_engine(onnx_path, path, key, workspace_gib, calibration_images)
+    return path
+
+
+def _calibration_batches(folder: Path, opt: tuple[int, int], limit: int = 200):
+    import cv2
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:limit]
+    if not paths:
+        raise CommandError(f"no calibration images (.png/.jpg) in {folder}")
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise CommandError(f"cannot read calibration image {path}")
+        yield np.ascontiguousarray(cv2.cvtColor(cv2.resize(image, opt[::-1]), cv2.COLOR_BGR2RGB)[None])
+
+
+def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float,
+                 calibration_images: str | Path | None) -> None:
+    import tensorrt as trt
+    import torch
+    from tqdm import tqdm
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BackendError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    profile = builder.create_optimization_profile()
+    profile.set_shape(INPUT_NAME, *key.profile.input_shapes())
+    config.add_optimization_profile(profile)
+    if key.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if key.precision == "int8":
+        if calibration_images is None:
+            raise CommandError("int8 needs --calibration-images, a folder of typical camera images")
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = _make_calibrator(trt, torch, Path(calibration_images), key.profile.opt,
+                                                  engine_path.with_suffix(".calibration"))
+        config.set_calibration_profile(profile)
+
+    class Progress(trt.IProgressMonitor):
+        """Shows the builder's phases as progress bars (TensorRT 10's progress_monitor)."""
+
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.bars = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.bars[phase_name] = tqdm(total=num_steps, desc=phase_name, leave=parent_phase is None)
+
+        def step_complete(self, phase_name, step):
+            self.bars[phase_name].update(1)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name):
+            self.bars.pop(phase_name).close()
+
+    config.progress_monitor = Progress()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BackendError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(bytes(serialized))
+    sidecar(engine_path).write_text(json.dumps(key.to_dict() | {"onnx_path": str(onnx_path)}, indent=1))
+
+
+def _make_calibrator(trt, torch, folder: Path, opt: tuple[int, int], cache_path: Path):
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.batches = _calibration_batches(folder, opt)
+            self.device_batch = None
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            self.device_batch = torch.from_numpy(batch).cuda()
+            return [int(self.device_batch.data_ptr())]
+
+        def read_calibration_cache(self):
+            return cache_path.read_bytes() if cache_path.is_file() else None
+
+        def write_calibration_cache(self, cache):
+            cache_path.write_bytes(bytes(cache))
+
+    return Calibrator()
+
+
+class TensorRTBackend(Backend):
+    """Runs a serialized engine; tensors are bound by name (labels, color, depth)."""
+    name = "tensorrt"
+    device = "cuda"
+
+    def __init__(self, engine_path: str | Path):
+        import tensorrt as trt
+        import torch
+        engine_path = Path(engine_path)
+        if sidecar(engine_path).is_file():
+            built_for = EngineKey.from_dict(json.loads(sidecar(engine_path).read_text()))
+            version, gpu, capability = current_platform()
+            if (built_for.tensorrt_version, built_for.compute_capability) != (version, capability):
+                raise BackendError(
+                    f"engine {engine_path} was built for TensorRT {built_for.tensorrt_version} on "
+                    f"{built_for.gpu_name} (sm{built_for.compute_capability}), this machine has TensorRT "
+                    f"{version} on {gpu} (sm{capability}); rebuild it with `hydranet build-engine`")
+            self.profile = built_for.profile
+        else:
+            self.profile = None
+        self.torch = torch
+        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if self.engine is None:
+            raise BackendError(f"{engine_path} is not an engine this TensorRT can load; rebuild it")
+        names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
+        if names != {INPUT_NAME, *OUTPUT_NAMES}:
+            raise BackendError(f"{engine_path} has tensors {sorted(names)}, expected {INPUT_NAME} and {OUTPUT_NAMES}")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()
+        self.engine_path = engine_path
+        self._dtypes = {name: torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
+                        for name in names}
+
+    def describe(self) -> str:
+        return f"tensorrt on cuda ({self.engine_path.name})"
+
+    def infer(self, rgb: np.ndarray) -> Prediction:
+        torch = self.torch
+        height, width = rgb.shape[:2]
+        if self.profile is not None and not self.profile.accepts(height, width):
+            raise BackendError(f"image {width}x{height} is outside the engine's shape profile "
+                               f"{self.profile.min}..{self.profile.max} (height, width); rebuild with a wider profile")
+        with torch.cuda.stream(self.stream):
+            image = torch.from_numpy(np.ascontiguousarray(rgb))[None].pin_memory().cuda(non_blocking=True)
+            self.context.set_input_shape(INPUT_NAME, tuple(image.shape))
+            self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
+            outputs = {}
+            for name in OUTPUT_NAMES:
+                shape = tuple(self.context.get_tensor_shape(name))
+                outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device="cuda")
+                self.context.set_tensor_address(name, outputs[name].data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise BackendError("TensorRT execution failed")
+            host = {name: tensor[0].cpu() for name, tensor in outputs.items()}
+        self.stream.synchronize()
+        return Prediction(host["labels"].numpy(), host["color"].numpy(), host["depth"].numpy())
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="model file (.pt) or ONNX file exported with post-processing")
+    parser.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp16", help="default fp16")
+    parser.add_argument("--workspace-gib", type=float, default=2.0, help="builder workspace (GiB, default 2)")
+    parser.add_argument("--min-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
+    parser.add_argument("--opt-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
+                        help="the camera's image size, which the engine is tuned for")
+    parser.add_argument("--max-size", type=int, nargs=2, default=[1080, 1920], metavar=("H", "W"))
+    parser.add_argument("--calibration-images", help="folder of images for int8 calibration")
+    parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
+    parser.add_argument("--cache", help="engine folder (default ~/.cache/hydranet_ros/engines or $HYDRANET_CACHE)")
+
+
+def run(args):
+    from hydranet_ros.inference.backends import onnx_for_model
+    source = Path(args.model)
+    if not source.is_file():
+        raise CommandError(f"{source} does not exist")
+    onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution)
+    try:
+        profile = ShapeProfile(tuple(args.min_size), tuple(args.opt_size), tuple(args.max_size))
+        path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib,
+                               args.calibration_images, args.cache)
+    except (BackendError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"engine: {path}")

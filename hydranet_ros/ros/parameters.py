@@ -1,0 +1,80 @@
+"""The perception node's parameters: one table, used by the node, the tests and README.
+
+Plain data (no rclpy), so the launch file, config files and docs can be checked against it.
+dynamic=False parameters are read-only after start: changing them needs a restart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: object
+    description: str
+    dynamic: bool = False
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+PARAMETERS = (
+    Parameter("model_path", "", "Model file (.pt). Empty: the shipped street model in share/hydranet_ros/models."),
+    Parameter("backend", "auto", "Inference backend; auto picks the fastest available and logs why.",
+              choices=("auto", "tensorrt", "torch", "onnxruntime")),
+    Parameter("device", "auto", "Where to run: auto (GPU when present), cuda or cpu.", choices=("auto", "cuda", "cpu")),
+    Parameter("precision", "fp16", "GPU precision (CPU always runs fp32); int8 is TensorRT only.",
+              choices=("fp16", "fp32", "int8")),
+    Parameter("input_size", [0, 0], "Network input [height, width]; [0, 0] uses the model file's size."),
+    Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",
+              choices=("input", "network")),
+    Parameter("engine_cache", "", "Folder for ONNX exports and TensorRT engines; empty: ~/.cache/hydranet_ros."),
+    Parameter("subscribe_compressed", False, "Subscribe to image/compressed (JPEG/PNG) instead of image."),
+    Parameter("image_qos_reliability", "best_effort", "Reliability of the image and camera_info subscriptions.",
+              choices=("best_effort", "reliable")),
+    Parameter("image_qos_depth", 1, "History depth of the image subscription (keep last).", minimum=1, maximum=100),
+    Parameter("publish_segmentation", True, "Publish segmentation (mono8 class ids).", dynamic=True),
+    Parameter("publish_color", True, "Publish segmentation/color (rgb8 palette colours).", dynamic=True),
+    Parameter("publish_overlay", True, "Publish segmentation/overlay (colours blended on the image).", dynamic=True),
+    Parameter("publish_depth", True, "Publish depth (32FC1 metres, NaN invalid) and depth/camera_info.", dynamic=True),
+    Parameter("publish_points", True, "Publish points (PointCloud2: x y z rgb label).", dynamic=True),
+    Parameter("publish_obstacles", True, "Publish points/obstacles (points without ground and sky classes).",
+              dynamic=True),
+    Parameter("overlay_alpha", 0.5, "Weight of the colour mask in segmentation/overlay.", dynamic=True,
+              minimum=0.0, maximum=1.0),
+    Parameter("points_stride", 2, "Take every n-th row and column of the depth image for the clouds.",
+              dynamic=True, minimum=1, maximum=16),
+    Parameter("points_max_depth", 40.0, "Points farther than this (metres) are left out.", dynamic=True,
+              minimum=0.1, maximum=1000.0),
+    Parameter("points_organized", True, "Organised clouds (NaN for invalid points, is_dense false) or only valid points.",
+              dynamic=True),
+    Parameter("points_exclude_classes", ["sky"], "Class names left out of points.", dynamic=True),
+    Parameter("obstacle_exclude_classes", ["__ground_and_sky__"],
+              "Class names left out of points/obstacles; __ground_and_sky__ means the model's ground and sky classes.",
+              dynamic=True),
+    Parameter("fallback_intrinsics", [0.0, 0.0, 0.0, 0.0],
+              "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none.", dynamic=True),
+    Parameter("max_image_pixels", 8_294_400, "Images with more pixels are refused (default 3840x2160).",
+              dynamic=True, minimum=1, maximum=100_000_000),
+    Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
+)
+BY_NAME = {p.name: p for p in PARAMETERS}
+GROUND_AND_SKY = "__ground_and_sky__"
+
+
+def validate(name: str, value) -> str | None:
+    """None when the value is acceptable, else the reason."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None  # parameters such as use_sim_time belong to rclpy
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {list(spec.choices)}, not {value!r}"
+    if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
+        return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"
+    if name == "input_size" and (len(value) != 2 or any(v < 0 for v in value) or (0 in value and any(value))):
+        return "input_size must be [height, width] > 0, or [0, 0] for the model's own size"
+    if name == "fallback_intrinsics" and (len(value) != 4 or any(v < 0 for v in value)
+                                          or (any(value) and (value[0] <= 0 or value[1] <= 0))):
+        return "fallback_intrinsics must be [fx, fy, cx, cy] with fx, fy > 0, or all zeros"
+    return None

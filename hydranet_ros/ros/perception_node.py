@@ -1,0 +1,337 @@
+"""perception_node: camera images in; segmentation, depth and point clouds out.
+
+A thin layer over inference.pipeline.Perception. The subscription callback only keeps the
+newest frame; one worker thread processes it, so the node never builds a backlog and counts
+every frame it replaced unprocessed. Topics and parameters: README, "perception_node".
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+
+from hydranet_ros.inference.backends import BackendError, create_backend
+from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.inference.pipeline import Perception
+from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.model.model_file import ModelFileError, load_model
+from hydranet_ros.ros import parameters
+from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_intrinsics,
+                                          cloud_to_pointcloud2, compressed_to_array, image_to_array,
+                                          scaled_camera_info)
+
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+ERROR_LOG_THROTTLE_S = 5.0
+DEFAULT_MODEL = "hydranet_street.pt"
+
+
+def default_model_path() -> Path:
+    """The shipped street model: share/hydranet_ros/models when installed, else the source tree."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory("hydranet_ros")) / "models" / DEFAULT_MODEL
+        if path.is_file():
+            return path
+    except (ImportError, LookupError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message names the file or parameter and the fix."""
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("perception_node", **kwargs)
+        self._declare_parameters()
+        p = self._value
+        model_path = Path(p("model_path") or default_model_path())
+        try:
+            _, spec = load_model(model_path)
+            input_size = tuple(p("input_size")) if any(p("input_size")) else None
+            if p("engine_cache"):
+                import os
+                os.environ["HYDRANET_CACHE"] = p("engine_cache")
+            backend, skipped = create_backend(model_path, p("backend"), p("device"), p("precision"),
+                                              p("output_resolution"), input_size=input_size)
+        except (ModelFileError, BackendError) as error:
+            raise StartupError(str(error)) from None
+        if input_size:
+            spec.input_size = input_size
+        for reason in skipped:
+            self.get_logger().info(f"backend skipped: {reason}")
+        self.spec = spec
+        self.perception = Perception(backend, spec)
+        self._resolve_class_parameters()
+
+        reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("image_qos_depth"), reliability=reliability)
+        if p("subscribe_compressed"):
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
+        else:
+            self.create_subscription(Image, "image", self._on_image, input_qos)
+        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                 QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability))
+        self.pub = {
+            "segmentation": self.create_publisher(Image, "segmentation", OUTPUT_QOS),
+            "color": self.create_publisher(Image, "segmentation/color", OUTPUT_QOS),
+            "overlay": self.create_publisher(Image, "segmentation/overlay", OUTPUT_QOS),
+            "depth": self.create_publisher(Image, "depth", OUTPUT_QOS),
+            "camera_info": self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS),
+            "points": self.create_publisher(PointCloud2, "points", OUTPUT_QOS),
+            "obstacles": self.create_publisher(PointCloud2, "points/obstacles", OUTPUT_QOS),
+        }
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._lock = threading.Condition()
+        self._pending = None
+        self._camera_info = None
+        self._stopping = False
+        self.counts = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "bad_camera_info": 0,
+                       "errors": 0, "skipped_no_subscribers": 0}
+        self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "total")}
+        self._stamps = deque(maxlen=100)
+        self._last_error = ""
+        self._worker = threading.Thread(target=self._work, name="hydranet_worker")
+        self._worker.start()
+        self.create_timer(p("diagnostics_period"), self._publish_diagnostics)
+        h, w = spec.input_size
+        self.get_logger().info(
+            f"HydraNet ready: model {model_path} ({spec.label_space.name}, {spec.num_classes} classes), backend "
+            f"{backend.describe()}, network input {w}x{h}, outputs at {p('output_resolution')} resolution")
+
+    # Parameters -------------------------------------------------------------------------------
+    def _declare_parameters(self):
+        for spec in parameters.PARAMETERS:
+            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
+            if spec.choices:
+                descriptor.additional_constraints = f"one of {list(spec.choices)}"
+            if spec.minimum is not None:
+                if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+                    descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+                else:
+                    descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
+                                                                          to_value=float(spec.maximum), step=0.0)]
+            self.declare_parameter(spec.name, spec.default, descriptor)
+            reason = parameters.validate(spec.name, self._value(spec.name))
+            if reason:
+                raise StartupError(f"parameter {reason}")
+
+    def _value(self, name):
+        return self.get_parameter(name).value
+
+    def _class_ids(self, names: list[str], name: str) -> tuple[int, ...]:
+        space = self.spec.label_space
+        if parameters.GROUND_AND_SKY in names:
+            names = [n for n in names if n != parameters.GROUND_AND_SKY] + space.ground_classes + space.sky_classes
+        names = [n for n in names if n]
+        unknown = [n for n in names if n not in space.class_names]
+        if unknown:
+            raise ValueError(f"{name}: unknown classes {unknown}; the model's classes: {space.class_names}")
+        return tuple(space.ids(names))
+
+    def _resolve_class_parameters(self, overrides: dict | None = None):
+        values = {n: self._value(n) for n in ("points_exclude_classes", "obstacle_exclude_classes")} | (overrides or {})
+        # A label space without sky quietly ignores the default ["sky"].
+        points = [n for n in values["points_exclude_classes"]
+                  if n in self.spec.label_space.class_names or n != "sky"]
+        try:
+            self.points_exclude = self._class_ids(points, "points_exclude_classes")
+            self.obstacle_exclude = self._class_ids(values["obstacle_exclude_classes"], "obstacle_exclude_classes")
+        except ValueError as error:
+            raise StartupError(str(error)) from None
+
+    def _on_set_parameters(self, changes) -> SetParametersResult:
+        class_overrides = {}
+        for change in changes:
+            reason = parameters.validate(change.name, change.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            if change.name in ("points_exclude_classes", "obstacle_exclude_classes"):
+                class_overrides[change.name] = list(change.value)
+        if class_overrides:
+            try:
+                self._resolve_class_parameters(class_overrides)
+            except StartupError as error:
+                return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    # Input ------------------------------------------------------------------------------------
+    def _on_image(self, msg):
+        with self._lock:
+            self.counts["received"] += 1
+            if self._pending is not None:
+                self.counts["dropped"] += 1  # replaced before the worker took it
+            self._pending = (msg, time.perf_counter())
+            self._lock.notify()
+
+    def _on_camera_info(self, msg: CameraInfo):
+        try:
+            camera_info_to_intrinsics(msg)
+        except ImageFormatError as error:
+            self.counts["bad_camera_info"] += 1
+            self._report(f"ignoring camera_info: {error}")
+            return
+        self._camera_info = msg
+
+    def _report(self, text: str):
+        self._last_error = text
+        self.get_logger().error(text, throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+
+    # Processing -------------------------------------------------------------------------------
+    def _work(self):
+        while True:
+            with self._lock:
+                while self._pending is None and not self._stopping:
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                (msg, received_at), self._pending = self._pending, None
+            try:
+                self._process(msg, received_at)
+            except ImageFormatError as error:
+                self.counts["bad_input"] += 1
+                self._report(f"dropping frame: {error}")
+            except Exception as error:  # keep serving; the next frame may be fine
+                self.counts["errors"] += 1
+                self._report(f"processing failed: {error.__class__.__name__}: {error}")
+
+    def _wanted(self) -> dict[str, bool]:
+        p = self._value
+        toggles = {"segmentation": "publish_segmentation", "color": "publish_color", "overlay": "publish_overlay",
+                   "depth": "publish_depth", "camera_info": "publish_depth", "points": "publish_points",
+                   "obstacles": "publish_obstacles"}
+        return {k: p(t) and self.pub[k].get_subscription_count() > 0 for k, t in toggles.items()}
+
+    def _intrinsics(self, image_width: int, image_height: int) -> tuple[Intrinsics | None, CameraInfo | None]:
+        info = self._camera_info
+        if info is not None:
+            try:
+                return camera_info_to_intrinsics(info, (image_width, image_height)), info
+            except ImageFormatError as error:
+                self.counts["bad_camera_info"] += 1
+                self._report(f"camera_info does not fit the image: {error}")
+                return None, None
+        fx, fy, cx, cy = self._value("fallback_intrinsics")
+        if fx > 0 and fy > 0:
+            return Intrinsics(fx, fy, cx, cy, image_width, image_height), None
+        return None, None
+
+    def _process(self, msg, received_at: float):
+        wanted = self._wanted()
+        if not any(wanted.values()):
+            self.counts["skipped_no_subscribers"] += 1
+            return
+        max_pixels = self._value("max_image_pixels")
+        start = time.perf_counter()
+        if isinstance(msg, CompressedImage):
+            image, encoding = compressed_to_array(msg, max_pixels)
+        else:
+            image, encoding = image_to_array(msg, max_pixels), msg.encoding
+            if encoding not in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+                raise ImageFormatError(f"encoding {encoding} is not a colour or mono8 image")
+        decoded = time.perf_counter()
+        alpha = self._value("overlay_alpha") if wanted["overlay"] else None
+        result = self.perception.process(image, encoding, alpha)
+        header = msg.header
+        out_w, out_h = result.output_size
+        if wanted["segmentation"]:
+            self.pub["segmentation"].publish(array_to_image(result.labels, "mono8", header))
+        if wanted["color"]:
+            self.pub["color"].publish(array_to_image(result.color, "rgb8", header))
+        if wanted["overlay"]:
+            self.pub["overlay"].publish(array_to_image(result.overlay, "rgb8", header))
+        if wanted["depth"]:
+            self.pub["depth"].publish(array_to_image(result.depth, "32FC1", header))
+        if wanted["camera_info"] or wanted["points"] or wanted["obstacles"]:
+            intrinsics, info = self._intrinsics(image.shape[1], image.shape[0])
+            if intrinsics is None:
+                self.get_logger().warning("no camera_info received (and no fallback_intrinsics set): "
+                                          "points and depth/camera_info are not published",
+                                          throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+            else:
+                if wanted["camera_info"]:
+                    self.pub["camera_info"].publish(scaled_camera_info(info, out_w, out_h, header, intrinsics))
+                settings = CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
+                                         self.points_exclude, self._value("points_organized"))
+                if wanted["points"]:
+                    cloud = self.perception.cloud(result, intrinsics, settings)
+                    self.pub["points"].publish(cloud_to_pointcloud2(cloud, header))
+                if wanted["obstacles"]:
+                    obstacle_settings = CloudSettings(settings.stride, settings.max_depth, self.obstacle_exclude,
+                                                      settings.organized)
+                    cloud = self.perception.cloud(result, intrinsics, obstacle_settings)
+                    self.pub["obstacles"].publish(cloud_to_pointcloud2(cloud, header))
+        end = time.perf_counter()
+        timings = dict(result.timings_ms)
+        timings["pre"] += (decoded - start) * 1e3
+        timings["post"] = (end - start) * 1e3 - timings["pre"] - timings["inference"]
+        timings["total"] = (end - received_at) * 1e3
+        for key, value in timings.items():
+            self._latency[key].append(value)
+        self._stamps.append(end)
+        self.counts["processed"] += 1
+
+    # Diagnostics and shutdown -----------------------------------------------------------------
+    def _publish_diagnostics(self):
+        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception", hardware_id=self.perception.backend.device)
+        stamps = list(self._stamps)
+        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
+        bad = self.counts["bad_input"] + self.counts["bad_camera_info"] + self.counts["errors"]
+        status.level = DiagnosticStatus.WARN if bad and self._last_error else DiagnosticStatus.OK
+        status.message = self._last_error if status.level else "running"
+        values = {"fps": f"{fps:.2f}", "backend": self.perception.backend.describe(),
+                  "device": self.perception.backend.device}
+        for key, samples in self._latency.items():
+            values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
+        values.update({f"frames_{k}": str(v) for k, v in self.counts.items()})
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+        self._last_error = ""
+
+    def stop(self):
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+        self._worker.join(timeout=5.0)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    # SIGTERM (systemd, docker stop, launch) ends the node like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    try:
+        node = PerceptionNode()
+        rclpy.spin(node)
+    except StartupError as error:
+        print(f"[perception_node] cannot start: {error}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

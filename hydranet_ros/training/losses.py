@@ -1,0 +1,47 @@
+"""The paper's losses: cross-entropy for segmentation, inverse Huber (berHu) for depth.
+
+Both average over the pixels that carry a label, so a sample without a label contributes
+nothing to that task's loss (its pixels are 255 / 0 after batching).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hydranet_ros.data.dataset import IGNORE_LABEL
+
+BERHU_THRESHOLD = 0.2  # c = 0.2 x the largest absolute residual in the batch
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy over labelled pixels; logits are upsampled to the target size."""
+    logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    loss = F.cross_entropy(logits, target, ignore_index=IGNORE_LABEL, reduction="sum")
+    count = (target != IGNORE_LABEL).sum()
+    return loss / count.clamp(min=1)
+
+
+def berhu_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Inverse Huber on pixels with target > 0; prediction N x 1 x h x w, target N x H x W."""
+    prediction = F.interpolate(prediction, size=target.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    valid = target > 0
+    if not valid.any():
+        return prediction.sum() * 0.0  # keeps the graph for DDP, contributes nothing
+    residual = (prediction[valid] - target[valid]).abs()
+    c = (BERHU_THRESHOLD * residual.max()).detach().clamp(min=1e-6)
+    quadratic = (residual ** 2 + c ** 2) / (2 * c)
+    return torch.where(residual <= c, residual, quadratic).mean()
+
+
+def joint_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
+               segmentation_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
+    """lambda * segmentation + (1 - lambda) * depth, over the tasks the model has."""
+    parts = {}
+    total = 0.0
+    if "segmentation" in outputs:
+        parts["segmentation"] = segmentation_loss(outputs["segmentation"], batch["segmentation"])
+        total = total + segmentation_weight * parts["segmentation"]
+    if "depth" in outputs:
+        parts["depth"] = berhu_loss(outputs["depth"], batch["depth"])
+        total = total + (1 - segmentation_weight) * parts["depth"]
+    return total, {k: float(v.detach()) for k, v in parts.items()}
