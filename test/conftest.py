@@ -13,3 +13,24 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (../shared holds research-only data, not in a fresh clone)")
     return path
+
+
+@pytest.fixture(scope="session")
+def street_model_file(tmp_path_factory):
+    """A small KITTI-6 model file with fixed random weights (the shipped models may not exist yet)."""
+    import torch
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
+    torch.manual_seed(0)
+    model = HydraNet(6)
+    # Bias the depth head so that depth is a plausible positive number of metres.
+    with torch.no_grad():
+        model.depth.bias.fill_(10.0)
+    spec = ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (96, 320))
+    return save_model(tmp_path_factory.mktemp("models") / "street.pt", model, spec)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """ONNX exports and engines go to a per-session temporary cache."""
+    monkeypatch.setenv("HYDRANET_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

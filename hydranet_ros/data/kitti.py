@@ -1,0 +1,80 @@
+"""KITTI: annotated depth PNGs, KITTI-6 colour labels, and raw LiDAR projected into the image."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import read_png_unchanged, read_rgb
+from hydranet_ros.data.labels import decode_color_labels
+from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.model.model_file import load_label_space
+
+KITTI_DEPTH_SCALE = 256.0
+
+
+def read_depth_png(path: str | Path) -> np.ndarray:
+    """KITTI depth benchmark PNG: uint16 / 256 = metres, 0 = no measurement."""
+    return read_png_unchanged(Path(path)).astype(np.float32) / KITTI_DEPTH_SCALE
+
+
+def read_kitti6_labels(path: str | Path) -> np.ndarray:
+    """KITTI-6 colour label image -> ids (sky, building, road, sidewalk, vegetation, car); others 255."""
+    return decode_color_labels(read_rgb(Path(path)), load_label_space("kitti6").palette)
+
+
+@dataclass
+class Calibration:
+    p2: np.ndarray          # 3 x 4 projection of the left colour camera (rectified)
+    r_rect: np.ndarray      # 4 x 4
+    velo_to_cam: np.ndarray  # 4 x 4
+
+    def intrinsics(self, width: int, height: int) -> Intrinsics:
+        return Intrinsics(self.p2[0, 0], self.p2[1, 1], self.p2[0, 2], self.p2[1, 2], width, height)
+
+    def velo_to_image(self) -> np.ndarray:
+        """3 x 4: homogeneous LiDAR points -> homogeneous pixels of camera 2."""
+        return self.p2 @ self.r_rect @ self.velo_to_cam
+
+
+def read_tracking_calibration(path: str | Path) -> Calibration:
+    """KITTI tracking calib file (P0..P3, R_rect, Tr_velo_cam, Tr_imu_velo); also the raw-data names."""
+    values = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.replace(":", " ").split()
+        if parts:
+            values[parts[0]] = np.array([float(v) for v in parts[1:]])
+    try:
+        r_rect = values.get("R_rect", values.get("R0_rect"))
+        velo = values.get("Tr_velo_cam", values.get("Tr_velo_to_cam"))
+        r4, v4 = np.eye(4), np.eye(4)
+        r4[:3, :3] = r_rect.reshape(3, 3)
+        v4[:3, :4] = velo.reshape(3, 4)
+        return Calibration(values["P2"].reshape(3, 4), r4, v4)
+    except (KeyError, AttributeError, ValueError) as error:
+        raise CommandError(f"{path} is not a KITTI calibration file ({error})") from None
+
+
+def read_velodyne(path: str | Path) -> np.ndarray:
+    """N x 4 float32 (x, y, z, reflectance) in the LiDAR frame."""
+    return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
+
+
+def project_lidar(points: np.ndarray, calibration: Calibration, width: int, height: int,
+                  min_depth: float = 1e-3) -> np.ndarray:
+    """Sparse depth image (z in the camera frame, metres, 0 = none); the nearest point wins."""
+    homogeneous = np.hstack([points[:, :3], np.ones((len(points), 1))])
+    cam = (calibration.r_rect @ calibration.velo_to_cam @ homogeneous.T)[:3]
+    in_front = cam[2] > min_depth
+    pixels = calibration.p2 @ np.vstack([cam[:, in_front], np.ones((1, in_front.sum()))])
+    z = pixels[2]
+    u = np.round(pixels[0] / z).astype(np.int64)
+    v = np.round(pixels[1] / z).astype(np.int64)
+    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    u, v, z = u[inside], v[inside], z[inside]
+    depth = np.zeros((height, width), np.float32)
+    order = np.argsort(-z)  # far first, so nearer points overwrite them
+    depth[v[order], u[order]] = z[order]
+    return depth

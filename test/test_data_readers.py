@@ -1,0 +1,64 @@
+"""Dataset readers on the real frames in ../shared, and the folder layout round trip."""
+import numpy as np
+
+from conftest import shared_path
+from hydranet_ros.data.dataset import FolderDataset, IGNORE_LABEL, Sample, create_dataset_folder, write_sample
+from hydranet_ros.data.kitti import project_lidar, read_kitti6_labels, read_tracking_calibration, read_velodyne
+from hydranet_ros.data.labels import decode_color_labels
+from hydranet_ros.data.nyud import example_frame_names, read_example_frame
+from hydranet_ros.inference.geometry import Intrinsics
+
+
+def test_nyud_depth_is_metres_with_zero_as_missing_and_labels_keep_255_as_ignore():
+    root = shared_path("data", "nyud")
+    sample = read_example_frame(root, "000464")
+    raw = __import__("cv2").imread(str(root / "depth_gt_000464.png"), -1)
+    assert np.allclose(sample.depth, raw / 5000.0)
+    assert 0.5 < np.median(sample.depth[sample.depth > 0]) < 10  # an indoor room, in metres
+    assert (sample.depth == 0).any()
+    ids = np.unique(sample.segmentation)
+    assert IGNORE_LABEL in ids and ids[ids != IGNORE_LABEL].max() < 40
+
+
+def test_nyud_palette_masks_decode_to_class_ids():
+    root = shared_path("data", "nyud")
+    assert {"000433", "000464", "000834", "000972"} <= set(example_frame_names(root))
+    sample = read_example_frame(root, "000834")
+    assert sample.depth is None  # this frame carries only segmentation: the depth label is absent
+    ids = set(np.unique(sample.segmentation).tolist())
+    assert ids <= set(range(40)) | {IGNORE_LABEL}
+    assert 0 in ids or 1 in ids  # wall (palette row 1) or floor (row 2)
+
+
+def test_kitti6_colour_labels_map_through_the_palette():
+    labels = read_kitti6_labels(shared_path("data", "kitti", "segm_gt_000099.png"))
+    assert set(np.unique(labels).tolist()) == {0, 1, 2, 3, 4, 5, IGNORE_LABEL}  # black = ignore
+
+
+def test_decode_color_labels_by_hand():
+    palette = [[10, 20, 30], [0, 0, 0], [255, 255, 255]]
+    rgb = np.array([[[10, 20, 30], [255, 255, 255], [1, 2, 3]]], np.uint8)
+    assert decode_color_labels(rgb, palette).tolist() == [[0, 2, 255]]
+
+
+def test_lidar_projection_of_frame_0():
+    root = shared_path("data", "kitti_tracking_0001")
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    depth = project_lidar(read_velodyne(root / "velodyne" / "0001" / "000000.bin"), calibration, 1242, 375)
+    values = depth[depth > 0]
+    assert 16_000 < values.size < 17_500
+    assert 4.0 < values.min() and values.max() < 80.0
+    assert calibration.intrinsics(1242, 375).fx == 721.5377
+
+
+def test_folder_dataset_round_trip_keeps_missing_labels_missing(tmp_path):
+    root = create_dataset_folder(tmp_path / "set", "kitti6", 256.0)
+    rgb = np.random.default_rng(0).integers(0, 255, (8, 10, 3), dtype=np.uint8)
+    depth = np.linspace(0, 60, 80, dtype=np.float32).reshape(8, 10)
+    write_sample(root, Sample("a", rgb, depth=depth, intrinsics=Intrinsics(5, 5, 4.5, 3.5, 10, 8)), 256.0)
+    write_sample(root, Sample("b", rgb, segmentation=np.full((8, 10), 2, np.uint8)), 256.0)
+    dataset = FolderDataset(root)
+    a, b = dataset[0], dataset[1]
+    assert a.segmentation is None and np.allclose(a.depth, depth, atol=1 / 256)
+    assert a.intrinsics.fx == 5 and b.depth is None and (b.segmentation == 2).all()
+    assert np.array_equal(a.image, rgb)

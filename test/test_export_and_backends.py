@@ -1,0 +1,95 @@
+"""ONNX export, parity, TensorRT operator support, and the backends on CPU."""
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from hydranet_ros.inference.backends import BackendError, OnnxRuntimeBackend, TorchBackend, create_backend, onnx_for_model
+from hydranet_ros.inference.export import OPSET, export_onnx, onnx_parity, unsupported_tensorrt_ops
+from hydranet_ros.model.model_file import load_model
+
+CUDA = torch.cuda.is_available()
+
+
+def _image(height, width, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("output", ["input", "network"])
+def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_model_file, tmp_path, output):
+    model, spec = load_model(street_model_file)
+    path = export_onnx(model, spec, tmp_path / "m.onnx", output)
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    assert graph.opset_import[0].version >= OPSET
+    assert [i.name for i in graph.graph.input] == ["image"]
+    assert [o.name for o in graph.graph.output] == ["labels", "color", "depth"]
+    assert unsupported_tensorrt_ops(graph) == set()
+    for height, width in [(120, 400), (75, 250)]:  # dynamic height and width
+        parity = onnx_parity(model, spec, path, _image(height, width), output)
+        assert parity["depth_max_abs_diff_m"] < 1e-3
+        assert parity["label_agreement"] > 0.999
+
+
+def test_raw_export_has_named_heads_and_fixed_size(street_model_file, tmp_path):
+    import onnxruntime as ort
+    model, spec = load_model(street_model_file)
+    path = export_onnx(model, spec, tmp_path / "raw.onnx", raw=True, fixed_size=(96, 320))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["segmentation_logits", "depth"]
+    x = np.random.default_rng(1).standard_normal((1, 3, 96, 320)).astype(np.float32)
+    logits, depth = session.run(None, {"input": x})
+    with torch.no_grad():
+        ref_logits, ref_depth = model(torch.from_numpy(x))
+    assert logits.shape == (1, 6, 24, 80)
+    assert np.abs(ref_depth.numpy() - depth).max() < 1e-3
+    assert unsupported_tensorrt_ops(onnx.load(str(path))) == set()
+
+
+def test_torch_and_onnxruntime_backends_agree_on_cpu(street_model_file):
+    image = _image(150, 500)
+    model, spec = load_model(street_model_file)
+    torch_prediction = TorchBackend(model, spec).infer(image)
+    ort_prediction = OnnxRuntimeBackend(onnx_for_model(street_model_file, "input")).infer(image)
+    assert torch_prediction.labels.shape == (150, 500) and torch_prediction.color.shape == (150, 500, 3)
+    assert ort_prediction.depth.dtype == np.float32
+    assert (torch_prediction.labels == ort_prediction.labels).mean() > 0.999
+    assert np.abs(torch_prediction.depth - ort_prediction.depth).max() < 1e-3
+    palette = spec.palette_array()
+    assert np.array_equal(ort_prediction.color, palette[ort_prediction.labels])
+
+
+def test_auto_on_cpu_picks_onnxruntime_and_says_why(street_model_file):
+    backend, skipped = create_backend(street_model_file, "auto", "auto")
+    if CUDA:
+        pytest.skip("this machine has a GPU; auto may choose a CUDA backend")
+    assert backend.name == "onnxruntime" and backend.device == "cpu"
+    assert any("tensorrt" in reason for reason in skipped)
+
+
+def test_bad_backend_requests_are_refused_with_reasons(street_model_file):
+    with pytest.raises(BackendError, match="backend must be one of"):
+        create_backend(street_model_file, "tflite")
+    if not CUDA:
+        with pytest.raises(BackendError, match="no CUDA device"):
+            create_backend(street_model_file, "torch", "cuda")
+        with pytest.raises(BackendError, match="fp16 needs a CUDA device"):
+            TorchBackend(*load_model(street_model_file), precision="fp16")
+
+
+def test_input_size_override_changes_the_network_size(street_model_file):
+    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu", input_size=(64, 128), output="network")
+    assert backend.infer(_image(100, 300)).labels.shape == (64, 128)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+def test_torch_cuda_fp16_cuda_graphs_match_cpu(street_model_file):
+    image = _image(375, 1242)
+    model, spec = load_model(street_model_file)
+    cpu = TorchBackend(model, spec).infer(image)
+    gpu_backend = TorchBackend(*load_model(street_model_file), device="cuda", precision="fp16")
+    assert gpu_backend.cuda_graphs and gpu_backend.channels_last
+    for _ in range(2):  # the second call replays the captured graph
+        gpu = gpu_backend.infer(image)
+    assert (gpu.labels == cpu.labels).mean() > 0.98
+    assert np.nanmax(np.abs(gpu.depth - cpu.depth)) < 0.05 * np.nanmax(cpu.depth)

@@ -1,0 +1,64 @@
+"""The engine cache key, the rebuild decision and shape checks (TensorRT itself is not installable here)."""
+import json
+
+import pytest
+
+from hydranet_ros.inference.backends import BackendError
+from hydranet_ros.inference.tensorrt_engine import (EngineKey, ShapeProfile, current_platform, needs_rebuild,
+                                                    sidecar)
+
+
+def _key(**changes):
+    values = dict(onnx_sha256="ab" * 32, tensorrt_version="10.13.0", gpu_name="NVIDIA H100 80GB HBM3",
+                  compute_capability="90", precision="fp16", profile=ShapeProfile())
+    values.update(changes)
+    return EngineKey(**values)
+
+
+def test_file_name_names_everything_that_makes_an_engine_valid():
+    name = _key().file_name()
+    assert name.startswith("hydranet-abababababab-trt10.13.0-nvidia-h100-80gb-hbm3-sm90-fp16-")
+    assert name.endswith(".engine")
+    others = [_key(onnx_sha256="cd" * 32), _key(tensorrt_version="10.14.1"), _key(gpu_name="Orin"),
+              _key(compute_capability="87"), _key(precision="int8"),
+              _key(profile=ShapeProfile(opt=(480, 640)))]
+    assert len({k.file_name() for k in others + [_key()]}) == len(others) + 1
+
+
+def test_rebuild_decision(tmp_path):
+    engine = tmp_path / "x.engine"
+    assert needs_rebuild(engine, _key()) == "no cached engine"
+    engine.write_bytes(b"serialized")
+    assert needs_rebuild(engine, _key()) == "the cached engine has no key file"
+    sidecar(engine).write_text(json.dumps(_key().to_dict()))
+    assert needs_rebuild(engine, _key()) is None
+    assert needs_rebuild(engine, _key(tensorrt_version="11.0.0")) == "changed: tensorrt_version"
+    assert needs_rebuild(engine, _key(gpu_name="Orin", compute_capability="87")) == \
+        "changed: gpu_name, compute_capability"
+    assert needs_rebuild(engine, _key(profile=ShapeProfile(max=(720, 1280)))) == "changed: profile"
+    sidecar(engine).write_text("{not json")
+    assert needs_rebuild(engine, _key()).startswith("the key file is unreadable")
+
+
+def test_key_round_trips_through_json():
+    key = _key(profile=ShapeProfile((32, 32), (352, 1216), (720, 1280)))
+    assert EngineKey.from_dict(json.loads(json.dumps(key.to_dict()))) == key
+
+
+def test_shape_profile_checks():
+    profile = ShapeProfile((64, 64), (375, 1242), (1080, 1920))
+    assert profile.accepts(375, 1242) and profile.accepts(64, 1920)
+    assert not profile.accepts(32, 640) and not profile.accepts(480, 2048)
+    assert profile.input_shapes() == ((1, 64, 64, 3), (1, 375, 1242, 3), (1, 1080, 1920, 3))
+    with pytest.raises(ValueError, match="min <= opt <= max"):
+        ShapeProfile((64, 64), (2000, 640), (1080, 1920))
+
+
+def test_platform_without_tensorrt_is_a_clear_error():
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(BackendError, match="TensorRT is not installed"):
+        current_platform()
