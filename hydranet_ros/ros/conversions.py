@@ -132,7 +132,8 @@ def cloud_to_pointcloud2(cloud: np.ndarray, header):
     msg.is_bigendian = False
     msg.point_step = cloud.dtype.itemsize
     msg.row_step = msg.point_step * msg.width
-    msg.is_dense = bool(msg.height == 1 or np.isfinite(cloud["z"]).all())
+    # Organised clouds may hold NaN points (and say so); unorganised ones hold valid points only.
+    msg.is_dense = bool(msg.height == 1)
     msg.data = cloud.tobytes()
     return msg
 

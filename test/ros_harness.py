@@ -1,0 +1,135 @@
+"""Starts perception_node as its own process and talks to it from this one, over real DDS."""
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+OUTPUTS = {"segmentation": "Image", "segmentation/color": "Image", "segmentation/overlay": "Image",
+           "depth": "Image", "depth/camera_info": "CameraInfo", "points": "PointCloud2",
+           "points/obstacles": "PointCloud2"}
+
+
+def isolate_ros_graph() -> None:
+    """A domain of our own, discovery on localhost only (set before rclpy.init)."""
+    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(20, 200))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+
+
+class NodeProcess:
+    """Images travel reliably here: best-effort samples of megabytes are lost on this machine's
+    loopback (its 208 KB default socket buffer holds a fraction of a frame)."""
+
+    def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet"):
+        parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
+        args = [sys.executable, "-m", "hydranet_ros.ros.perception_node", "--ros-args", "-r", f"__ns:={namespace}",
+                "-p", f"model_path:={model_path}"]
+        for name, value in parameters.items():
+            args += ["-p", f"{name}:={value}"]
+        self.args = args
+        self.process = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=os.environ.copy())
+        return self
+
+    def stop(self, sig=None, timeout=10.0) -> tuple[int, str, float]:
+        """Sends sig (SIGINT by default); returns (exit code, output, seconds to exit)."""
+        import signal
+        start = time.monotonic()
+        if self.process.poll() is None:
+            self.process.send_signal(sig or signal.SIGINT)
+        try:
+            output, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            output, _ = self.process.communicate()
+        return self.process.returncode, output, time.monotonic() - start
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.stop()
+
+
+class Tester:
+    """Publishes images and camera_info; records every output message by topic."""
+
+    def __init__(self, namespace: str = "/hydranet", image_reliable: bool = True):
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+        from sensor_msgs import msg as sensor
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.rclpy = rclpy
+        self.node = rclpy.create_node(f"tester_{os.getpid()}")
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                         reliability=ReliabilityPolicy.RELIABLE if image_reliable else ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.node.create_publisher(sensor.Image, f"{namespace}/image", qos)
+        self.compressed_pub = self.node.create_publisher(sensor.CompressedImage, f"{namespace}/image/compressed", qos)
+        self.info_pub = self.node.create_publisher(sensor.CameraInfo, f"{namespace}/camera_info", qos)
+        self.received: dict[str, list] = {topic: [] for topic in OUTPUTS}
+        self.arrival: dict[tuple[str, int], float] = {}
+        for topic, type_name in OUTPUTS.items():
+            self.node.create_subscription(getattr(sensor, type_name), f"{namespace}/{topic}",
+                                          lambda m, t=topic: self._record(t, m), 10)
+        self.diagnostics = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+
+    def _record(self, topic, msg):
+        self.received[topic].append(msg)
+        self.arrival.setdefault((topic, stamp_ns(msg.header)), time.perf_counter())
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.rclpy.spin_once(self.node, timeout_sec=0.01)
+
+    def wait_for(self, predicate, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if predicate():
+                return True
+            self.rclpy.spin_once(self.node, timeout_sec=0.02)
+        return predicate()
+
+    def wait_for_node(self, timeout: float = 60.0) -> bool:
+        """Until the node subscribes to our image topic and publishes every output to us."""
+        namespace = self.image_pub.topic_name.rsplit("/", 1)[0]
+        matched = self.wait_for(lambda: self.image_pub.get_subscription_count() > 0 and all(
+            self.node.count_publishers(f"{namespace}/{topic}") > 0 for topic in OUTPUTS), timeout)
+        self.spin(1.0)  # lets the node's side of discovery see our subscriptions too
+        return matched
+
+    def stamps(self, topic: str) -> set[int]:
+        return {stamp_ns(m.header) for m in self.received[topic]}
+
+    def destroy(self):
+        self.node.destroy_node()
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_optical"):
+    from sensor_msgs.msg import Image
+    msg = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3)
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns_value, 1_000_000_000)
+    msg.data = bgr.tobytes()
+    return msg
+
+
+def camera_info_message(intrinsics, header):
+    from sensor_msgs.msg import CameraInfo
+    msg = CameraInfo(width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob")
+    msg.header = header
+    msg.k = intrinsics.matrix().ravel().tolist()
+    msg.p = np.hstack([intrinsics.matrix(), np.zeros((3, 1))]).ravel().tolist()
+    msg.r = np.eye(3).ravel().tolist()
+    msg.d = [0.0] * 5
+    return msg

@@ -1,0 +1,112 @@
+"""Image <-> numpy for every supported encoding (row padding, big-endian), CameraInfo scaling."""
+import cv2
+import numpy as np
+import pytest
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from hydranet_ros.inference.pipeline import to_rgb
+from hydranet_ros.ros.conversions import (ENCODINGS, ImageFormatError, array_to_image, camera_info_to_intrinsics,
+                                          compressed_to_array, image_to_array, scaled_camera_info)
+
+
+def _message(array, encoding, padding=0, bigendian=False):
+    """An Image with `padding` extra bytes at the end of every row."""
+    height, width = array.shape[:2]
+    data = array.astype(array.dtype.newbyteorder(">" if bigendian else "<")).reshape(height, -1).view(np.uint8)
+    padded = np.zeros((height, data.shape[1] + padding), np.uint8)
+    padded[:, :data.shape[1]] = data
+    msg = Image(height=height, width=width, encoding=encoding, is_bigendian=int(bigendian),
+                step=padded.shape[1])
+    msg.data = padded.tobytes()
+    return msg
+
+
+@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+@pytest.mark.parametrize("padding", [0, 7])
+def test_every_encoding_round_trips_with_row_padding(encoding, padding):
+    dtype, channels = ENCODINGS[encoding]
+    shape = (5, 6, channels) if channels > 1 else (5, 6)
+    rng = np.random.default_rng(0)
+    array = (rng.random(shape) * 1000).astype(dtype) if dtype != np.uint8 else rng.integers(0, 256, shape).astype(dtype)
+    assert np.array_equal(image_to_array(_message(array, encoding, padding)), array)
+    assert np.array_equal(image_to_array(array_to_image(array, encoding, Header())), array)
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1", "mono16"])
+def test_big_endian_data_is_read_in_native_order(encoding):
+    dtype, _ = ENCODINGS[encoding]
+    array = np.arange(12, dtype=dtype).reshape(3, 4) * 3 + 1
+    decoded = image_to_array(_message(array, encoding, padding=2, bigendian=True))
+    assert np.array_equal(decoded, array) and decoded.dtype.isnative
+
+
+def test_colour_layouts_become_the_same_rgb():
+    rgb = np.random.default_rng(1).integers(0, 256, (4, 5, 3), dtype=np.uint8)
+    layouts = {"rgb8": rgb, "bgr8": rgb[..., ::-1], "rgba8": np.dstack([rgb, np.full((4, 5), 9, np.uint8)]),
+               "bgra8": np.dstack([rgb[..., ::-1], np.zeros((4, 5), np.uint8)])}
+    for encoding, array in layouts.items():
+        assert np.array_equal(to_rgb(image_to_array(_message(array, encoding)), encoding), rgb), encoding
+    gray = rgb[..., 0].copy()
+    assert np.array_equal(to_rgb(gray, "mono8"), np.dstack([gray] * 3))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda m: setattr(m, "encoding", "yuv422"), "unsupported encoding"),
+    (lambda m: setattr(m, "data", bytes(m.data)[:-1]), "needs"),
+    (lambda m: setattr(m, "step", 5), "step 5 is smaller"),
+    (lambda m: setattr(m, "width", 0), "zero size"),
+])
+def test_malformed_images_are_refused_with_a_reason(mutate, message):
+    msg = _message(np.zeros((4, 4, 3), np.uint8), "rgb8")
+    mutate(msg)
+    with pytest.raises(ImageFormatError, match=message):
+        image_to_array(msg)
+
+
+def test_size_limit():
+    with pytest.raises(ImageFormatError, match="exceeds the limit"):
+        image_to_array(_message(np.zeros((10, 10, 3), np.uint8), "rgb8"), max_pixels=99)
+
+
+def test_compressed_images_decode_and_corrupt_ones_are_refused():
+    rgb = np.random.default_rng(2).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    for fmt in ("png", "jpeg"):
+        ok, encoded = cv2.imencode(".png" if fmt == "png" else ".jpg", rgb)
+        msg = CompressedImage(format=fmt)
+        msg.data = encoded.tobytes()
+        image, encoding = compressed_to_array(msg)
+        assert image.shape == (16, 24, 3) and encoding == "bgr8"
+    msg.data = encoded.tobytes()[:40]
+    with pytest.raises(ImageFormatError, match="cannot be decoded"):
+        compressed_to_array(msg)
+
+
+def _camera_info(width=1242, height=375):
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+    info.k = [721.5, 0.0, 609.5, 0.0, 721.5, 172.8, 0.0, 0.0, 1.0]
+    info.p = [721.5, 0.0, 609.5, 44.9, 0.0, 721.5, 172.8, 0.2, 0.0, 0.0, 1.0, 0.003]
+    info.d = [0.1, -0.2, 0.0, 0.0, 0.0]
+    return info
+
+
+@pytest.mark.parametrize("k", [[0.0] * 9, [float("nan")] + [0.0] * 8])
+def test_unusable_camera_info_is_refused(k):
+    info = _camera_info()
+    info.k = k
+    with pytest.raises(ImageFormatError, match="unusable K"):
+        camera_info_to_intrinsics(info)
+    with pytest.raises(ImageFormatError, match="is for 1242x375"):
+        camera_info_to_intrinsics(_camera_info(), (640, 480))
+
+
+def test_scaled_camera_info_maps_pixel_centres():
+    header = Header(frame_id="camera_optical")
+    scaled = scaled_camera_info(_camera_info(), 621, 188, header)
+    k = np.array(scaled.k).reshape(3, 3)
+    sx, sy = 621 / 1242, 188 / 375
+    assert np.isclose(k[0, 0], 721.5 * sx) and np.isclose(k[1, 1], 721.5 * sy)
+    assert np.isclose(k[0, 2], (609.5 + 0.5) * sx - 0.5) and np.isclose(k[1, 2], (172.8 + 0.5) * sy - 0.5)
+    p = np.array(scaled.p).reshape(3, 4)
+    assert np.isclose(p[0, 3], 44.9 * sx) and np.isclose(p[2, 3], 0.003)
+    assert list(scaled.d) == [0.1, -0.2, 0.0, 0.0, 0.0] and scaled.header.frame_id == "camera_optical"

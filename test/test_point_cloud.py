@@ -1,0 +1,54 @@
+"""Depth + K -> PointCloud2: points reproject to their pixels; colours and labels read back."""
+import numpy as np
+from std_msgs.msg import Header
+
+from hydranet_ros.inference.geometry import Intrinsics, depth_to_points
+from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros
+from hydranet_ros.ros.conversions import cloud_to_pointcloud2, pointcloud2_to_array
+
+K = Intrinsics(fx=200.0, fy=180.0, cx=31.5, cy=23.5, width=64, height=48)
+
+
+def _scene(seed=0):
+    rng = np.random.default_rng(seed)
+    depth = rng.uniform(1.0, 30.0, (48, 64)).astype(np.float32)
+    labels = rng.integers(0, 6, (48, 64)).astype(np.uint8)
+    color = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    return depth, labels, color
+
+
+def test_points_reproject_to_their_pixels():
+    depth, _, _ = _scene()
+    points = depth_to_points(depth, K, stride=2)
+    u = K.fx * points[..., 0] / points[..., 2] + K.cx
+    v = K.fy * points[..., 1] / points[..., 2] + K.cy
+    rows, cols = np.mgrid[0:48:2, 0:64:2]
+    assert np.allclose(u, cols, atol=1e-3) and np.allclose(v, rows, atol=1e-3)
+    assert np.allclose(points[..., 2], depth[::2, ::2])
+
+
+def test_organised_cloud_message_reads_back_with_colours_labels_and_nan():
+    depth, labels, color = _scene()
+    depth = depth_for_ros(depth, labels, no_depth_classes=[0])  # class 0 (sky) has no depth
+    cloud = build_cloud(depth, color, labels, K, CloudSettings(stride=2, max_depth=25.0, exclude_classes=(5,)))
+    msg = cloud_to_pointcloud2(cloud, Header(frame_id="cam"))
+    assert (msg.height, msg.width, msg.point_step) == (24, 32, 20) and not msg.is_dense
+    assert [(f.name, f.offset) for f in msg.fields] == [("x", 0), ("y", 4), ("z", 8), ("rgb", 12), ("label", 16)]
+    back = pointcloud2_to_array(msg)
+    sub_labels, sub_depth, sub_color = labels[::2, ::2], depth[::2, ::2], color[::2, ::2]
+    packed = back["rgb"].view(np.uint32)
+    assert np.array_equal((packed >> 16) & 255, sub_color[..., 0])
+    assert np.array_equal((packed >> 8) & 255, sub_color[..., 1])
+    assert np.array_equal(packed & 255, sub_color[..., 2])
+    assert np.array_equal(back["label"], sub_labels)
+    invalid = (sub_labels == 0) | (sub_labels == 5) | (sub_depth > 25.0)
+    assert np.isnan(back["z"][invalid]).all() and np.isfinite(back["z"][~invalid]).all()
+    assert np.allclose(back["z"][~invalid], sub_depth[~invalid])
+
+
+def test_unorganised_cloud_keeps_only_valid_points():
+    depth, labels, color = _scene(1)
+    cloud = build_cloud(depth, color, labels, K, CloudSettings(stride=1, max_depth=10.0, organized=False))
+    msg = cloud_to_pointcloud2(cloud, Header())
+    assert msg.height == 1 and msg.is_dense and msg.width == int((depth <= 10.0).sum())
+    assert np.all(pointcloud2_to_array(msg)["z"] <= 10.0)
