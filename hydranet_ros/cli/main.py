@@ -14,6 +14,10 @@ from hydranet_ros.model.model_file import ModelFileError
 
 # verb -> (module with add_arguments(parser) and run(args), one-line help)
 VERBS = {
+    "infer": ("hydranet_ros.apps.infer_files", "run the model on an image, a folder or a video; write PNG/NPY/PLY files (no ROS)"),
+    "process-bag": ("hydranet_ros.apps.process_bag", "add segmentation, depth and point cloud topics to a rosbag2 (SQLite3 or MCAP)"),
+    "export": ("hydranet_ros.inference.export", "export a model file to ONNX, optionally with post-processing in the graph"),
+    "build-engine": ("hydranet_ros.inference.tensorrt_engine", "compile ONNX to a cached TensorRT engine (needs TensorRT and a GPU)"),
     "synth": ("hydranet_ros.data.synth_cli", "generate labelled indoor or street frames with exact metric depth"),
     "train": ("hydranet_ros.training.train", "train HydraNet from a YAML config (segmentation and/or depth labels per image)"),
     "evaluate": ("hydranet_ros.training.evaluate", "mIoU, pixel accuracy and depth errors of a model on a dataset"),

@@ -18,6 +18,7 @@ import torch
 from .hydranet import HydraNet
 
 FORMAT = "hydranet_ros.model/1"
+DEFAULT_MODEL = "hydranet_street.pt"
 ARCHITECTURE = "hydranet-mobilenetv2-lwrefinenet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -149,3 +150,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
     except RuntimeError as error:
         raise ModelFileError(f"model file {path}: weights do not fit its own spec ({error})") from None
     return model.to(device).eval(), spec
+
+
+def resolve_model_path(value: str) -> Path:
+    """An existing path as given; a bare name (or empty: the street model) from the shipped models,
+    share/hydranet_ros/models when installed, else the source tree's models/."""
+    path = Path(value or DEFAULT_MODEL)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    folders = [Path(__file__).resolve().parents[2] / "models"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders.insert(0, Path(get_package_share_directory("hydranet_ros")) / "models")
+    except (ImportError, LookupError, ValueError, OSError):  # not installed through colcon
+        pass
+    return next((folder / path for folder in folders if (folder / path).is_file()), path)

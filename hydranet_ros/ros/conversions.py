@@ -64,18 +64,20 @@ def compressed_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray,
     return image, "bgr8"
 
 
-def array_to_image(array: np.ndarray, encoding: str, header):
-    from sensor_msgs.msg import Image
+def image_fields(array: np.ndarray, encoding: str) -> dict:
+    """The fields of an Image message holding array (little-endian, no row padding)."""
     dtype, channels = ENCODINGS[encoding]
     array = np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<"))
-    msg = Image()
-    msg.header = header
-    msg.height, msg.width = array.shape[:2]
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = msg.width * channels * array.dtype.itemsize
-    msg.data = array.tobytes()
-    return msg
+    height, width = array.shape[:2]
+    return {"height": height, "width": width, "encoding": encoding, "is_bigendian": 0,
+            "step": width * channels * array.dtype.itemsize, "data": array.view(np.uint8).reshape(-1)}
+
+
+def array_to_image(array: np.ndarray, encoding: str, header):
+    from sensor_msgs.msg import Image
+    fields = image_fields(array, encoding)
+    fields["data"] = fields["data"].tobytes()
+    return Image(header=header, **fields)
 
 
 def camera_info_to_intrinsics(msg, image_size: tuple[int, int] | None = None) -> Intrinsics:
@@ -91,51 +93,55 @@ def camera_info_to_intrinsics(msg, image_size: tuple[int, int] | None = None) ->
     return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]), int(msg.width), int(msg.height))
 
 
-def scaled_camera_info(source, width: int, height: int, header, fallback: Intrinsics | None = None):
-    """CameraInfo for outputs of width x height: K and P scaled from the input's; D and R kept."""
-    from sensor_msgs.msg import CameraInfo
-    msg = CameraInfo()
-    msg.header = header
-    msg.width, msg.height = width, height
+def scaled_camera_info_fields(source, width: int, height: int, fallback: Intrinsics | None = None) -> dict:
+    """CameraInfo fields for outputs of width x height: K and P scaled from the input's (source, or
+    fallback intrinsics when source is None); distortion and R kept."""
     if source is not None:
         intrinsics = camera_info_to_intrinsics(source)
-        msg.distortion_model, msg.d, msg.r = source.distortion_model, list(source.d), list(source.r)
+        distortion_model, d, r = source.distortion_model, list(source.d), list(source.r)
         p = np.asarray(source.p, dtype=np.float64).reshape(3, 4)
     else:
         intrinsics = fallback
-        msg.distortion_model, msg.r = "plumb_bob", [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
-        msg.d = [0.0] * 5
-        p = np.hstack([intrinsics.matrix(), np.zeros((3, 1))])
-    scaled = intrinsics.scaled_to(width, height)
-    msg.k = scaled.matrix().ravel().tolist()
-    sx, sy = width / intrinsics.width, height / intrinsics.height
+        distortion_model, d, r = "plumb_bob", [0.0] * 5, np.eye(3).ravel().tolist()
+        p = np.zeros((3, 4))
     if not p.any():  # unrectified cameras may leave P empty
         p = np.hstack([intrinsics.matrix(), np.zeros((3, 1))])
+    scaled = intrinsics.scaled_to(width, height)
+    sx, sy = width / intrinsics.width, height / intrinsics.height
     p_scaled = p.copy()
     p_scaled[0, :] *= sx
     p_scaled[1, :] *= sy
     p_scaled[0, 2] = (p[0, 2] + 0.5) * sx - 0.5
     p_scaled[1, 2] = (p[1, 2] + 0.5) * sy - 0.5
-    msg.p = p_scaled.ravel().tolist()
-    return msg
+    return {"width": width, "height": height, "distortion_model": distortion_model, "d": d,
+            "k": scaled.matrix().ravel().tolist(), "r": r, "p": p_scaled.ravel().tolist()}
+
+
+def scaled_camera_info(source, width: int, height: int, header, fallback: Intrinsics | None = None):
+    from sensor_msgs.msg import CameraInfo
+    return CameraInfo(header=header, **scaled_camera_info_fields(source, width, height, fallback))
+
+
+# PointField datatypes (sensor_msgs/PointField): FLOAT32 = 7, UINT8 = 2.
+CLOUD_FIELDS = (("x", 0, 7), ("y", 4, 7), ("z", 8, 7), ("rgb", 12, 7), ("label", 16, 2))
+
+
+def pointcloud2_fields(cloud: np.ndarray) -> dict:
+    """PointCloud2 fields (without header and field list) for a CLOUD_DTYPE array (rows x cols)."""
+    height, width = cloud.shape
+    return {"height": height, "width": width, "is_bigendian": False, "point_step": cloud.dtype.itemsize,
+            "row_step": cloud.dtype.itemsize * width,
+            # Organised clouds may hold NaN points (and say so); unorganised ones hold valid points only.
+            "is_dense": bool(height == 1), "data": np.ascontiguousarray(cloud).view(np.uint8).reshape(-1)}
 
 
 def cloud_to_pointcloud2(cloud: np.ndarray, header):
     """A CLOUD_DTYPE structured array (rows x cols) -> PointCloud2 (organised when rows > 1)."""
     from sensor_msgs.msg import PointCloud2, PointField
-    msg = PointCloud2()
-    msg.header = header
-    msg.height, msg.width = cloud.shape
-    msg.fields = [PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in (
-        ("x", 0, PointField.FLOAT32), ("y", 4, PointField.FLOAT32), ("z", 8, PointField.FLOAT32),
-        ("rgb", 12, PointField.FLOAT32), ("label", 16, PointField.UINT8))]
-    msg.is_bigendian = False
-    msg.point_step = cloud.dtype.itemsize
-    msg.row_step = msg.point_step * msg.width
-    # Organised clouds may hold NaN points (and say so); unorganised ones hold valid points only.
-    msg.is_dense = bool(msg.height == 1)
-    msg.data = cloud.tobytes()
-    return msg
+    fields = pointcloud2_fields(cloud)
+    fields["data"] = fields["data"].tobytes()
+    point_fields = [PointField(name=n, offset=o, datatype=t, count=1) for n, o, t in CLOUD_FIELDS]
+    return PointCloud2(header=header, fields=point_fields, **fields)
 
 
 def pointcloud2_to_array(msg) -> np.ndarray:

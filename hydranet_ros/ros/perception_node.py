@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -26,7 +25,7 @@ from hydranet_ros.inference.backends import BackendError, create_backend
 from hydranet_ros.inference.geometry import Intrinsics
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudSettings
-from hydranet_ros.model.model_file import ModelFileError, load_model
+from hydranet_ros.model.model_file import ModelFileError, load_model, resolve_model_path
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_intrinsics,
                                           cloud_to_pointcloud2, compressed_to_array, image_to_array,
@@ -34,19 +33,6 @@ from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, came
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
 ERROR_LOG_THROTTLE_S = 5.0
-DEFAULT_MODEL = "hydranet_street.pt"
-
-
-def default_model_path() -> Path:
-    """The shipped street model: share/hydranet_ros/models when installed, else the source tree."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        path = Path(get_package_share_directory("hydranet_ros")) / "models" / DEFAULT_MODEL
-        if path.is_file():
-            return path
-    except (ImportError, LookupError, ValueError):
-        pass
-    return Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL
 
 
 class StartupError(RuntimeError):
@@ -58,7 +44,7 @@ class PerceptionNode(Node):
         super().__init__("perception_node", **kwargs)
         self._declare_parameters()
         p = self._value
-        model_path = Path(p("model_path") or default_model_path())
+        model_path = resolve_model_path(p("model_path"))
         try:
             _, spec = load_model(model_path)
             input_size = tuple(p("input_size")) if any(p("input_size")) else None

@@ -1,0 +1,107 @@
+"""hydranet infer INPUT --out DIR: the model on an image, a folder of images or a video; no ROS.
+
+Per frame NAME it writes NAME_labels.png (class ids), NAME_color.png, NAME_depth_mm.png (uint16
+millimetres, 0 = none), NAME_depth.npy (float32 metres, NaN = none), NAME_points.ply (x y z,
+colour, label) and NAME_overview.png.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import write_depth_png
+from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.inference.visualize import overview
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+
+
+def read_frames(source: Path):
+    """(name, BGR image) from an image, a folder of images or a video."""
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise CommandError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {source}")
+        for path in paths:
+            yield path.stem, _read_image(path)
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        capture = cv2.VideoCapture(str(source))
+        if not capture.isOpened():
+            raise CommandError(f"cannot open video {source}")
+        index = 0
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            yield f"{source.stem}_{index:06d}", frame
+            index += 1
+        if index == 0:
+            raise CommandError(f"video {source} has no readable frames")
+    elif source.is_file():
+        yield source.stem, _read_image(source)
+    else:
+        raise CommandError(f"{source} does not exist")
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CommandError(f"cannot read image {path}")
+    return image
+
+
+def write_ply(path: Path, cloud: np.ndarray) -> None:
+    """Binary PLY of the valid points: x y z (float), red green blue label (uchar)."""
+    points = cloud.reshape(-1)
+    points = points[np.isfinite(points["z"])]
+    packed = points["rgb"].view(np.uint32)
+    vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"),
+                                           ("green", "u1"), ("blue", "u1"), ("label", "u1")])
+    vertex["x"], vertex["y"], vertex["z"] = points["x"], points["y"], points["z"]
+    vertex["red"], vertex["green"], vertex["blue"] = (packed >> 16) & 255, (packed >> 8) & 255, packed & 255
+    vertex["label"] = points["label"]
+    header = ("ply\nformat binary_little_endian 1.0\ncomment hydranet_ros, camera optical frame, metres\n"
+              f"element vertex {len(vertex)}\nproperty float x\nproperty float y\nproperty float z\n"
+              "property uchar red\nproperty uchar green\nproperty uchar blue\nproperty uchar label\nend_header\n")
+    with open(path, "wb") as handle:
+        handle.write(header.encode("ascii"))
+        handle.write(vertex.tobytes())
+
+
+def add_arguments(parser):
+    parser.add_argument("input", help="an image, a folder of images or a video")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                        help="camera intrinsics of the input, for the point clouds (default: a guess from the "
+                             "model's training camera's field of view)")
+    parser.add_argument("--points-stride", type=int, default=2, help="point cloud decimation (default 2)")
+    add_model_arguments(parser)
+
+
+def run(args):
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    perception = open_perception(args)
+    depth_range = perception.spec.label_space.depth_range_m
+    count = 0
+    for name, bgr in tqdm(read_frames(Path(args.input)), desc="infer", unit="frame"):
+        result = perception.process(bgr, "bgr8", overlay_alpha=0.5)
+        height, width = bgr.shape[:2]
+        intrinsics = Intrinsics(*args.intrinsics, width, height) if args.intrinsics else \
+            guess_intrinsics(perception.spec, width, height)
+        cloud = perception.cloud(result, intrinsics, CloudSettings(args.points_stride, depth_range[1]))
+        cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)
+        cv2.imwrite(str(out / f"{name}_color.png"), result.color[..., ::-1])
+        write_depth_png(out / f"{name}_depth_mm.png", result.depth, 1000.0)
+        np.save(out / f"{name}_depth.npy", result.depth)
+        write_ply(out / f"{name}_points.ply", cloud)
+        cv2.imwrite(str(out / f"{name}_overview.png"), overview(result, cloud, depth_range)[..., ::-1])
+        count += 1
+    print(f"wrote outputs for {count} frame(s) to {out}")

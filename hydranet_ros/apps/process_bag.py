@@ -1,0 +1,193 @@
+"""hydranet process-bag IN OUT --image-topic T: add HydraNet's outputs to a recorded rosbag2.
+
+Reads SQLite3 or MCAP bags with rosbags (no ROS install needed) and writes a new bag holding
+every original message plus, for each image, <prefix>/segmentation, <prefix>/segmentation/color,
+<prefix>/depth, <prefix>/depth/camera_info, <prefix>/points and <prefix>/points/obstacles, stamped
+with the image's header and written at its receive time. The model runs in a worker thread
+while the main thread reads, decodes and writes, so it runs as fast as the backend allows.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_intrinsics, compressed_to_array,
+                                          image_fields, image_to_array, pointcloud2_fields, scaled_camera_info_fields)
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+OUTPUT_TYPES = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
+                "depth": "sensor_msgs/msg/Image", "depth/camera_info": CAMERA_INFO_TYPE,
+                "points": "sensor_msgs/msg/PointCloud2", "points/obstacles": "sensor_msgs/msg/PointCloud2"}
+
+
+class BagMessages:
+    """Builds rosbags message objects from our plain field dicts."""
+
+    def __init__(self, typestore):
+        self.typestore = typestore
+        self.types = typestore.types
+
+    def image(self, header, array, encoding):
+        return self.types["sensor_msgs/msg/Image"](header=header, **image_fields(array, encoding))
+
+    def camera_info(self, header, fields):
+        import numpy as np
+        roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        return self.types[CAMERA_INFO_TYPE](
+            header=header, height=fields["height"], width=fields["width"], distortion_model=fields["distortion_model"],
+            d=np.asarray(fields["d"], np.float64), k=np.asarray(fields["k"], np.float64),
+            r=np.asarray(fields["r"], np.float64), p=np.asarray(fields["p"], np.float64),
+            binning_x=0, binning_y=0, roi=roi)
+
+    def cloud(self, header, cloud):
+        point_field = self.types["sensor_msgs/msg/PointField"]
+        fields = [point_field(name=n, offset=o, datatype=t, count=1) for n, o, t in CLOUD_FIELDS]
+        return self.types["sensor_msgs/msg/PointCloud2"](header=header, fields=fields, **pointcloud2_fields(cloud))
+
+    def serialize(self, msg, msgtype):
+        return self.typestore.serialize_cdr(msg, msgtype)
+
+
+def process_bag(source: Path, destination: Path, image_topic: str, camera_info_topic: str | None, perception,
+                prefix: str = "/hydranet", storage: str = "mcap", points_stride: int = 2,
+                max_depth: float | None = None, progress: bool = True) -> dict:
+    """Returns counts: images processed, images skipped as unreadable, messages copied."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    if not source.exists():
+        raise CommandError(f"bag {source} does not exist")
+    if destination.exists():
+        raise CommandError(f"{destination} exists; choose a new output path")
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    builder = BagMessages(typestore)
+    depth_range = perception.spec.label_space.depth_range_m
+    settings = CloudSettings(points_stride, max_depth or depth_range[1])
+    counts = {"images": 0, "unreadable_images": 0, "copied": 0}
+    reader = AnyReader([source], default_typestore=typestore)
+    try:
+        reader.open()
+    except Exception as error:  # rosbags raises several types for unreadable bags
+        raise CommandError(f"cannot read bag {source}: {error}") from None
+    try:
+        topics = {c.topic: c.msgtype for c in reader.connections}
+        if image_topic not in topics or topics[image_topic] not in IMAGE_TYPES:
+            raise CommandError(f"{source} has no image topic {image_topic}; its topics: "
+                               + ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())))
+        if camera_info_topic and topics.get(camera_info_topic) != CAMERA_INFO_TYPE:
+            raise CommandError(f"{source} has no CameraInfo topic {camera_info_topic}")
+        total = sum(c.msgcount for c in reader.connections if c.topic == image_topic)
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        with Writer(destination, version=9, storage_plugin=plugin) as writer:
+            copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore,
+                                                  msgdef=c.msgdef.data if c.msgdef else None,
+                                                  rihs01=getattr(c.msgdef, "rihs01", None))
+                      for c in reader.connections}
+            outputs = {name: writer.add_connection(f"{prefix}/{name}", msgtype, typestore=typestore)
+                       for name, msgtype in OUTPUT_TYPES.items()}
+            frames: queue.Queue = queue.Queue(maxsize=8)
+            results: queue.Queue = queue.Queue()
+
+            def infer_all():
+                """Worker: model and message building, while the main thread reads and writes the bag
+                (SQLite handles must stay in the thread that opened them)."""
+                try:
+                    while (item := frames.get()) is not None:
+                        timestamp, header, array, encoding, camera_info = item
+                        results.put((timestamp, _output_messages(perception, builder, settings, header, array,
+                                                                 encoding, camera_info)))
+                except BaseException as error:  # handed to the main thread, which raises it
+                    results.put(error)
+                results.put(None)
+
+            def write_results(block: bool):
+                while True:
+                    try:
+                        item = results.get(block=block)
+                    except queue.Empty:
+                        return
+                    if item is None:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    timestamp, messages = item
+                    for name, data in messages.items():
+                        writer.write(outputs[name], timestamp, data)
+                    counts["images"] += 1
+                    bar.update(1)
+
+            worker = threading.Thread(target=infer_all, name="hydranet_bag_worker", daemon=True)
+            worker.start()
+            bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
+            camera_info = None
+            try:
+                for connection, timestamp, raw in reader.messages():
+                    writer.write(copies[connection.id], timestamp, raw)
+                    counts["copied"] += 1
+                    if connection.topic == camera_info_topic:
+                        camera_info = reader.deserialize(raw, connection.msgtype)
+                    elif connection.topic == image_topic:
+                        msg = reader.deserialize(raw, connection.msgtype)
+                        try:
+                            if connection.msgtype.endswith("CompressedImage"):
+                                array, encoding = compressed_to_array(msg)
+                            else:
+                                array, encoding = image_to_array(msg), msg.encoding
+                        except ImageFormatError:
+                            counts["unreadable_images"] += 1
+                            continue
+                        frames.put((timestamp, msg.header, array, encoding, camera_info))
+                    write_results(block=False)
+            finally:
+                frames.put(None)
+            write_results(block=True)
+            bar.close()
+    finally:
+        reader.close()
+    return counts
+
+
+def _output_messages(perception, builder: BagMessages, settings: CloudSettings, header, array, encoding,
+                     camera_info) -> dict[str, bytes]:
+    """The serialized output messages for one image, keyed by output name."""
+    result = perception.process(array, encoding)
+    height, width = array.shape[:2]
+    intrinsics = camera_info_to_intrinsics(camera_info, (width, height)) if camera_info is not None \
+        else guess_intrinsics(perception.spec, width, height)
+    out_w, out_h = result.output_size
+    messages = {
+        "segmentation": builder.image(header, result.labels, "mono8"),
+        "segmentation/color": builder.image(header, result.color, "rgb8"),
+        "depth": builder.image(header, result.depth, "32FC1"),
+        "depth/camera_info": builder.camera_info(header, scaled_camera_info_fields(camera_info, out_w, out_h, intrinsics)),
+        "points": builder.cloud(header, perception.cloud(result, intrinsics, settings)),
+        "points/obstacles": builder.cloud(header, perception.cloud(result, intrinsics, settings, True)),
+    }
+    return {name: builder.serialize(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
+
+
+def add_arguments(parser):
+    parser.add_argument("input", help="rosbag2 folder or file (SQLite3 or MCAP)")
+    parser.add_argument("output", help="new rosbag2 folder to write")
+    parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    parser.add_argument("--camera-info-topic", help="CameraInfo topic (without it the intrinsics are guessed)")
+    parser.add_argument("--prefix", default="/hydranet", help="namespace of the added topics (default /hydranet)")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="output format (default mcap)")
+    parser.add_argument("--points-stride", type=int, default=2)
+    add_model_arguments(parser)
+
+
+def run(args):
+    perception = open_perception(args)
+    counts = process_bag(Path(args.input), Path(args.output), args.image_topic, args.camera_info_topic, perception,
+                         args.prefix, args.storage, args.points_stride)
+    print(f"processed {counts['images']} images ({counts['unreadable_images']} unreadable), copied "
+          f"{counts['copied']} messages; wrote {args.output}")

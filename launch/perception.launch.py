@@ -1,0 +1,64 @@
+"""ros2 launch hydranet_ros perception.launch.py [argument:=value ...]
+
+Starts perception_node with a parameter file, remaps its inputs to the camera's topics and,
+optionally, rviz with config/perception.rviz. `ros2 launch hydranet_ros perception.launch.py -s`
+lists the arguments.
+"""
+from pathlib import Path
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from ament_index_python.packages import get_package_share_directory
+from launch_ros.actions import Node
+
+PACKAGE = "hydranet_ros"
+
+ARGUMENTS = {
+    "namespace": ("hydranet", "namespace of the node and its output topics"),
+    "config": ("outdoor_kitti6.yaml", "parameter file: a path, or a name in share/hydranet_ros/config "
+                                      "(outdoor_kitti6.yaml, indoor_nyud40.yaml)"),
+    "model_path": ("", "model file; empty: the config's model_path"),
+    "backend": ("", "auto, tensorrt, torch or onnxruntime; empty: the config's backend"),
+    "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed)"),
+    "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
+    "use_sim_time": ("false", "use /clock, for bag playback"),
+    "rviz": ("false", "also start rviz2 with config/perception.rviz"),
+}
+
+
+def _share(*parts: str) -> str:
+    return str(Path(get_package_share_directory(PACKAGE)).joinpath(*parts))
+
+
+def _perception_node(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    config = value["config"] if Path(value["config"]).is_file() else _share("config", value["config"])
+    overrides = {"use_sim_time": value["use_sim_time"].lower() in ("true", "1", "yes")}
+    for name in ("model_path", "backend"):  # only when given, so the config file's values hold
+        if value[name]:
+            overrides[name] = value[name]
+    image = value["image_topic"]
+    return [Node(
+        package=PACKAGE,
+        executable="perception_node",
+        name="perception_node",
+        namespace=value["namespace"],
+        parameters=[config, overrides],
+        remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
+                    ("camera_info", value["camera_info_topic"])],
+        output="screen",
+        emulate_tty=True,
+    )]
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=description)
+         for name, (default, description) in ARGUMENTS.items()]
+        + [OpaqueFunction(function=_perception_node),
+           Node(package="rviz2", executable="rviz2", name="rviz2",
+                arguments=["-d", _share("config", "perception.rviz")],
+                parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
+                condition=IfCondition(LaunchConfiguration("rviz")))])

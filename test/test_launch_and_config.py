@@ -1,0 +1,115 @@
+"""The launch file, parameter files and rviz view agree with the node (launch_ros is not installable
+here, so the launch file runs against small stand-ins that record what it asks for)."""
+import ast
+import importlib.util
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+from hydranet_ros.ros import parameters
+
+NODE_INPUTS = {"image", "image/compressed", "camera_info"}
+NODE_OUTPUTS = {"segmentation", "segmentation/color", "segmentation/overlay", "depth", "depth/camera_info",
+                "points", "points/obstacles"}
+
+
+class _Recorded:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name):
+        self.name = name
+
+    def perform(self, context):
+        return context[self.name]
+
+
+@pytest.fixture
+def launch_module(monkeypatch):
+    stand_ins = {
+        "launch": {"LaunchDescription": _Recorded}, "launch.actions": {"DeclareLaunchArgument": _Recorded,
+                                                                       "OpaqueFunction": _Recorded},
+        "launch.conditions": {"IfCondition": _Recorded}, "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded},
+        "ament_index_python": {}, "ament_index_python.packages": {"get_package_share_directory": lambda _: str(REPO)},
+    }
+    for name, attributes in stand_ins.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    spec = importlib.util.spec_from_file_location("perception_launch", REPO / "launch" / "perception.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _entry_points():
+    tree = ast.parse((REPO / "setup.py").read_text())
+    scripts = next(node for node in ast.walk(tree) if isinstance(node, ast.Dict)
+                   and any(isinstance(k, ast.Constant) and k.value == "console_scripts" for k in node.keys))
+    return {entry.value.split("=")[0].strip() for entry in scripts.values[0].elts}
+
+
+def test_launch_description_declares_the_documented_arguments(launch_module):
+    description = launch_module.generate_launch_description()
+    declared = {action.args[0] for action in description.args[0] if isinstance(action, _Recorded) and action.args}
+    assert {"namespace", "config", "model_path", "backend", "image_topic", "camera_info_topic", "use_sim_time",
+            "rviz"} <= declared
+    rviz = [a for a in description.args[0] if a.kwargs.get("package") == "rviz2"][0]
+    assert Path(rviz.kwargs["arguments"][1]).is_file()
+
+
+@pytest.mark.parametrize("config", ["outdoor_kitti6.yaml", "indoor_nyud40.yaml"])
+def test_the_node_it_starts_exists_with_existing_config_and_known_names(launch_module, config):
+    context = {name: default for name, (default, _) in launch_module.ARGUMENTS.items()}
+    context.update(config=config, model_path="/models/mine.pt")
+    [node] = launch_module._perception_node(context)
+    kwargs = node.kwargs
+    assert kwargs["package"] == "hydranet_ros" and kwargs["executable"] in _entry_points()
+    config_path, overrides = kwargs["parameters"]
+    assert Path(config_path).is_file()
+    assert set(overrides) <= set(parameters.BY_NAME) | {"use_sim_time"}
+    assert overrides["model_path"] == "/models/mine.pt" and "backend" not in overrides
+    assert {source for source, _ in kwargs["remappings"]} <= NODE_INPUTS
+    assert dict(kwargs["remappings"])["image"] == "/camera/image_raw"
+
+
+NODE_CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if not p.name.startswith("train_")]
+
+
+@pytest.mark.parametrize("config", NODE_CONFIGS, ids=lambda p: p.name)
+def test_parameter_files_set_declared_parameters_to_valid_values(config):
+    values = yaml.safe_load(config.read_text())["/**"]["ros__parameters"]
+    assert set(values) == set(parameters.BY_NAME)
+    for name, value in values.items():
+        assert parameters.validate(name, value) is None, (name, value)
+        assert type(value) is type(parameters.BY_NAME[name].default), name  # ROS parameters are typed
+
+
+def test_models_named_by_the_configs_are_shipped():
+    for config in ("outdoor_kitti6.yaml", "indoor_nyud40.yaml"):
+        name = yaml.safe_load((REPO / "config" / config).read_text())["/**"]["ros__parameters"]["model_path"]
+        assert (REPO / "models" / name).is_file(), name
+
+
+def test_rviz_view_shows_node_outputs():
+    view = yaml.safe_load((REPO / "config" / "perception.rviz").read_text())
+    topics = {d["Topic"]["Value"] for d in view["Visualization Manager"]["Displays"] if "Topic" in d}
+    assert {"/hydranet/segmentation/overlay", "/hydranet/depth", "/hydranet/points"} <= topics
+    cloud = next(d for d in view["Visualization Manager"]["Displays"] if d["Class"].endswith("PointCloud2"))
+    assert cloud["Color Transformer"] == "RGB8"
+
+
+def test_package_installs_launch_config_and_models():
+    setup = (REPO / "setup.py").read_text()
+    for folder in ("launch", "config", "models"):
+        assert f'share/{{PACKAGE}}/{folder}' in setup
+    assert "resource_index/packages" in setup and (REPO / "resource" / "hydranet_ros").is_file()
+    package_xml = (REPO / "package.xml").read_text()
+    assert 'format="3"' in package_xml and "<build_type>ament_python</build_type>" in package_xml
