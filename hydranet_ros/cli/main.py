@@ -14,6 +14,7 @@ from hydranet_ros.model.model_file import ModelFileError
 
 # verb -> (module with add_arguments(parser) and run(args), one-line help)
 VERBS = {
+    "demo": ("hydranet_ros.apps.demo", "play a generated camera sequence through the ROS 2 node; record a bag, pictures and a video"),
     "infer": ("hydranet_ros.apps.infer_files", "run the model on an image, a folder or a video; write PNG/NPY/PLY files (no ROS)"),
     "process-bag": ("hydranet_ros.apps.process_bag", "add segmentation, depth and point cloud topics to a rosbag2 (SQLite3 or MCAP)"),
     "export": ("hydranet_ros.inference.export", "export a model file to ONNX, optionally with post-processing in the graph"),

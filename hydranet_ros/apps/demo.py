@@ -1,0 +1,289 @@
+"""hydranet demo: the whole product in one command, with no camera, GPU or download.
+
+1. Renders a street (or room) sequence with our scene generator, or reads --input.
+2. Starts perception_node in its own process with the shipped model on the best backend.
+3. Plays the frames on /camera/image_raw and /camera/camera_info at their real rate (10 Hz).
+4. Records every input and output topic into an MCAP rosbag2.
+5. Prints the latency per output, writes an overview picture per frame and a video.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from hydranet_ros.apps.common import guess_intrinsics
+from hydranet_ros.apps.infer_files import read_frames
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.inference.pipeline import FrameResult, to_rgb
+from hydranet_ros.inference.visualize import overview
+from hydranet_ros.model.model_file import load_model, resolve_model_path
+
+NAMESPACE = "/hydranet"
+CAMERA_FRAME = "camera_optical_frame"
+OUTPUTS = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
+           "segmentation/overlay": "sensor_msgs/msg/Image", "depth": "sensor_msgs/msg/Image",
+           "depth/camera_info": "sensor_msgs/msg/CameraInfo", "points": "sensor_msgs/msg/PointCloud2",
+           "points/obstacles": "sensor_msgs/msg/PointCloud2"}
+INPUTS = {"/camera/image_raw": "sensor_msgs/msg/Image", "/camera/camera_info": "sensor_msgs/msg/CameraInfo"}
+SCENE_OF_MODEL = {"kitti6": "street", "nyud40": "indoor"}
+SYNTH_SIZE = {"street": (176, 608), "indoor": (240, 320)}
+
+
+@dataclass
+class Camera:
+    frames: list[np.ndarray]   # BGR
+    intrinsics: Intrinsics
+    rate_hz: float
+
+
+def generated_camera(scene: str, count: int, seed: int, rate_hz: float) -> Camera:
+    from hydranet_ros.data.synth import render_sequence
+    height, width = SYNTH_SIZE[scene]
+    frames, intrinsics = [], None
+    for frame in tqdm(render_sequence(scene, seed, width, height, count, rate_hz), total=count,
+                      desc=f"rendering {scene} sequence", unit="frame"):
+        frames.append(np.ascontiguousarray(frame.rgb[..., ::-1]))
+        intrinsics = frame.intrinsics
+    return Camera(frames, intrinsics, rate_hz)
+
+
+def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: str | None) -> Camera:
+    """Frames from a folder of images, a video or a bag (its image topic, and CameraInfo if any)."""
+    frames, intrinsics = [], None
+    if (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3"):
+        from rosbags.highlevel import AnyReader
+        from rosbags.typesys import Stores, get_typestore
+        from hydranet_ros.ros.conversions import camera_info_to_intrinsics, compressed_to_array, image_to_array
+        with AnyReader([source], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+            images = [c for c in reader.connections if c.msgtype.endswith(("/Image", "/CompressedImage"))
+                      and (image_topic is None or c.topic == image_topic)]
+            if not images:
+                raise CommandError(f"{source} has no image topic" + (f" {image_topic}" if image_topic else ""))
+            infos = [c for c in reader.connections if c.msgtype.endswith("/CameraInfo")]
+            for connection, _, raw in reader.messages(connections=images[:1] + infos[:1]):
+                msg = reader.deserialize(raw, connection.msgtype)
+                if connection.msgtype.endswith("CameraInfo"):
+                    intrinsics = intrinsics or camera_info_to_intrinsics(msg)
+                elif len(frames) < count:
+                    array, encoding = compressed_to_array(msg) if connection.msgtype.endswith("CompressedImage") \
+                        else (image_to_array(msg), msg.encoding)
+                    frames.append(np.ascontiguousarray(to_rgb(array, encoding)[..., ::-1]))
+    else:
+        for _, bgr in read_frames(source):
+            frames.append(bgr)
+            if len(frames) >= count:
+                break
+    if not frames:
+        raise CommandError(f"no frames in {source}")
+    height, width = frames[0].shape[:2]
+    return Camera(frames, intrinsics or guess_intrinsics(spec, width, height), rate_hz)
+
+
+class Recorder:
+    """A ROS 2 node that plays the camera, records every topic to MCAP and notes arrival times."""
+
+    def __init__(self, bag_path: Path):
+        import rclpy
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.typesys import Stores, get_typestore
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        self.rclpy = rclpy
+        self.node = rclpy.create_node("hydranet_demo")
+        self.typestore = get_typestore(Stores.ROS2_HUMBLE)
+        self.writer = Writer(bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        self.connections = {}
+        self.message_types = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo,
+                              "sensor_msgs/msg/PointCloud2": PointCloud2}
+        # Reliable: best-effort samples of megabytes are dropped by small default socket buffers.
+        reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = self.node.create_publisher(Image, "/camera/image_raw", reliable)
+        self.info_pub = self.node.create_publisher(CameraInfo, "/camera/camera_info", reliable)
+        self.received: dict[str, dict[int, bytes]] = {name: {} for name in OUTPUTS}
+        self.arrival: dict[tuple[str, int], float] = {}
+        self.sent_at: dict[int, float] = {}
+        for name, msgtype in OUTPUTS.items():
+            self.node.create_subscription(self.message_types[msgtype], f"{NAMESPACE}/{name}",
+                                          lambda raw, n=name: self._on_output(n, raw),
+                                          QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                                                     reliability=ReliabilityPolicy.RELIABLE), raw=True)
+
+    def _connection(self, topic: str, msgtype: str):
+        if topic not in self.connections:
+            self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=self.typestore)
+        return self.connections[topic]
+
+    def _on_output(self, name: str, raw: bytes):
+        from rclpy.serialization import deserialize_message
+        msgtype = OUTPUTS[name]
+        header = deserialize_message(raw, self.message_types[msgtype]).header
+        stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+        now = time.perf_counter()
+        self.arrival[(name, stamp)] = now
+        self.received[name][stamp] = raw
+        self.writer.write(self._connection(f"{NAMESPACE}/{name}", msgtype), time.time_ns(), raw)
+
+    def publish(self, bgr: np.ndarray, intrinsics: Intrinsics, stamp_ns: int) -> None:
+        from rclpy.serialization import serialize_message
+        from hydranet_ros.ros.conversions import array_to_image, scaled_camera_info
+        from std_msgs.msg import Header
+        header = Header(frame_id=CAMERA_FRAME)
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        image = array_to_image(bgr, "bgr8", header)
+        info = scaled_camera_info(None, intrinsics.width, intrinsics.height, header, intrinsics)
+        self.info_pub.publish(info)
+        self.sent_at[stamp_ns] = time.perf_counter()
+        self.image_pub.publish(image)
+        now = time.time_ns()
+        self.writer.write(self._connection("/camera/camera_info", INPUTS["/camera/camera_info"]), now,
+                          serialize_message(info))
+        self.writer.write(self._connection("/camera/image_raw", INPUTS["/camera/image_raw"]), now,
+                          serialize_message(image))
+
+    def spin_until(self, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            self.rclpy.spin_once(self.node, timeout_sec=max(0.0, min(0.005, deadline - time.perf_counter())))
+
+    def node_ready(self) -> bool:
+        return self.image_pub.get_subscription_count() > 0 and all(
+            self.node.count_publishers(f"{NAMESPACE}/{name}") > 0 for name in OUTPUTS)
+
+    def close(self):
+        self.writer.close()
+        self.node.destroy_node()
+
+
+def latency_summary(recorder: Recorder) -> dict:
+    summary = {"frames_sent": len(recorder.sent_at)}
+    for name in OUTPUTS:
+        latencies = [(recorder.arrival[(name, stamp)] - sent) * 1e3 for stamp, sent in recorder.sent_at.items()
+                     if (name, stamp) in recorder.arrival]
+        summary[name] = {"received": len(latencies),
+                         "median_ms": round(float(np.median(latencies)), 1) if latencies else None,
+                         "p90_ms": round(float(np.percentile(latencies, 90)), 1) if latencies else None}
+    return summary
+
+
+def write_pictures(recorder: Recorder, camera: Camera, stamps: list[int], spec, out: Path) -> list[Path]:
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import Image, PointCloud2
+    from hydranet_ros.ros.conversions import image_to_array, pointcloud2_to_array
+    folder = out / "frames"
+    folder.mkdir(exist_ok=True)
+    written = []
+    for index, (bgr, stamp) in enumerate(zip(camera.frames, stamps)):
+        raw = {name: recorder.received[name].get(stamp) for name in ("segmentation/overlay", "depth", "points")}
+        if any(v is None for v in raw.values()):
+            continue  # dropped by the node (newest-frame policy): nothing to draw
+        overlay = image_to_array(deserialize_message(raw["segmentation/overlay"], Image))
+        depth = image_to_array(deserialize_message(raw["depth"], Image))
+        cloud = pointcloud2_to_array(deserialize_message(raw["points"], PointCloud2))
+        result = FrameResult(bgr[..., ::-1], np.zeros(depth.shape, np.uint8), overlay, depth, overlay)
+        picture = overview(result, cloud, spec.label_space.depth_range_m, caption=f"frame {index}")
+        path = folder / f"{index:04d}.png"
+        cv2.imwrite(str(path), picture[..., ::-1])
+        written.append(path)
+    return written
+
+
+def write_video(pictures: list[Path], path: Path, rate_hz: float) -> Path | None:
+    if not pictures:
+        return None
+    first = cv2.imread(str(pictures[0]))
+    video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), rate_hz, (first.shape[1], first.shape[0]))
+    for picture in pictures:
+        video.write(cv2.imread(str(picture)))
+    video.release()
+    return path
+
+
+def start_node(model_path: Path, backend: str, log_path: Path) -> subprocess.Popen:
+    args = [sys.executable, "-m", "hydranet_ros.ros.perception_node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
+            "-r", "image:=/camera/image_raw", "-r", "camera_info:=/camera/camera_info",
+            "-p", f"model_path:={model_path}", "-p", f"backend:={backend}", "-p", "image_qos_reliability:=reliable"]
+    return subprocess.Popen(args, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def add_arguments(parser):
+    parser.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    parser.add_argument("--model", default="hydranet_street.pt",
+                        help="model file or shipped name (default hydranet_street.pt; hydranet_indoor.pt for rooms)")
+    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
+    parser.add_argument("--frames", type=int, default=60, help="number of frames (default 60: 6 s at 10 Hz)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
+    parser.add_argument("--seed", type=int, default=3, help="scene seed (default 3)")
+    parser.add_argument("--input", help="a folder of images, a video or a rosbag2 instead of a generated sequence")
+    parser.add_argument("--image-topic", help="with a bag --input: its image topic (default: the first)")
+
+
+def run(args):
+    import rclpy
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bag_path = out / "bag"
+    if bag_path.exists():
+        raise CommandError(f"{bag_path} exists from an earlier run; remove it or choose another --out")
+    model_path = resolve_model_path(args.model)
+    _, spec = load_model(model_path)
+    scene = SCENE_OF_MODEL.get(spec.label_space.name, "street")
+    camera = input_camera(Path(args.input), spec, args.frames, args.rate, args.image_topic) if args.input \
+        else generated_camera(scene, args.frames, args.seed, args.rate)
+
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))  # keep off other demos' topics
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    node = start_node(model_path, args.backend, out / "node.log")
+    rclpy.init()
+    recorder = Recorder(bag_path)
+    stamps: list[int] = []
+    try:
+        print("waiting for perception_node (the first start exports the model to ONNX)...")
+        deadline = time.perf_counter() + 120
+        while not recorder.node_ready():
+            if node.poll() is not None or time.perf_counter() > deadline:
+                raise CommandError(f"perception_node did not start; see {out / 'node.log'}:\n"
+                                   + (out / "node.log").read_text()[-2000:])
+            recorder.spin_until(time.perf_counter() + 0.1)
+        recorder.spin_until(time.perf_counter() + 1.0)
+        period = 1.0 / camera.rate_hz
+        start = time.perf_counter()
+        first_stamp = time.time_ns()
+        for index, bgr in enumerate(tqdm(camera.frames, desc=f"playing at {camera.rate_hz:g} Hz", unit="frame")):
+            recorder.spin_until(start + index * period)
+            stamp = first_stamp + int(index * period * 1e9)
+            recorder.publish(bgr, camera.intrinsics, stamp)
+            stamps.append(stamp)
+        recorder.spin_until(time.perf_counter() + 3.0)  # outputs of the last frames
+    finally:
+        node.send_signal(signal.SIGINT)
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+        recorder.close()
+        rclpy.try_shutdown()
+    summary = latency_summary(recorder)
+    pictures = write_pictures(recorder, camera, stamps, spec, out)
+    video = write_video(pictures, out / "demo.mp4", camera.rate_hz)
+    (out / "latency.json").write_text(__import__("json").dumps(summary, indent=1))
+    print(f"\nlatency from publishing an image to receiving each output ({summary['frames_sent']} frames sent):")
+    for name in OUTPUTS:
+        s = summary[name]
+        print(f"  {name:<22} received {s['received']:>3}   median {s['median_ms']} ms   p90 {s['p90_ms']} ms")
+    print(f"\nbag (MCAP):     {bag_path}  ->  ros2 bag play {bag_path}   or open the .mcap file in Foxglove")
+    print(f"pictures:       {out / 'frames'} ({len(pictures)} frames)")
+    print(f"video:          {video}")
+    print(f"node log:       {out / 'node.log'}")
+    print(f"rviz:           ros2 launch hydranet_ros perception.launch.py rviz:=true  (while playing the bag)")
+    return 0 if pictures else 1
