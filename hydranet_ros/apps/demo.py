@@ -91,9 +91,10 @@ def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: st
 
 
 class Recorder:
-    """A ROS 2 node that plays the camera, records every topic to MCAP and notes arrival times."""
+    """A ROS 2 node that plays the camera, records every topic to MCAP (when given a bag path) and
+    notes arrival times and the node's diagnostics."""
 
-    def __init__(self, bag_path: Path):
+    def __init__(self, bag_path: Path | None):
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
         from rosbags.rosbag2 import StoragePlugin, Writer
@@ -102,8 +103,9 @@ class Recorder:
         self.rclpy = rclpy
         self.node = rclpy.create_node("hydranet_demo")
         self.typestore = get_typestore(Stores.ROS2_HUMBLE)
-        self.writer = Writer(bag_path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self.writer.open()
+        self.writer = Writer(bag_path, version=9, storage_plugin=StoragePlugin.MCAP) if bag_path else None
+        if self.writer:
+            self.writer.open()
         self.connections = {}
         self.message_types = {"sensor_msgs/msg/Image": Image, "sensor_msgs/msg/CameraInfo": CameraInfo,
                               "sensor_msgs/msg/PointCloud2": PointCloud2}
@@ -119,11 +121,16 @@ class Recorder:
                                           lambda raw, n=name: self._on_output(n, raw),
                                           QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                                                      reliability=ReliabilityPolicy.RELIABLE), raw=True)
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.diagnostics: list = []
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
 
-    def _connection(self, topic: str, msgtype: str):
+    def _record(self, topic: str, msgtype: str, timestamp: int, raw: bytes) -> None:
+        if self.writer is None:
+            return
         if topic not in self.connections:
             self.connections[topic] = self.writer.add_connection(topic, msgtype, typestore=self.typestore)
-        return self.connections[topic]
+        self.writer.write(self.connections[topic], timestamp, raw)
 
     def _on_output(self, name: str, raw: bytes):
         from rclpy.serialization import deserialize_message
@@ -133,7 +140,7 @@ class Recorder:
         now = time.perf_counter()
         self.arrival[(name, stamp)] = now
         self.received[name][stamp] = raw
-        self.writer.write(self._connection(f"{NAMESPACE}/{name}", msgtype), time.time_ns(), raw)
+        self._record(f"{NAMESPACE}/{name}", msgtype, time.time_ns(), raw)
 
     def publish(self, bgr: np.ndarray, intrinsics: Intrinsics, stamp_ns: int) -> None:
         from rclpy.serialization import serialize_message
@@ -147,10 +154,9 @@ class Recorder:
         self.sent_at[stamp_ns] = time.perf_counter()
         self.image_pub.publish(image)
         now = time.time_ns()
-        self.writer.write(self._connection("/camera/camera_info", INPUTS["/camera/camera_info"]), now,
-                          serialize_message(info))
-        self.writer.write(self._connection("/camera/image_raw", INPUTS["/camera/image_raw"]), now,
-                          serialize_message(image))
+        if self.writer:
+            self._record("/camera/camera_info", INPUTS["/camera/camera_info"], now, serialize_message(info))
+            self._record("/camera/image_raw", INPUTS["/camera/image_raw"], now, serialize_message(image))
 
     def spin_until(self, deadline: float) -> None:
         while time.perf_counter() < deadline:
@@ -160,8 +166,17 @@ class Recorder:
         return self.image_pub.get_subscription_count() > 0 and all(
             self.node.count_publishers(f"{NAMESPACE}/{name}") > 0 for name in OUTPUTS)
 
+    def node_diagnostics(self) -> dict:
+        """The key values of the node's latest /diagnostics status."""
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if "HydraNet" in status.name:
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
     def close(self):
-        self.writer.close()
+        if self.writer:
+            self.writer.close()
         self.node.destroy_node()
 
 
@@ -209,11 +224,31 @@ def write_video(pictures: list[Path], path: Path, rate_hz: float) -> Path | None
     return path
 
 
-def start_node(model_path: Path, backend: str, log_path: Path) -> subprocess.Popen:
+def start_node(model_path: Path, backend: str, log_path: Path, parameters: dict | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "hydranet_ros.ros.perception_node", "--ros-args", "-r", f"__ns:={NAMESPACE}",
             "-r", "image:=/camera/image_raw", "-r", "camera_info:=/camera/camera_info",
             "-p", f"model_path:={model_path}", "-p", f"backend:={backend}", "-p", "image_qos_reliability:=reliable"]
+    for name, value in (parameters or {}).items():
+        args += ["-p", f"{name}:={value}"]
     return subprocess.Popen(args, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def wait_until_ready(recorder: Recorder, node: subprocess.Popen, log_path: Path, timeout: float = 120.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not recorder.node_ready():
+        if node.poll() is not None or time.perf_counter() > deadline:
+            raise CommandError(f"perception_node did not start; see {log_path}:\n" + log_path.read_text()[-2000:])
+        recorder.spin_until(time.perf_counter() + 0.1)
+    recorder.spin_until(time.perf_counter() + 1.0)  # the node's side of discovery
+
+
+def stop_node(node: subprocess.Popen) -> int:
+    node.send_signal(signal.SIGINT)
+    try:
+        return node.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        return node.wait()
 
 
 def add_arguments(parser):
@@ -249,13 +284,7 @@ def run(args):
     stamps: list[int] = []
     try:
         print("waiting for perception_node (the first start exports the model to ONNX)...")
-        deadline = time.perf_counter() + 120
-        while not recorder.node_ready():
-            if node.poll() is not None or time.perf_counter() > deadline:
-                raise CommandError(f"perception_node did not start; see {out / 'node.log'}:\n"
-                                   + (out / "node.log").read_text()[-2000:])
-            recorder.spin_until(time.perf_counter() + 0.1)
-        recorder.spin_until(time.perf_counter() + 1.0)
+        wait_until_ready(recorder, node, out / "node.log")
         period = 1.0 / camera.rate_hz
         start = time.perf_counter()
         first_stamp = time.time_ns()
@@ -266,11 +295,7 @@ def run(args):
             stamps.append(stamp)
         recorder.spin_until(time.perf_counter() + 3.0)  # outputs of the last frames
     finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop_node(node)
         recorder.close()
         rclpy.try_shutdown()
     summary = latency_summary(recorder)

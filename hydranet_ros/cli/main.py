@@ -19,6 +19,7 @@ VERBS = {
     "process-bag": ("hydranet_ros.apps.process_bag", "add segmentation, depth and point cloud topics to a rosbag2 (SQLite3 or MCAP)"),
     "export": ("hydranet_ros.inference.export", "export a model file to ONNX, optionally with post-processing in the graph"),
     "build-engine": ("hydranet_ros.inference.tensorrt_engine", "compile ONNX to a cached TensorRT engine (needs TensorRT and a GPU)"),
+    "benchmark": ("hydranet_ros.inference.benchmark", "time pre-processing, inference and post-processing per backend and size; JSON"),
     "synth": ("hydranet_ros.data.synth_cli", "generate labelled indoor or street frames with exact metric depth"),
     "train": ("hydranet_ros.training.train", "train HydraNet from a YAML config (segmentation and/or depth labels per image)"),
     "evaluate": ("hydranet_ros.training.evaluate", "mIoU, pixel accuracy and depth errors of a model on a dataset"),

@@ -34,6 +34,7 @@ DEFAULTS = {
     "optim": {"name": "sgd", "lr": 0.01, "encoder_lr_factor": 0.1, "momentum": 0.9, "weight_decay": 1e-5,
               "schedule": "poly", "poly_power": 0.9, "step_epochs": 10, "step_gamma": 0.5},
     "train": {"epochs": 10, "batch_size": 8, "segmentation_weight": 0.5, "seed": 42, "amp": True,
+              "freeze_batchnorm": False,
               "max_depth_eval": 10.0, "out": "runs/train", "save_half": True},
 }
 ENCODER_PREFIXES = tuple(f"layer{i}." for i in range(1, 9))
@@ -169,6 +170,12 @@ def train(config: dict, resume: bool = False) -> Path:
         if sampler is not None:
             sampler.set_epoch(epoch)
         net.train()
+        if train_cfg["freeze_batchnorm"]:
+            # BatchNorm keeps its statistics: after the TFLite initialisation it is an identity over
+            # BN-folded weights, and batch statistics would undo the ImageNet features.
+            for module in model.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.eval()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg['epochs']}", disable=rank != 0, leave=False)
         running = []
         for step, batch in enumerate(bar):
