@@ -17,6 +17,7 @@ import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
@@ -112,7 +113,10 @@ class PerceptionNode(Node):
                 else:
                     descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
                                                                           to_value=float(spec.maximum), step=0.0)]
-            self.declare_parameter(spec.name, spec.default, descriptor)
+            try:
+                self.declare_parameter(spec.name, spec.default, descriptor)
+            except (InvalidParameterValueException, InvalidParameterTypeException) as error:
+                raise StartupError(f"parameter {spec.name}: {error}") from None
             reason = parameters.validate(spec.name, self._value(spec.name))
             if reason:
                 raise StartupError(f"parameter {reason}")
