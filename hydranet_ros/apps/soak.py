@@ -1,0 +1,98 @@
+"""hydranet soak: perception_node fed at the camera's rate for minutes; latency and memory over time.
+
+Plays a generated sequence in a loop at --rate Hz. For every window it prints the latency
+percentiles from publishing an image to receiving its depth; at the end the node's resident memory
+(RSS, from /proc) after warm-up and at the end, and the latency drift (last window's median over
+the first's).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hydranet_ros.apps.demo import Recorder, generated_camera, start_node, stop_node, wait_until_ready
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.inference.benchmark import percentiles
+from hydranet_ros.model.model_file import load_model, resolve_model_path
+
+WARM_UP_S = 10.0
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise CommandError(f"no VmRSS for process {pid}")
+
+
+def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, backend: str, log_path: Path,
+         print_windows: bool = True) -> dict:
+    import rclpy
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    spec = load_model(model_path)[1]
+    scene = "indoor" if spec.label_space.name == "nyud40" else "street"
+    camera = generated_camera(scene, 20, 5, rate_hz)
+    node = start_node(model_path, backend, log_path)
+    rclpy.init()
+    recorder = Recorder(None)
+    windows, rss_start = [], None
+    try:
+        wait_until_ready(recorder, node, log_path)
+        start = time.perf_counter()
+        window_start, index = start + WARM_UP_S, 0
+        while (now := time.perf_counter()) < start + WARM_UP_S + seconds:
+            if rss_start is None and now >= start + WARM_UP_S:
+                rss_start = rss_mib(node.pid)
+            recorder.publish(camera.frames[index % len(camera.frames)], camera.intrinsics, (index + 1) * 10**6)
+            index += 1
+            recorder.spin_until(start + index / rate_hz)
+            if time.perf_counter() >= window_start + window_s:
+                windows.append(_window(recorder, window_start, time.perf_counter()))
+                if print_windows:
+                    print(json.dumps(windows[-1]), flush=True)
+                window_start = time.perf_counter()
+        recorder.spin_until(time.perf_counter() + 1.0)
+        rss_end = rss_mib(node.pid)
+    finally:
+        stop_node(node)
+        recorder.close()
+        rclpy.try_shutdown()
+    if not windows:
+        raise CommandError("the soak ended before its first window")
+    return {"seconds": seconds, "rate_hz": rate_hz, "backend": backend, "windows": windows,
+            "rss_mib_after_warm_up": round(rss_start, 1), "rss_mib_end": round(rss_end, 1),
+            "rss_growth": round(rss_end / rss_start - 1, 4),
+            "latency_drift": round(windows[-1]["depth_latency"]["median_ms"] / windows[0]["depth_latency"]["median_ms"], 3)}
+
+
+def _window(recorder: Recorder, begin: float, end: float) -> dict:
+    latencies = [(recorder.arrival[("depth", stamp)] - sent) * 1e3 for stamp, sent in recorder.sent_at.items()
+                 if begin <= sent < end and ("depth", stamp) in recorder.arrival]
+    sent = sum(1 for t in recorder.sent_at.values() if begin <= t < end)
+    return {"window_end_s": round(end - min(recorder.sent_at.values()), 1), "sent": sent, "processed": len(latencies),
+            "depth_latency": percentiles(latencies) if latencies else {"median_ms": float("nan")}}
+
+
+def add_arguments(parser):
+    parser.add_argument("--minutes", type=float, default=10.0, help="length after a 10 s warm-up (default 10)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds per reported window (default 60)")
+    parser.add_argument("--model", default="hydranet_street.pt")
+    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
+    parser.add_argument("--json", dest="json_path", help="also write the summary to this file")
+
+
+def run(args):
+    model_path = resolve_model_path(args.model)
+    log_path = Path("soak_node.log")
+    result = soak(model_path, args.minutes * 60, args.rate, args.window, args.backend, log_path)
+    print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=1))
+    return 0

@@ -1,0 +1,155 @@
+"""hydranet distill DATA --teacher T --labels KIND: hard knowledge distillation, offline.
+
+For every sample of a dataset folder that lacks the KIND label (segmentation or depth), a teacher
+predicts it once and the prediction is written as that sample's label file. provenance.yaml in the
+folder lists which files a teacher wrote, with the teacher's file name and SHA-256, so a teacher's
+labels can always be told from human ones. Teachers:
+  - one of our model files, full or single-task (e.g. a depth-only copy, the paper's KITTI recipe);
+  - an external segmentation model as ONNX (input [1, 3, H, W] float, ImageNet-normalised; output
+    logits [1, C, h, w] or ids [1, h, w]) or TFLite (uint8 input, ids or logits out),
+    with --class-map mapping its classes onto ours (teacher_maps/pascal_voc21.yaml is shipped).
+"""
+from __future__ import annotations
+
+import datetime
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import IGNORE_LABEL, FolderDataset, write_depth_png
+from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.model.model_file import IMAGENET_MEAN, IMAGENET_STD, load_label_space, load_model
+from hydranet_ros.training.evaluate import predict_full_resolution
+
+KINDS = ("segmentation", "depth")
+
+
+def class_lookup(map_path: Path, label_space: str) -> np.ndarray:
+    """teacher id -> our id (255 = ignore) from a teacher map file."""
+    data = yaml.safe_load(Path(map_path).read_text())
+    if label_space not in data["targets"]:
+        raise CommandError(f"{map_path} maps onto {sorted(data['targets'])}, not {label_space}")
+    space = load_label_space(label_space)
+    lookup = np.full(max(256, len(data["teacher_classes"])), IGNORE_LABEL, np.uint8)
+    for teacher_name, our_name in data["targets"][label_space].items():
+        lookup[data["teacher_classes"].index(teacher_name)] = space.class_names.index(our_name)
+    return lookup
+
+
+class ModelTeacher:
+    """One of our model files; it may have only the task being distilled."""
+
+    def __init__(self, path: Path, kind: str, label_space: str):
+        self.model, self.spec = load_model(path)
+        if kind not in self.spec.tasks:
+            raise CommandError(f"teacher {path} has no {kind} head (its tasks: {self.spec.tasks})")
+        if kind == "segmentation" and self.spec.label_space.name != label_space:
+            raise CommandError(f"teacher {path} labels {self.spec.label_space.name}, the dataset {label_space}")
+        self.kind = kind
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        height, width = self.spec.input_size
+        x = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
+        x = (x - np.asarray(self.spec.mean, np.float32)) / np.asarray(self.spec.std, np.float32)
+        out = predict_full_resolution(self.model, self.spec, torch.from_numpy(x.transpose(2, 0, 1))[None])
+        result = out[self.kind][0].numpy()
+        size = (rgb.shape[1], rgb.shape[0])
+        if self.kind == "segmentation":
+            return cv2.resize(result.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(result.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+
+
+class ExternalSegmentationTeacher:
+    """An ONNX or TFLite segmentation model whose classes a lookup maps onto ours."""
+
+    def __init__(self, path: Path, lookup: np.ndarray):
+        self.lookup = lookup
+        if path.suffix == ".tflite":
+            from ai_edge_litert.interpreter import Interpreter
+            self.interpreter = Interpreter(model_path=str(path))
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self.size = tuple(int(v) for v in self.input["shape"][1:3])
+            self.run, self.channel_axis = self._run_tflite, -1  # NHWC
+        elif path.suffix == ".onnx":
+            import onnxruntime as ort
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            shape = self.session.get_inputs()[0].shape
+            if not all(isinstance(v, int) for v in shape[2:]):
+                raise CommandError(f"{path}: the ONNX teacher needs a fixed input size, it has {shape}")
+            self.size = tuple(shape[2:])
+            self.run, self.channel_axis = self._run_onnx, 0  # NCHW
+        else:
+            raise CommandError(f"teacher {path}: use one of our model files (.pt), .onnx or .tflite")
+
+    def _run_tflite(self, rgb):
+        self.interpreter.set_tensor(self.input["index"], rgb[None].astype(self.input["dtype"]))
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"])[0]
+
+    def _run_onnx(self, rgb):
+        x = (rgb.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+        return self.session.run(None, {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        height, width = self.size
+        out = self.run(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR))
+        ids = out.argmax(self.channel_axis) if out.ndim == 3 else out  # logits, or ids already
+        ids = cv2.resize(ids.astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+        return self.lookup[ids]
+
+
+def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None, progress: bool = True) -> list[str]:
+    """Writes the teacher's labels for samples missing `kind`; returns their names."""
+    if kind not in KINDS:
+        raise CommandError(f"--labels must be one of {KINDS}")
+    if not teacher_path.is_file():
+        raise CommandError(f"teacher {teacher_path} does not exist")
+    dataset = FolderDataset(data)
+    if teacher_path.suffix == ".pt":
+        teacher = ModelTeacher(teacher_path, kind, dataset.label_space)
+    else:
+        if kind != "segmentation":
+            raise CommandError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
+        default_map = resources.files("hydranet_ros.training") / "teacher_maps" / "pascal_voc21.yaml"
+        teacher = ExternalSegmentationTeacher(teacher_path, class_lookup(Path(class_map or default_map), dataset.label_space))
+    folder = "labels" if kind == "segmentation" else "depth"
+    missing = [i for i, name in enumerate(dataset.names) if not dataset.has(folder, name)]
+    written = []
+    for index in tqdm(missing, desc=f"distilling {kind}", unit="image", disable=not progress):
+        sample = dataset[index]
+        prediction = teacher(sample.image)
+        path = dataset.root / folder / f"{sample.name}.png"
+        if kind == "segmentation":
+            cv2.imwrite(str(path), prediction)
+        else:
+            write_depth_png(path, prediction, dataset.depth_scale)
+        written.append(sample.name)
+    provenance_path = dataset.root / "provenance.yaml"
+    provenance = yaml.safe_load(provenance_path.read_text()) if provenance_path.is_file() else {}
+    provenance.setdefault(kind, []).append({
+        "teacher": teacher_path.name, "teacher_sha256": file_sha256(teacher_path),
+        "class_map": str(class_map) if class_map else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "files": written})
+    provenance_path.write_text(yaml.safe_dump(provenance, sort_keys=False))
+    return written
+
+
+def add_arguments(parser):
+    parser.add_argument("data", help="dataset folder (see README: Data)")
+    parser.add_argument("--teacher", required=True, help="our model file (.pt), or an .onnx/.tflite segmentation model")
+    parser.add_argument("--labels", required=True, choices=KINDS, help="which missing label to fill in")
+    parser.add_argument("--class-map", help="teacher-class map for .onnx/.tflite teachers "
+                                            "(default: the shipped PASCAL VOC map)")
+
+
+def run(args):
+    written = distill(Path(args.data), Path(args.teacher), args.labels, Path(args.class_map) if args.class_map else None)
+    print(f"wrote {len(written)} {args.labels} labels from {args.teacher}; provenance in {Path(args.data) / 'provenance.yaml'}")

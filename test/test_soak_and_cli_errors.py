@@ -1,0 +1,75 @@
+"""A one-minute soak, backend fallback, and the CLI's one-line errors."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hydranet_ros.apps.soak import soak
+from hydranet_ros.cli.main import main as hydranet
+from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
+from hydranet_ros.inference import backends
+from hydranet_ros.inference.backends import BackendError, create_backend
+
+pytest.importorskip("rclpy")
+
+
+def test_one_minute_soak_keeps_memory_and_latency_flat(tmp_path, street_model_file, monkeypatch):
+    monkeypatch.setenv("ROS_DOMAIN_ID", "211")
+    result = soak(street_model_file, 60.0, 10.0, 15.0, "onnxruntime", tmp_path / "node.log", print_windows=False)
+    assert len(result["windows"]) >= 3
+    assert all(w["processed"] > 0 for w in result["windows"])
+    assert result["rss_growth"] < 0.05, result
+    assert result["latency_drift"] < 1.5, result
+
+
+def test_auto_falls_back_when_a_backend_fails_at_start(street_model_file, monkeypatch):
+    """Out of GPU memory (or any start failure) in one backend: auto takes the next and says why."""
+    real_build = backends._build
+
+    def failing_build(name, device, *args):
+        if name == "onnxruntime":
+            raise BackendError("out of GPU memory loading the model (simulated)")
+        return real_build(name, device, *args)
+
+    monkeypatch.setattr(backends, "_build", failing_build)
+    backend, skipped = create_backend(street_model_file, "auto", "cpu")
+    assert backend.name == "torch"
+    assert any("out of GPU memory" in reason for reason in skipped)
+    with pytest.raises(BackendError, match="out of GPU memory"):
+        create_backend(street_model_file, "onnxruntime", "cpu")
+
+
+def _run_cli(*args):
+    process = subprocess.run([sys.executable, "-m", "hydranet_ros.cli.main", *args], capture_output=True, text=True,
+                             timeout=120)
+    return process.returncode, process.stdout + process.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["infer", "/nonexistent.png", "--out", "/tmp/x"], "does not exist"),
+    (["evaluate", "/nonexistent.pt", "/tmp"], "model file /nonexistent.pt does not exist"),
+    (["train", "/nonexistent.yaml"], "config /nonexistent.yaml does not exist"),
+    (["process-bag", "/nonexistent_bag", "/tmp/out_bag", "--image-topic", "/x"], "does not exist"),
+])
+def test_cli_errors_are_one_line_without_traceback(args, message):
+    code, output = _run_cli(*args)
+    assert code == 2 and message in output and "Traceback" not in output, output
+
+
+def test_empty_datasets_and_out_of_range_labels_are_clear_errors(tmp_path, street_model_file):
+    empty = create_dataset_folder(tmp_path / "empty", "kitti6", 256.0)
+    code, output = _run_cli("evaluate", str(street_model_file), str(empty))
+    assert code == 2 and "is empty" in output and "Traceback" not in output
+    bad = create_dataset_folder(tmp_path / "bad", "kitti6", 256.0)
+    write_sample(bad, Sample("a", np.zeros((96, 320, 3), np.uint8), np.full((96, 320), 9, np.uint8)), 256.0)
+    code, output = _run_cli("evaluate", str(street_model_file), str(bad))
+    assert code == 2 and "label ids [9] are out of range for 6 classes" in output and "Traceback" not in output
+
+
+def test_help_explains_every_verb():
+    code, output = _run_cli("--help")
+    assert code == 0
+    for verb in ("demo", "infer", "process-bag", "train", "distill", "evaluate", "export", "build-engine",
+                 "benchmark", "synth", "soak", "import-checkpoint"):
+        assert verb in output, verb
