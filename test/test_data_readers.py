@@ -62,3 +62,39 @@ def test_folder_dataset_round_trip_keeps_missing_labels_missing(tmp_path):
     assert a.segmentation is None and np.allclose(a.depth, depth, atol=1 / 256)
     assert a.intrinsics.fx == 5 and b.depth is None and (b.segmentation == 2).all()
     assert np.array_equal(a.image, rgb)
+
+
+def test_convert_kitti_sequence_with_lidar_and_the_nyud_examples(tmp_path):
+    from hydranet_ros.cli.main import main as hydranet
+    root = shared_path("data", "kitti_tracking_0001")
+    images = tmp_path / "images"
+    images.mkdir()
+    for path in sorted((root / "image_2" / "0001").glob("*.png"))[:2]:
+        (images / path.name).write_bytes(path.read_bytes())
+    assert hydranet(["convert", "kitti", str(images), "--out", str(tmp_path / "kitti"), "--velodyne",
+                     str(root / "velodyne" / "0001"), "--calib", str(root / "calib" / "0001.txt")]) == 0
+    sample = FolderDataset(tmp_path / "kitti")[0]
+    assert sample.segmentation is None and 16_000 < (sample.depth > 0).sum() < 17_500
+    assert np.isclose(sample.intrinsics.fx, 721.5377)
+    assert hydranet(["convert", "nyud-examples", str(shared_path("data", "nyud")), "--out", str(tmp_path / "nyud")]) == 0
+    assert len(FolderDataset(tmp_path / "nyud")) == 4
+
+
+def test_nyud_labelled_mat_conversion_maps_raw_classes(tmp_path):
+    import h5py
+    from hydranet_ros.data.nyud import convert_labelled_mat
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "nyu.mat", "w") as mat:  # the official file's layout: N x C x W x H
+        mat["images"] = rng.integers(0, 255, (2, 3, 8, 6), dtype=np.uint8)
+        mat["depths"] = rng.uniform(0.5, 9.0, (2, 8, 6)).astype(np.float32)
+        mat["labels"] = rng.integers(0, 895, (2, 8, 6)).astype(np.uint16)
+    mapping = np.full(895, 255, np.uint8)
+    mapping[1:] = np.arange(894) % 40
+    np.save(tmp_path / "map.npy", mapping)
+    convert_labelled_mat(tmp_path / "nyu.mat", tmp_path / "map.npy", tmp_path / "out", indices=[1])
+    sample = FolderDataset(tmp_path / "out")[0]
+    with h5py.File(tmp_path / "nyu.mat") as mat:
+        raw, depth, image = mat["labels"][1].T, mat["depths"][1].T, mat["images"][1].transpose(2, 1, 0)
+    assert sample.name == "000002" and sample.image.shape == (6, 8, 3) and np.array_equal(sample.image, image)
+    assert np.array_equal(sample.segmentation, mapping[raw])
+    assert np.allclose(sample.depth, depth, atol=1 / 5000)

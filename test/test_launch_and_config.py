@@ -113,3 +113,20 @@ def test_package_installs_launch_config_and_models():
     assert "resource_index/packages" in setup and (REPO / "resource" / "hydranet_ros").is_file()
     package_xml = (REPO / "package.xml").read_text()
     assert 'format="3"' in package_xml and "<build_type>ament_python</build_type>" in package_xml
+
+
+def test_readme_documents_every_parameter_with_its_default():
+    import json
+    readme = (REPO / "README.md").read_text()
+    for spec in parameters.PARAMETERS:
+        default = str(spec.default).lower() if isinstance(spec.default, bool) else json.dumps(spec.default)
+        change = "run time" if spec.dynamic else "restart"
+        assert f"| `{spec.name}` | `{default}` |" in readme, spec.name
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{spec.name}` |"))
+        assert f"| {change} |" in row, spec.name
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    command = "scripts/setup.sh && .venv/bin/python -m pytest -q test"
+    assert command in readme and command in (REPO / ".ci" / "run").read_text()

@@ -22,6 +22,7 @@ VERBS = {
     "benchmark": ("hydranet_ros.inference.benchmark", "time pre-processing, inference and post-processing per backend and size; JSON"),
     "soak": ("hydranet_ros.apps.soak", "feed perception_node at the camera rate for minutes; latency and memory over time"),
     "synth": ("hydranet_ros.data.synth_cli", "generate labelled indoor or street frames with exact metric depth"),
+    "convert": ("hydranet_ros.data.convert_cli", "turn NYUDv2 (.mat or example frames) or KITTI data into a dataset folder"),
     "train": ("hydranet_ros.training.train", "train HydraNet from a YAML config (segmentation and/or depth labels per image)"),
     "distill": ("hydranet_ros.training.distill", "fill in missing labels of a dataset with a teacher, offline, with provenance"),
     "evaluate": ("hydranet_ros.training.evaluate", "mIoU, pixel accuracy and depth errors of a model on a dataset"),

@@ -20,7 +20,8 @@ class Parameter:
 
 
 PARAMETERS = (
-    Parameter("model_path", "", "Model file (.pt). Empty: the shipped street model in share/hydranet_ros/models."),
+    Parameter("model_path", "", "Model file (.pt), or the name of a shipped one (hydranet_street.pt, "
+              "hydranet_indoor.pt); empty: hydranet_street.pt."),
     Parameter("backend", "auto", "Inference backend; auto picks the fastest available and logs why.",
               choices=("auto", "tensorrt", "torch", "onnxruntime")),
     Parameter("device", "auto", "Where to run: auto (GPU when present), cuda or cpu.", choices=("auto", "cuda", "cpu")),
