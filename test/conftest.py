@@ -34,3 +34,14 @@ def street_model_file(tmp_path_factory):
 def isolated_cache(tmp_path_factory, monkeypatch):
     """ONNX exports and engines go to a per-session temporary cache."""
     monkeypatch.setenv("HYDRANET_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """rclpy in this process, on a ROS domain of its own with discovery on localhost."""
+    rclpy = pytest.importorskip("rclpy")
+    from ros_harness import isolate_ros_graph
+    isolate_ros_graph()
+    rclpy.init()
+    yield
+    rclpy.shutdown()

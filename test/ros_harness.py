@@ -56,7 +56,7 @@ class NodeProcess:
             self.stop()
 
 
-class Tester:
+class RosClient:
     """Publishes images and camera_info; records every output message by topic."""
 
     def __init__(self, namespace: str = "/hydranet", image_reliable: bool = True):

@@ -4,19 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from ros_harness import NodeProcess, OUTPUTS, Tester, camera_info_message, image_message, isolate_ros_graph, stamp_ns
+from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message, stamp_ns
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.ros.conversions import pointcloud2_to_array
 
 rclpy = pytest.importorskip("rclpy")
-
-
-@pytest.fixture(scope="module")
-def ros():
-    isolate_ros_graph()
-    rclpy.init()
-    yield
-    rclpy.shutdown()
 
 
 def _kitti_frames(count):
@@ -30,7 +22,7 @@ def _kitti_frames(count):
 def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, street_model_file):
     frames, intrinsics = _kitti_frames(6)
     with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
-        tester = Tester()
+        tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         sent = []
         for index, bgr in enumerate(frames):
@@ -73,7 +65,7 @@ def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, 
 def test_network_resolution_scales_the_camera_info(ros, street_model_file):
     frames, intrinsics = _kitti_frames(1)
     with NodeProcess(street_model_file, {"backend": "onnxruntime", "output_resolution": "network"}) as node:
-        tester = Tester()
+        tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         msg = image_message(frames[0], 5)
         tester.info_pub.publish(camera_info_message(intrinsics, msg.header))
