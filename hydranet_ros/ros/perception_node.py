@@ -6,6 +6,7 @@ every frame it replaced unprocessed. Topics and parameters: README, "perception_
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.model.model_file import ModelFileError, load_model, resolve_model_path
 from hydranet_ros.ros import parameters
-from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_intrinsics,
+from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_intrinsics,
                                           cloud_to_pointcloud2, compressed_to_array, image_to_array,
                                           scaled_camera_info)
 
@@ -50,8 +51,7 @@ class PerceptionNode(Node):
             _, spec = load_model(model_path)
             input_size = tuple(p("input_size")) if any(p("input_size")) else None
             if p("engine_cache"):
-                import os
-                os.environ["HYDRANET_CACHE"] = p("engine_cache")
+                os.environ["HYDRANET_CACHE"] = p("engine_cache")  # read by the backends' caches
             backend, skipped = create_backend(model_path, p("backend"), p("device"), p("precision"),
                                               p("output_resolution"), input_size=input_size)
         except (ModelFileError, BackendError) as error:
@@ -232,7 +232,7 @@ class PerceptionNode(Node):
             image, encoding = compressed_to_array(msg, max_pixels)
         else:
             image, encoding = image_to_array(msg, max_pixels), msg.encoding
-            if encoding not in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+            if encoding not in COLOR_ENCODINGS:
                 raise ImageFormatError(f"encoding {encoding} is not a colour or mono8 image")
         decoded = time.perf_counter()
         alpha = self._value("overlay_alpha") if wanted["overlay"] else None

@@ -1,0 +1,91 @@
+"""hydranet infer and hydranet demo from the command line, and training under torchrun."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from conftest import shared_path
+from hydranet_ros.cli.main import main as hydranet
+
+
+def _read_ply(path):
+    data = path.read_bytes()
+    header, body = data.split(b"end_header\n", 1)
+    count = int(next(line for line in header.decode().splitlines() if line.startswith("element vertex")).split()[-1])
+    vertex = np.frombuffer(body, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"),
+                                        ("blue", "u1"), ("label", "u1")])
+    assert len(vertex) == count
+    return vertex
+
+
+def test_infer_writes_every_file_for_an_image_a_folder_and_a_video(tmp_path, street_model_file):
+    image = shared_path("data", "kitti", "000099.png")
+    assert hydranet(["infer", str(image), "--out", str(tmp_path / "one"), "--model", str(street_model_file),
+                     "--backend", "onnxruntime", "--intrinsics", "721.5", "721.5", "609.6", "172.9"]) == 0
+    out = tmp_path / "one"
+    labels = cv2.imread(str(out / "000099_labels.png"), cv2.IMREAD_UNCHANGED)
+    depth_mm = cv2.imread(str(out / "000099_depth_mm.png"), cv2.IMREAD_UNCHANGED)
+    depth = np.load(out / "000099_depth.npy")
+    assert labels.shape == (370, 1226) and labels.max() < 6
+    assert depth_mm.dtype == np.uint16 and depth.dtype == np.float32 and depth.shape == (370, 1226)
+    valid = np.isfinite(depth) & (depth < 60)
+    assert np.allclose(depth_mm[valid], np.round(depth[valid] * 1000), atol=1)
+    vertex = _read_ply(out / "000099_points.ply")
+    assert len(vertex) > 1000 and np.all(vertex["label"] < 6)
+    assert cv2.imread(str(out / "000099_overview.png")).shape[1] == 1280
+
+    frames = [cv2.imread(str(p)) for p in sorted(shared_path("data", "kitti_tracking_0001", "image_2", "0001").glob("*.png"))[:3]]
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    video = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (1242, 375))
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), frame)
+        video.write(frame)
+    video.release()
+    for source, expected in ((folder, ["000", "001", "002"]), (tmp_path / "clip.avi", ["clip_000000", "clip_000001", "clip_000002"])):
+        out = tmp_path / f"out_{source.stem}"
+        assert hydranet(["infer", str(source), "--out", str(out), "--model", str(street_model_file), "--backend", "onnxruntime"]) == 0
+        assert sorted(p.name[:-len("_labels.png")] for p in out.glob("*_labels.png")) == expected
+
+
+def test_demo_records_a_bag_and_writes_pictures_and_a_video(tmp_path, street_model_file, monkeypatch):
+    pytest.importorskip("rclpy")
+    monkeypatch.setenv("ROS_DOMAIN_ID", "212")
+    process = subprocess.run([sys.executable, "-m", "hydranet_ros.cli.main", "demo", "--out", str(tmp_path / "demo"),
+                              "--model", str(street_model_file), "--frames", "12", "--backend", "onnxruntime"],
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    out = tmp_path / "demo"
+    summary = json.loads((out / "latency.json").read_text())
+    assert summary["frames_sent"] == 12
+    assert all(summary[name]["received"] > 0 for name in ("segmentation", "depth", "points", "depth/camera_info"))
+    from rosbags.highlevel import AnyReader
+    with AnyReader([out / "bag"]) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts["/camera/image_raw"] == 12 and counts["/camera/camera_info"] == 12
+    assert counts["/hydranet/points"] == summary["points"]["received"]
+    assert list(out.glob("bag/*.mcap"))
+    pictures = sorted((out / "frames").glob("*.png"))
+    assert len(pictures) >= 3 and (out / "demo.mp4").stat().st_size > 0
+    assert "Foxglove" in process.stdout and str(out / "bag") in process.stdout
+
+
+def test_training_under_torchrun_with_two_processes(tmp_path):
+    """DistributedDataParallel over gloo on CPU, as torchrun starts it on a multi-GPU machine."""
+    assert hydranet(["synth", "street", "--out", str(tmp_path / "data"), "--count", "8", "--size", "64", "128",
+                     "--workers", "1"]) == 0
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "model": {"label_space": "kitti6", "input_size": [64, 128]},
+        "data": {"train": ["data"], "crop": [64, 128]},
+        "train": {"epochs": 1, "batch_size": 2, "out": "run"}}))
+    process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                              "-m", "hydranet_ros.cli.main", "train", str(tmp_path / "config.yaml")],
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
+    assert (tmp_path / "run" / "best.pt").is_file()
