@@ -1,6 +1,7 @@
 """Generated scenes are exact and deterministic, and short CPU training lowers the loss on them."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -58,3 +59,24 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses
     assert best.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert history[-1]["val"]["segmentation"]["pixel_accuracy"] > history[0]["val"]["segmentation"]["pixel_accuracy"]
+
+
+def test_training_crops_keep_the_scale_the_network_runs_at():
+    """Crops come from the image at (about) its own scale, as at inference, not shrunk to fit the crop."""
+    from hydranet_ros.data.augment import Augmenter
+    from hydranet_ros.data.dataset import Sample
+    frame = render_frame("indoor", 1, 320, 240)
+    augmenter = Augmenter((180, 240), scale=(1.0, 1.0), mirror=False, jitter=0.0, network_size=(240, 320))
+    item = augmenter(Sample("a", frame.rgb, frame.labels, frame.depth), np.random.default_rng(0))
+    crop = item["depth"]
+    # At scale 1 the crop is a window of the original depth, pixel for pixel.
+    matches = [(top, left) for top in range(0, 61) for left in range(0, 81)
+               if np.array_equal(frame.depth[top:top + 180, left:left + 240], crop)]
+    assert matches
+    evaluation = Augmenter((240, 320), train=False)(Sample("a", frame.rgb, frame.labels, frame.depth), np.random.default_rng(0))
+    assert np.array_equal(evaluation["depth"], frame.depth)
+    # A frame twice the network's size is halved first, as the node would resize it.
+    large = Sample("b", cv2.resize(frame.rgb, (640, 480)), depth=cv2.resize(frame.depth, (640, 480),
+                                                                            interpolation=cv2.INTER_NEAREST))
+    item = augmenter(large, np.random.default_rng(0))
+    assert any(np.array_equal(frame.depth[t:t + 180, l:l + 240], item["depth"]) for t in range(61) for l in range(81))

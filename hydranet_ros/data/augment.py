@@ -14,8 +14,12 @@ from hydranet_ros.data.dataset import IGNORE_LABEL, Sample
 
 class Augmenter:
     def __init__(self, crop: tuple[int, int], scale: tuple[float, float] = (0.75, 1.25),
-                 mirror: bool = True, jitter: float = 0.2, train: bool = True):
+                 mirror: bool = True, jitter: float = 0.2, train: bool = True,
+                 network_size: tuple[int, int] | None = None):
+        """network_size (height, width): the size the whole image is resized to at inference
+        (the model's input size); training scales are relative to it. Default: the crop."""
         self.crop = crop
+        self.network_size = network_size or crop
         self.scale = scale
         self.mirror = mirror
         self.jitter = jitter
@@ -24,12 +28,10 @@ class Augmenter:
     def __call__(self, sample: Sample, rng: np.random.Generator) -> dict:
         image, segmentation, depth = sample.image, sample.segmentation, sample.depth
         height, width = self.crop
-        if self.train:
-            # Scale relative to the size that fits the crop, then crop at a random place.
-            base = max(height / image.shape[0], width / image.shape[1])
-            factor = base * rng.uniform(*self.scale)
-        else:
-            factor = max(height / image.shape[0], width / image.shape[1])
+        fit = max(height / image.shape[0], width / image.shape[1])  # the smallest scale that covers the crop
+        # Training scales around the scale the network sees the image at, never below fit.
+        inference = max(self.network_size[0] / image.shape[0], self.network_size[1] / image.shape[1])
+        factor = max(inference * rng.uniform(*self.scale), fit) if self.train else fit
         size = (max(width, round(image.shape[1] * factor)), max(height, round(image.shape[0] * factor)))
         image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         if segmentation is not None:

@@ -137,7 +137,8 @@ def train(config: dict, resume: bool = False) -> Path:
         raise CommandError("data.train lists no dataset folder")
     crop = tuple(data_cfg["crop"] or spec.input_size)
     train_set = AugmentedDataset([FolderDataset(p) for p in data_cfg["train"]],
-                                 Augmenter(crop, tuple(data_cfg["scale"]), jitter=data_cfg["jitter"]),
+                                 Augmenter(crop, tuple(data_cfg["scale"]), jitter=data_cfg["jitter"],
+                                           network_size=tuple(spec.input_size)),
                                  train_cfg["seed"])
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
     sampler = torch.utils.data.DistributedSampler(train_set) if world > 1 else None
