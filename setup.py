@@ -15,7 +15,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
-        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md")),
+        (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md") + glob("models/*.json")),
     ],
     install_requires=["numpy", "opencv-python-headless", "pyyaml", "tqdm"],
     zip_safe=False,

@@ -200,7 +200,8 @@ def train(config: dict, resume: bool = False) -> Path:
                     writer.add_scalar(f"loss/{k}", v, global_step)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)) if running else float("nan")}
         if rank == 0 and val_sets:
-            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device, crop)
+            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device,
+                                           tuple(spec.input_size))  # whole frames, as the node sees them
             for task, values in record["val"].items():
                 for k, v in values.items():
                     if isinstance(v, float):
