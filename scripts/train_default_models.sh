@@ -14,6 +14,7 @@ synth indoor synth_indoor_val 200 2
 synth street synth_street_train 2000 1
 synth street synth_street_val 200 2
 $hydranet train config/train_indoor_synth.yaml
+$hydranet train config/train_indoor_synth.yaml --epochs 9 --resume  # 4 more epochs, as the shipped model had
 cp runs/indoor/best.pt models/hydranet_indoor.pt
 $hydranet train config/train_street_synth.yaml
 cp runs/street/best.pt models/hydranet_street.pt

@@ -89,3 +89,42 @@ def test_training_under_torchrun_with_two_processes(tmp_path):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     assert (tmp_path / "run" / "best.pt").is_file()
+
+
+@pytest.mark.parametrize("kind", ["folder", "bag"])
+def test_demo_takes_a_folder_of_images_or_a_bag_as_input(tmp_path, street_model_file, monkeypatch, kind):
+    pytest.importorskip("rclpy")
+    from bag_helpers import write_kitti_bag
+    monkeypatch.setenv("ROS_DOMAIN_ID", "213")
+    root = shared_path("data", "kitti_tracking_0001")
+    if kind == "folder":
+        source = tmp_path / "images"
+        source.mkdir()
+        for path in sorted((root / "image_2" / "0001").glob("*.png"))[:5]:
+            (source / path.name).write_bytes(path.read_bytes())
+    else:
+        source = tmp_path / "kitti_bag"
+        write_kitti_bag(root, source, count=5)
+    process = subprocess.run([sys.executable, "-m", "hydranet_ros.cli.main", "demo", "--out", str(tmp_path / "demo"),
+                              "--model", str(street_model_file), "--input", str(source), "--backend", "onnxruntime",
+                              "--rate", "5"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    summary = json.loads((tmp_path / "demo" / "latency.json").read_text())
+    assert summary["frames_sent"] == 5 and summary["depth"]["received"] >= 3
+    picture = cv2.imread(str(sorted((tmp_path / "demo" / "frames").glob("*.png"))[0]))
+    assert picture.shape[1] == 1280
+
+
+def test_import_info_and_export_commands(tmp_path, capsys):
+    import onnx
+    import torch
+    from hydranet_ros.model.hydranet import HydraNet
+    torch.save({"state_dict": {f"module.{k}": v for k, v in HydraNet(6).state_dict().items()}}, tmp_path / "ExpKITTI_joint.ckpt")
+    assert hydranet(["import-checkpoint", str(tmp_path / "ExpKITTI_joint.ckpt"), "--out", str(tmp_path / "kitti.pt")]) == 0
+    assert hydranet(["info", str(tmp_path / "kitti.pt")]) == 0
+    text = capsys.readouterr().out
+    assert "2,991,687 parameters" in text and "kitti6" in text and "352x1216" in text
+    assert hydranet(["export", str(tmp_path / "kitti.pt"), "--out", str(tmp_path / "kitti.onnx"), "--fixed-size", "96", "320"]) == 0
+    assert "label_agreement" in capsys.readouterr().out
+    graph = onnx.load(str(tmp_path / "kitti.onnx"))
+    assert [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [1, 96, 320, 3]
