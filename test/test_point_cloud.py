@@ -52,3 +52,17 @@ def test_unorganised_cloud_keeps_only_valid_points():
     msg = cloud_to_pointcloud2(cloud, Header())
     assert msg.height == 1 and msg.is_dense and msg.width == int((depth <= 10.0).sum())
     assert np.all(pointcloud2_to_array(msg)["z"] <= 10.0)
+
+
+def test_obstacles_are_the_points_without_the_excluded_classes():
+    from hydranet_ros.inference.postprocess import without_classes
+    depth, labels, color = _scene(2)
+    for organized in (True, False):
+        cloud = build_cloud(depth, color, labels, K, CloudSettings(stride=2, max_depth=25.0, organized=organized))
+        obstacles = without_classes(cloud, (2, 3))
+        kept = np.isfinite(obstacles["z"])
+        assert not np.isin(obstacles["label"][kept], [2, 3]).any()
+        expected = np.isfinite(cloud["z"]) & ~np.isin(cloud["label"], [2, 3])
+        assert kept.sum() == expected.sum() > 0
+        if organized:
+            assert obstacles.shape == cloud.shape and np.array_equal(obstacles["rgb"], cloud["rgb"])

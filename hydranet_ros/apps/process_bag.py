@@ -163,13 +163,14 @@ def _output_messages(perception, builder: BagMessages, settings: CloudSettings, 
     intrinsics = camera_info_to_intrinsics(camera_info, (width, height)) if camera_info is not None \
         else guess_intrinsics(perception.spec, width, height)
     out_w, out_h = result.output_size
+    cloud = perception.cloud(result, intrinsics, settings)
     messages = {
         "segmentation": builder.image(header, result.labels, "mono8"),
         "segmentation/color": builder.image(header, result.color, "rgb8"),
         "depth": builder.image(header, result.depth, "32FC1"),
         "depth/camera_info": builder.camera_info(header, scaled_camera_info_fields(camera_info, out_w, out_h, intrinsics)),
-        "points": builder.cloud(header, perception.cloud(result, intrinsics, settings)),
-        "points/obstacles": builder.cloud(header, perception.cloud(result, intrinsics, settings, True)),
+        "points": builder.cloud(header, cloud),
+        "points/obstacles": builder.cloud(header, perception.obstacles(cloud)),
     }
     return {name: builder.serialize(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from hydranet_ros.inference.backends import Backend, Prediction
 from hydranet_ros.inference.geometry import Intrinsics
-from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay
+from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
 
 
@@ -66,12 +66,12 @@ class Perception:
             "pre": (after_pre - start) * 1e3, "inference": (after_inference - after_pre) * 1e3,
             "post": (end - after_inference) * 1e3})
 
-    def cloud(self, result: FrameResult, intrinsics: Intrinsics, settings: CloudSettings,
-              obstacles_only: bool = False) -> np.ndarray:
+    def cloud(self, result: FrameResult, intrinsics: Intrinsics, settings: CloudSettings) -> np.ndarray:
         """Points in the camera's optical frame; intrinsics are those of the input image."""
         width, height = result.output_size
         scaled = intrinsics.scaled_to(width, height)
-        if obstacles_only:
-            exclude = tuple(sorted(set(settings.exclude_classes) | set(self.ground_ids) | set(self.sky_ids)))
-            settings = CloudSettings(settings.stride, settings.max_depth, exclude, settings.organized)
         return build_cloud(result.depth, result.color, result.labels, scaled, settings)
+
+    def obstacles(self, cloud: np.ndarray, exclude: tuple[int, ...] | None = None) -> np.ndarray:
+        """The same cloud without the ground and sky classes (or `exclude`), for costmaps."""
+        return without_classes(cloud, tuple(self.ground_ids + self.sky_ids) if exclude is None else exclude)

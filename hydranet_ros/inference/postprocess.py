@@ -73,3 +73,14 @@ def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrin
             cloud[axis][invalid] = np.nan
         return cloud
     return cloud[~invalid][None, :]
+
+
+def without_classes(cloud: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """The cloud without points of the given classes: NaN in an organised cloud, dropped from a flat one."""
+    removed = np.isin(cloud["label"], classes)
+    if cloud.shape[0] == 1:
+        return cloud[~removed][None, :]
+    out = cloud.copy()
+    for axis in ("x", "y", "z"):
+        out[axis][removed] = np.nan
+    return out

@@ -40,7 +40,7 @@ PARAMETERS = (
     Parameter("publish_overlay", True, "Publish segmentation/overlay (colours blended on the image).", dynamic=True),
     Parameter("publish_depth", True, "Publish depth (32FC1 metres, NaN invalid) and depth/camera_info.", dynamic=True),
     Parameter("publish_points", True, "Publish points (PointCloud2: x y z rgb label).", dynamic=True),
-    Parameter("publish_obstacles", True, "Publish points/obstacles (points without ground and sky classes).",
+    Parameter("publish_obstacles", True, "Publish points/obstacles (points without the obstacle_exclude_classes).",
               dynamic=True),
     Parameter("overlay_alpha", 0.5, "Weight of the colour mask in segmentation/overlay.", dynamic=True,
               minimum=0.0, maximum=1.0),

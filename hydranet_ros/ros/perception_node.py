@@ -258,14 +258,13 @@ class PerceptionNode(Node):
                     self.pub["camera_info"].publish(scaled_camera_info(info, out_w, out_h, header, intrinsics))
                 settings = CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
                                          self.points_exclude, self._value("points_organized"))
-                if wanted["points"]:
-                    cloud = self.perception.cloud(result, intrinsics, settings)
-                    self.pub["points"].publish(cloud_to_pointcloud2(cloud, header))
-                if wanted["obstacles"]:
-                    obstacle_settings = CloudSettings(settings.stride, settings.max_depth, self.obstacle_exclude,
-                                                      settings.organized)
-                    cloud = self.perception.cloud(result, intrinsics, obstacle_settings)
-                    self.pub["obstacles"].publish(cloud_to_pointcloud2(cloud, header))
+                if wanted["points"] or wanted["obstacles"]:
+                    cloud = self.perception.cloud(result, intrinsics, settings)  # back-projected once
+                    if wanted["points"]:
+                        self.pub["points"].publish(cloud_to_pointcloud2(cloud, header))
+                    if wanted["obstacles"]:
+                        obstacles = self.perception.obstacles(cloud, self.obstacle_exclude)
+                        self.pub["obstacles"].publish(cloud_to_pointcloud2(obstacles, header))
         end = time.perf_counter()
         timings = dict(result.timings_ms)
         timings["pre"] += (decoded - start) * 1e3
