@@ -59,13 +59,14 @@ class NodeProcess:
 class RosClient:
     """Publishes images and camera_info; records every output message by topic."""
 
-    def __init__(self, namespace: str = "/hydranet", image_reliable: bool = True):
+    def __init__(self, namespace: str = "/hydranet", image_reliable: bool = True, topics=tuple(OUTPUTS)):
         import rclpy
         from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
         from sensor_msgs import msg as sensor
         from diagnostic_msgs.msg import DiagnosticArray
         self.rclpy = rclpy
         self.node = rclpy.create_node(f"tester_{os.getpid()}")
+        self.topics = tuple(topics)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                          reliability=ReliabilityPolicy.RELIABLE if image_reliable else ReliabilityPolicy.BEST_EFFORT)
         self.image_pub = self.node.create_publisher(sensor.Image, f"{namespace}/image", qos)
@@ -73,7 +74,7 @@ class RosClient:
         self.info_pub = self.node.create_publisher(sensor.CameraInfo, f"{namespace}/camera_info", qos)
         self.received: dict[str, list] = {topic: [] for topic in OUTPUTS}
         self.arrival: dict[tuple[str, int], float] = {}
-        for topic, type_name in OUTPUTS.items():
+        for topic, type_name in ((t, OUTPUTS[t]) for t in topics):
             self.node.create_subscription(getattr(sensor, type_name), f"{namespace}/{topic}",
                                           lambda m, t=topic: self._record(t, m), 10)
         self.diagnostics = []
@@ -100,7 +101,7 @@ class RosClient:
         """Until the node subscribes to our image topic and publishes every output to us."""
         namespace = self.image_pub.topic_name.rsplit("/", 1)[0]
         matched = self.wait_for(lambda: self.image_pub.get_subscription_count() > 0 and all(
-            self.node.count_publishers(f"{namespace}/{topic}") > 0 for topic in OUTPUTS), timeout)
+            self.node.count_publishers(f"{namespace}/{topic}") > 0 for topic in self.topics), timeout)
         self.spin(1.0)  # lets the node's side of discovery see our subscriptions too
         return matched
 

@@ -187,11 +187,14 @@ def test_signals_stop_the_node_quickly_and_cleanly(ros, street_model_file, sig):
 
 
 def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_file):
-    """A 100 Hz camera into a model that takes far longer than 10 ms per frame."""
+    """A 100 Hz camera into a model that takes far longer than 10 ms per frame.
+
+    Only segmentation (mono8) is subscribed, so the node computes and sends nothing else: latency
+    then measures the node, not Fast DDS resending lost fragments of multi-megabyte outputs."""
     frames = [image_message(_frame(i, 375, 1242), 0) for i in range(4)]
     params = {"backend": "onnxruntime", "input_size": "[352,1216]", "diagnostics_period": 0.3}
     with NodeProcess(street_model_file, params) as node:
-        tester = RosClient()
+        tester = RosClient(topics=["segmentation"])
         assert tester.wait_for_node(), node.stop()[1]
         sent_at = {}
         start = time.perf_counter()
@@ -208,16 +211,16 @@ def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_f
         values, _ = _diagnostics(tester)
         node.stop()
         tester.destroy()
-    processed_stamps = sorted(tester.stamps("depth"))
+    processed_stamps = sorted(tester.stamps("segmentation"))
     received, processed, dropped = (int(values[k]) for k in ("frames_received", "frames_processed", "frames_dropped"))
     assert len(sent_at) > 300
     assert processed >= 3 and dropped > 0
     assert received - 1 <= processed + dropped <= received  # at most one frame waiting when counted
     assert len(processed_stamps) == processed
-    # Latency (publish -> depth received) stays under 2x one frame's (median) processing time for 90%
+    # Latency (publish -> segmentation received) stays under 2x one frame's (median) processing time for 90%
     # of the frames, and never grows into a backlog: a queue would add a frame's time per frame.
     processing_ms = sum(float(values[f"latency_{k}_ms"]) for k in ("pre", "inference", "post"))
-    latencies = [(tester.arrival[("depth", stamp)] - sent_at[stamp]) * 1e3 for stamp in processed_stamps][1:]
+    latencies = [(tester.arrival[("segmentation", stamp)] - sent_at[stamp]) * 1e3 for stamp in processed_stamps][1:]
     assert np.percentile(latencies, 90) < 2 * processing_ms, (latencies, processing_ms)
     assert max(latencies) < 3 * processing_ms, (latencies, processing_ms)
     # Newest frame: each processed frame is one of the latest sent when the worker took it, so
