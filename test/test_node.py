@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message, stamp_ns
+from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.ros.conversions import pointcloud2_to_array
 

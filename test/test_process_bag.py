@@ -1,6 +1,5 @@
 """process-bag on a bag made from the real KITTI sequence."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

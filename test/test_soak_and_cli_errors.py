@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from hydranet_ros.apps.soak import soak
-from hydranet_ros.cli.main import main as hydranet
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
 from hydranet_ros.inference import backends
 from hydranet_ros.inference.backends import BackendError, create_backend

@@ -310,5 +310,5 @@ def run(args):
     print(f"pictures:       {out / 'frames'} ({len(pictures)} frames)")
     print(f"video:          {video}")
     print(f"node log:       {out / 'node.log'}")
-    print(f"rviz:           ros2 launch hydranet_ros perception.launch.py rviz:=true  (while playing the bag)")
+    print("rviz:           ros2 launch hydranet_ros perception.launch.py rviz:=true  (while playing the bag)")
     return 0 if pictures else 1
