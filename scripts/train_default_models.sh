@@ -9,12 +9,11 @@ hydranet=.venv/bin/hydranet
 synth() {  # kind, name, count, seed; generation is deterministic, so an existing folder is reused
   [ -f "datasets/$2/dataset.yaml" ] || $hydranet synth "$1" --out "datasets/$2" --count "$3" --seed "$4"
 }
-synth indoor synth_indoor_train 2000 1
+synth indoor synth_indoor_train 3000 1
 synth indoor synth_indoor_val 200 2
 synth street synth_street_train 2000 1
 synth street synth_street_val 200 2
 $hydranet train config/train_indoor_synth.yaml
-$hydranet train config/train_indoor_synth.yaml --epochs 9 --resume  # 4 more epochs, as the shipped model had
 cp runs/indoor/best.pt models/hydranet_indoor.pt
 $hydranet train config/train_street_synth.yaml
 cp runs/street/best.pt models/hydranet_street.pt

@@ -30,6 +30,29 @@ def test_indoor_depth_is_exact_metric_geometry():
     assert 0.3 < frame.depth.min() and frame.depth.max() < 12
 
 
+def test_room_layout_keeps_standing_furniture_apart_and_inside_the_room():
+    from hydranet_ros.data.synth import Box, IndoorSceneBuilder, Scene, _RoomLayout
+    rng = np.random.default_rng(0)
+    room = Box(np.array([-2.0, 0, -1.0]), np.array([2.0, 2.6, 5.0]), 0, None)
+    layout, scene = _RoomLayout(room, rng), Scene("indoor", room=room)
+    for _ in range(12):  # more than fit: the rest are skipped
+        layout.add_to_wall(scene, 3, *IndoorSceneBuilder._bed(rng))
+    layout.add_table_with_chairs(scene, 6, 4, IndoorSceneBuilder._chair)
+    assert 2 <= len(layout.footprints) < 13
+    for i, (x0, x1, z0, z1) in enumerate(layout.footprints):
+        assert room.low[0] <= x0 < x1 <= room.high[0] and room.low[2] <= z0 < z1 <= room.high[2]
+        for other in layout.footprints[i + 1:]:
+            assert x1 <= other[0] or other[1] <= x0 or z1 <= other[2] or other[3] <= z0
+    for box in scene.boxes:
+        assert np.all(box.low >= room.low - 1e-9) and np.all(box.high <= room.high + 1e-9)
+
+
+def test_windows_glow_with_daylight():
+    frame = render_frame("indoor", 4, 160, 120)  # a room with a window in view
+    window, wall = frame.labels == 8, frame.labels == 0
+    assert window.sum() > 300 and frame.rgb[window].mean() > frame.rgb[wall].mean() + 30
+
+
 def test_street_sky_has_no_depth_and_labels_are_kitti6():
     frame = render_frame("street", 5, 304, 88)
     assert set(np.unique(frame.labels)) <= set(range(6))
@@ -59,6 +82,16 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses
     assert best.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert history[-1]["val"]["segmentation"]["pixel_accuracy"] > history[0]["val"]["segmentation"]["pixel_accuracy"]
+
+
+def test_mixed_precision_is_half_on_cuda_and_bfloat16_only_on_cpus_that_have_it(monkeypatch):
+    import torch
+    from hydranet_ros.training import train as train_module
+    assert train_module.mixed_precision_dtype(torch.device("cuda")) == torch.float16
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: False)
+    assert train_module.mixed_precision_dtype(torch.device("cpu")) is None
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: True)
+    assert train_module.mixed_precision_dtype(torch.device("cpu")) == torch.bfloat16
 
 
 def test_training_crops_keep_the_scale_the_network_runs_at():
