@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Trains the two shipped models on generated data, copies them into models/ and measures them
 # for the model card (models/README.md, models/metrics.json).
-# About 1.5 h on 2 CPU cores. Needs ../shared/weights for the ImageNet initialisation and
-# ../shared/data for the real-frame metrics.
+# On 2 CPU cores the indoor model took about 95 minutes; the street model trains 3 shorter epochs.
+# Needs ../shared/weights for the ImageNet initialisation and ../shared/data for the real-frame metrics.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hydranet=.venv/bin/hydranet

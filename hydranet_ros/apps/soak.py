@@ -13,7 +13,6 @@ import random
 import time
 from pathlib import Path
 
-
 from hydranet_ros.apps.demo import Recorder, generated_camera, start_node, stop_node, wait_until_ready
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.benchmark import percentiles

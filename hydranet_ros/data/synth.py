@@ -235,10 +235,13 @@ def render(scene: Scene, intrinsics: Intrinsics, position: np.ndarray, yaw: floa
     points = origin + directions * np.where(hit, best_t, 0)[:, None]
     albedo = np.empty((n, 3), np.float32)
     albedo[:] = scene.sky_color
+    emissive = np.zeros(n, bool)
     for index, material in enumerate(materials):
         mask = material_id == index
         if not mask.any():
             continue
+        if material.emissive:
+            emissive |= mask
         p, nrm = points[mask], np.abs(normal[mask])
         # Texture coordinates: the two world axes spanning the surface.
         u = np.where(nrm[:, 0] > 0.5, p[:, 2], p[:, 0])
@@ -253,10 +256,7 @@ def render(scene: Scene, intrinsics: Intrinsics, position: np.ndarray, yaw: floa
         diffuse = np.clip(np.einsum("ij,ij->i", normal, to_light) / distance, 0, 1) * (6.0 / (2.0 + distance ** 2))
     shade = scene.ambient + (1 - scene.ambient) * diffuse
     color = albedo * (shade[:, None] * scene.light_color)
-    for index, material in enumerate(materials):
-        if material.emissive:
-            glowing = material_id == index
-            color[glowing] = albedo[glowing]
+    color[emissive] = albedo[emissive]
     sky = ~hit
     if sky.any():  # brighter towards the horizon, with soft clouds
         elevation = np.clip(directions[sky, 1] / np.linalg.norm(directions[sky], axis=1), 0, 1)
@@ -304,6 +304,17 @@ def _fabric(rng):
 
 def _plain(rng, color, spread=0.03):
     return _material(rng, color, "plain", spread)
+
+
+def _shadowed(material: Material, factor: float) -> Material:
+    """The plain, darker inside of a piece of furniture: it shows in the gaps between fronts."""
+    return Material(material.color * factor, "plain", 1, 0.05)
+
+
+def _frame_bars(w, bottom, top, bar, depth, material):
+    """Left, right, bottom and top bars of a frame around a wall-hung panel."""
+    return [(0, bar, bottom, top, 0, depth, material), (w - bar, w, bottom, top, 0, depth, material),
+            (0, w, bottom, bottom + bar, 0, depth, material), (0, w, top - bar, top, 0, depth, material)]
 
 
 class IndoorSceneBuilder:
@@ -375,7 +386,7 @@ class IndoorSceneBuilder:
         body = _wood(rng)
         front = Material(body.color * 1.1, body.texture, body.scale, body.contrast)
         metal = _plain(rng, [0.6, 0.6, 0.62])
-        return w, 0.0, h, [(0, w, 0.06, h, 0, d - 0.02, Material(body.color * 0.5, "plain", 1, 0.05)),
+        return w, 0.0, h, [(0, w, 0.06, h, 0, d - 0.02, _shadowed(body, 0.5)),
                            (0.02, w - 0.02, 0, 0.06, 0, d - 0.06, _plain(rng, [0.1, 0.1, 0.1])),
                            (0.01, w / 2 - 0.01, 0.08, h - 0.02, d - 0.02, d, front),
                            (w / 2 + 0.01, w - 0.01, 0.08, h - 0.02, d - 0.02, d, front),
@@ -386,7 +397,7 @@ class IndoorSceneBuilder:
     def _dresser(rng):
         w, h, d = rng.uniform(0.9, 1.4), rng.uniform(0.75, 1.0), rng.uniform(0.45, 0.5)
         body = _wood(rng)
-        parts = [(0, w, 0.06, h, 0, d - 0.02, Material(body.color * 0.5, "plain", 1, 0.05)),
+        parts = [(0, w, 0.06, h, 0, d - 0.02, _shadowed(body, 0.5)),
                  (-0.02, w + 0.02, h, h + 0.03, 0, d + 0.01, body),
                  (0.02, w - 0.02, 0, 0.06, 0, d - 0.05, _plain(rng, [0.1, 0.1, 0.1]))]
         rows = rng.integers(3, 5)
@@ -416,7 +427,7 @@ class IndoorSceneBuilder:
         w, h, d = rng.uniform(0.8, 1.2), rng.uniform(1.7, 2.1), rng.uniform(0.3, 0.35)
         wood = _wood(rng)
         parts = [(0, 0.02, 0, h, 0, d, wood), (w - 0.02, w, 0, h, 0, d, wood), (0, w, h - 0.02, h, 0, d, wood),
-                 (0, w, 0, h, 0, 0.01, Material(wood.color * 0.6, "plain", 1, 0.05)), (0, w, 0, 0.08, 0, d, wood)]
+                 (0, w, 0, h, 0, 0.01, _shadowed(wood, 0.6)), (0, w, 0, 0.08, 0, d, wood)]
         shelves = np.arange(0.08, h - 0.25, rng.uniform(0.32, 0.38))
         for y in shelves:
             parts.append((0, w, y, y + 0.02, 0, d, wood))
@@ -448,9 +459,8 @@ class IndoorSceneBuilder:
                          "noise", 1.5, 0.15, emissive=True)  # daylight from outside
         t = 0.06
         return w, bottom - 0.03, bottom + h, [
-            (0, w, bottom, bottom + h, 0, 0.01, glass), (0, t, bottom, bottom + h, 0, 0.05, frame),
-            (w - t, w, bottom, bottom + h, 0, 0.05, frame), (0, w, bottom, bottom + t, 0, 0.05, frame),
-            (0, w, bottom + h - t, bottom + h, 0, 0.05, frame), (w / 2 - t / 2, w / 2 + t / 2, bottom, bottom + h, 0, 0.04, frame),
+            (0, w, bottom, bottom + h, 0, 0.01, glass), *_frame_bars(w, bottom, bottom + h, t, 0.05, frame),
+            (w / 2 - t / 2, w / 2 + t / 2, bottom, bottom + h, 0, 0.04, frame),
             (-0.05, w + 0.05, bottom - 0.03, bottom, 0, 0.15, frame)]
 
     @staticmethod
@@ -460,21 +470,17 @@ class IndoorSceneBuilder:
         frame = _plain(rng, rng.choice([[0.1, 0.1, 0.1], [0.65, 0.5, 0.2], [0.4, 0.26, 0.15], [0.9, 0.9, 0.9]]))
         canvas = Material(np.clip(np.asarray(PAINT[rng.integers(len(PAINT))]) * 0.8 + rng.uniform(0, 0.2, 3), 0, 1).astype(np.float32),
                           "noise", float(rng.uniform(3, 6)), float(rng.uniform(0.6, 0.9)))
-        t = 0.04
-        return w, bottom, bottom + h, [(0, w, bottom, bottom + h, 0, 0.02, canvas), (0, t, bottom, bottom + h, 0, 0.03, frame),
-                                       (w - t, w, bottom, bottom + h, 0, 0.03, frame), (0, w, bottom, bottom + t, 0, 0.03, frame),
-                                       (0, w, bottom + h - t, bottom + h, 0, 0.03, frame)]
+        return w, bottom, bottom + h, [(0, w, bottom, bottom + h, 0, 0.02, canvas),
+                                       *_frame_bars(w, bottom, bottom + h, 0.04, 0.03, frame)]
 
     @staticmethod
     def _whiteboard(rng):
         w, h, bottom = rng.uniform(1.2, 2.0), rng.uniform(0.9, 1.2), rng.uniform(0.85, 0.95)
         board = _plain(rng, [0.94, 0.95, 0.96], 0.01)
         metal = _plain(rng, [0.7, 0.7, 0.72], 0.02)
-        t = 0.025
-        return w, bottom - 0.04, bottom + h, [
-            (0, w, bottom, bottom + h, 0, 0.015, board), (0, t, bottom, bottom + h, 0, 0.025, metal),
-            (w - t, w, bottom, bottom + h, 0, 0.025, metal), (0, w, bottom + h - t, bottom + h, 0, 0.025, metal),
-            (0.1 * w, 0.9 * w, bottom - 0.04, bottom, 0, 0.07, metal)]
+        left, right, _, top = _frame_bars(w, bottom, bottom + h, 0.025, 0.025, metal)  # the tray is below
+        return w, bottom - 0.04, bottom + h, [(0, w, bottom, bottom + h, 0, 0.015, board), left, right, top,
+                                              (0.1 * w, 0.9 * w, bottom - 0.04, bottom, 0, 0.07, metal)]
 
     @staticmethod
     def _chair(rng, x, z, facing):
