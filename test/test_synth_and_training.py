@@ -83,6 +83,12 @@ def test_short_training_lowers_the_loss(tmp_path):
     assert best.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert history[-1]["val"]["segmentation"]["pixel_accuracy"] > history[0]["val"]["segmentation"]["pixel_accuracy"]
 
+    config = load_config(config_path)
+    config["train"]["epochs"] = 5
+    train(config, resume=True)  # one more epoch from the checkpoint; the history keeps the first four
+    resumed = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [r["epoch"] for r in resumed] == [1, 2, 3, 4, 5] and resumed[:4] == history
+
 
 def test_mixed_precision_is_half_on_cuda_and_bfloat16_only_on_cpus_that_have_it(monkeypatch):
     import torch

@@ -171,6 +171,10 @@ def train(config: dict, resume: bool = False) -> Path:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best = state["epoch"] + 1, state["best"]
+    history_path = out / "history.json"
+    history = []
+    if start_epoch and history_path.is_file():  # a resumed run keeps the epochs before its checkpoint
+        history = [r for r in json.loads(history_path.read_text()) if r["epoch"] <= start_epoch]
     writer = None
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
@@ -178,7 +182,6 @@ def train(config: dict, resume: bool = False) -> Path:
 
     steps_per_epoch = max(1, len(loader))
     total_steps = train_cfg["epochs"] * steps_per_epoch
-    history = []
     for epoch in range(start_epoch, train_cfg["epochs"]):
         train_set.epoch = epoch
         if sampler is not None:
@@ -223,6 +226,7 @@ def train(config: dict, resume: bool = False) -> Path:
                         writer.add_scalar(f"val/{task}/{k}", v, epoch + 1)
         if rank == 0:
             history.append(record)
+            history_path.write_text(json.dumps(history, indent=1))  # every epoch: an interrupted run keeps it
             print(json.dumps({k: v for k, v in record.items() if k != "val"} |
                              {"val": {t: {k: v for k, v in m.items() if k != "per_class_iou"}
                                       for t, m in record.get("val", {}).items()}}), flush=True)
@@ -235,7 +239,6 @@ def train(config: dict, resume: bool = False) -> Path:
                         "best": best}, checkpoint_path)
     if writer:
         writer.close()
-        (out / "history.json").write_text(json.dumps(history, indent=1))
     if world > 1:
         dist.destroy_process_group()
     return out / "best.pt"
