@@ -66,7 +66,7 @@ def test_sequence_moves_the_camera_through_one_scene():
     assert len(frames) == 3 and not np.array_equal(frames[0].rgb, frames[2].rgb)
 
 
-def test_short_training_lowers_the_loss(tmp_path):
+def test_short_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
     assert hydranet(["synth", "indoor", "--out", str(tmp_path / "train"), "--count", "16",
                      "--size", "96", "128", "--workers", "1"]) == 0
     config_path = tmp_path / "config.yaml"
@@ -74,18 +74,17 @@ def test_short_training_lowers_the_loss(tmp_path):
         "model": {"label_space": "nyud40", "input_size": [96, 128]},
         "data": {"train": ["train"], "val": ["train"], "crop": [96, 128], "scale": [1.0, 1.0], "jitter": 0.0},
         "optim": {"name": "adam", "lr": 0.002},
-        "train": {"epochs": 4, "batch_size": 4, "out": "run", "seed": 1},
+        "train": {"epochs": 5, "batch_size": 4, "out": "run", "seed": 1},
     }))
-    best = train(load_config(config_path))
+    best = train(load_config(config_path), stop_after=4)
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     losses = [h["train_loss"] for h in history]
+    assert len(history) == 4
     assert losses[-1] < 0.7 * losses[0], losses
     assert best.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert history[-1]["val"]["segmentation"]["pixel_accuracy"] > history[0]["val"]["segmentation"]["pixel_accuracy"]
 
-    config = load_config(config_path)
-    config["train"]["epochs"] = 5
-    train(config, resume=True)  # one more epoch from the checkpoint; the history keeps the first four
+    train(load_config(config_path), resume=True)  # the fifth epoch from the checkpoint; the history keeps the first four
     resumed = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["epoch"] for r in resumed] == [1, 2, 3, 4, 5] and resumed[:4] == history
 

@@ -128,7 +128,9 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank() if world > 1 else 0), world
 
 
-def train(config: dict, resume: bool = False) -> Path:
+def train(config: dict, resume: bool = False, stop_after: int | None = None) -> Path:
+    """Trains, validating and checkpointing each epoch. stop_after ends the run early at that epoch while
+    the learning-rate schedule still spans train.epochs, so a later --resume continues the same curve."""
     rank, world = _distributed()
     train_cfg, data_cfg, model_cfg, optim = config["train"], config["data"], config["model"], config["optim"]
     seed_everything(train_cfg["seed"] + rank)
@@ -182,7 +184,7 @@ def train(config: dict, resume: bool = False) -> Path:
 
     steps_per_epoch = max(1, len(loader))
     total_steps = train_cfg["epochs"] * steps_per_epoch
-    for epoch in range(start_epoch, train_cfg["epochs"]):
+    for epoch in range(start_epoch, min(train_cfg["epochs"], stop_after or train_cfg["epochs"])):
         train_set.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -262,6 +264,9 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--out", help="override train.out (run folder: model files, checkpoint, TensorBoard)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    parser.add_argument("--stop-after", type=int, metavar="EPOCH",
+                        help="end after this epoch, keeping the learning-rate schedule of train.epochs "
+                             "(for time-limited jobs; continue with --resume)")
 
 
 def run(args):
@@ -270,5 +275,5 @@ def run(args):
         config["train"]["epochs"] = args.epochs
     if args.out:
         config["train"]["out"] = args.out
-    best = train(config, resume=args.resume)
+    best = train(config, resume=args.resume, stop_after=args.stop_after)
     print(f"best model: {best}")
