@@ -11,7 +11,7 @@ z forward (REP 103).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -384,7 +384,7 @@ class IndoorSceneBuilder:
     def _cabinet(rng):
         w, h, d = rng.uniform(0.8, 1.2), rng.uniform(1.8, 2.1), rng.uniform(0.55, 0.6)
         body = _wood(rng)
-        front = Material(body.color * 1.1, body.texture, body.scale, body.contrast)
+        front = replace(body, color=body.color * 1.1)
         metal = _plain(rng, [0.6, 0.6, 0.62])
         return w, 0.0, h, [(0, w, 0.06, h, 0, d - 0.02, _shadowed(body, 0.5)),
                            (0.02, w - 0.02, 0, 0.06, 0, d - 0.06, _plain(rng, [0.1, 0.1, 0.1])),

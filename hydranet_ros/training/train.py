@@ -184,7 +184,8 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
 
     steps_per_epoch = max(1, len(loader))
     total_steps = train_cfg["epochs"] * steps_per_epoch
-    for epoch in range(start_epoch, min(train_cfg["epochs"], stop_after or train_cfg["epochs"])):
+    end_epoch = train_cfg["epochs"] if stop_after is None else min(stop_after, train_cfg["epochs"])
+    for epoch in range(start_epoch, end_epoch):
         train_set.epoch = epoch
         if sampler is not None:
             sampler.set_epoch(epoch)
