@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/model_card_metrics.py
 
-- held-out generated frames (datasets/synth_*_val, seed 2, never trained on), at the model's input size;
+- held-out generated frames at the model's input size: datasets/synth_*_val (seed 2), never trained
+  on but used to pick the best epoch, and datasets/synth_*_test (seed 3), used for nothing else;
 - the real NYUDv2 example frames in ../shared (indoor model), full 640x480 outputs;
 - the real KITTI frame 000099 (KITTI-6 labels) and the 31-frame KITTI sequence against its
   projected LiDAR (street model), full-resolution outputs as the node publishes them.
@@ -44,11 +45,17 @@ def perception_for(path):
     return Perception(backend, load_model(path)[1])
 
 
-def indoor(path):
+def generated(path, kind, max_depth):
+    """Metrics on the validation frames (which chose the epoch) and on the untouched test frames."""
     model, spec = load_model(path)
-    result = {"synthetic_heldout": evaluate_model(model, spec, [FolderDataset(REPO / "datasets" / "synth_indoor_val")],
-                                                  10.0, torch.device("cpu"), spec.input_size)}
-    perception = perception_for(path)
+    return {split: evaluate_model(model, spec, [FolderDataset(REPO / "datasets" / f"synth_{kind}_{folder}")],
+                                  max_depth, torch.device("cpu"), spec.input_size)
+            for split, folder in (("synthetic_heldout", "val"), ("synthetic_test", "test"))}
+
+
+def indoor(path):
+    result = generated(path, "indoor", 10.0)
+    perception, spec = perception_for(path), load_model(path)[1]
     segmentation, depth = SegmentationMetrics(spec.num_classes), DepthMetrics(10.0)
     for name in example_frame_names(SHARED / "nyud"):
         sample = read_example_frame(SHARED / "nyud", name)
@@ -62,10 +69,8 @@ def indoor(path):
 
 
 def street(path):
-    model, spec = load_model(path)
-    result = {"synthetic_heldout": evaluate_model(model, spec, [FolderDataset(REPO / "datasets" / "synth_street_val")],
-                                                  80.0, torch.device("cpu"), spec.input_size)}
-    perception = perception_for(path)
+    result = generated(path, "street", 80.0)
+    perception, spec = perception_for(path), load_model(path)[1]
     segmentation = SegmentationMetrics(spec.num_classes)
     frame = perception.process(read_rgb(SHARED / "kitti" / "000099.png"), "rgb8")
     segmentation.update(frame.labels, read_kitti6_labels(SHARED / "kitti" / "segm_gt_000099.png"))
