@@ -40,22 +40,22 @@ def summary(segmentation=None, depth=None):
     return out
 
 
-def perception_for(path):
+def perception_for(path, spec):
     backend, _ = create_backend(path, "onnxruntime", "cpu")
-    return Perception(backend, load_model(path)[1])
+    return Perception(backend, spec)
 
 
-def generated(path, kind, max_depth):
+def generated(model, spec, kind, max_depth):
     """Metrics on the validation frames (which chose the epoch) and on the untouched test frames."""
-    model, spec = load_model(path)
     return {split: evaluate_model(model, spec, [FolderDataset(REPO / "datasets" / f"synth_{kind}_{folder}")],
                                   max_depth, torch.device("cpu"), spec.input_size)
             for split, folder in (("synthetic_heldout", "val"), ("synthetic_test", "test"))}
 
 
 def indoor(path):
-    result = generated(path, "indoor", 10.0)
-    perception, spec = perception_for(path), load_model(path)[1]
+    model, spec = load_model(path)
+    result = generated(model, spec, "indoor", 10.0)
+    perception = perception_for(path, spec)
     segmentation, depth = SegmentationMetrics(spec.num_classes), DepthMetrics(10.0)
     for name in example_frame_names(SHARED / "nyud"):
         sample = read_example_frame(SHARED / "nyud", name)
@@ -69,8 +69,9 @@ def indoor(path):
 
 
 def street(path):
-    result = generated(path, "street", 80.0)
-    perception, spec = perception_for(path), load_model(path)[1]
+    model, spec = load_model(path)
+    result = generated(model, spec, "street", 80.0)
+    perception = perception_for(path, spec)
     segmentation = SegmentationMetrics(spec.num_classes)
     frame = perception.process(read_rgb(SHARED / "kitti" / "000099.png"), "rgb8")
     segmentation.update(frame.labels, read_kitti6_labels(SHARED / "kitti" / "segm_gt_000099.png"))
