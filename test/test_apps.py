@@ -123,8 +123,9 @@ def test_import_info_and_export_commands(tmp_path, capsys):
     assert hydranet(["import-checkpoint", str(tmp_path / "ExpKITTI_joint.ckpt"), "--out", str(tmp_path / "kitti.pt")]) == 0
     assert hydranet(["info", str(tmp_path / "kitti.pt")]) == 0
     text = capsys.readouterr().out
-    assert "2,991,687 parameters" in text and "kitti6" in text and "352x1216" in text
-    assert hydranet(["export", str(tmp_path / "kitti.pt"), "--out", str(tmp_path / "kitti.onnx"), "--fixed-size", "96", "320"]) == 0
+    assert "2,991,687 parameters" in text and "kitti6" in text and "each image's own size" in text
+    assert "721.54 px" in text and "bicubic" in text
+    assert hydranet(["export", str(tmp_path / "kitti.pt"), "--out", str(tmp_path / "kitti.onnx"), "--image-size", "96", "320"]) == 0
     assert "label_agreement" in capsys.readouterr().out
     graph = onnx.load(str(tmp_path / "kitti.onnx"))
     assert [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [1, 96, 320, 3]

@@ -6,8 +6,9 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from hydranet_ros.inference.pipeline import to_rgb
-from hydranet_ros.ros.conversions import (ENCODINGS, ImageFormatError, array_to_image, camera_info_to_intrinsics,
-                                          compressed_to_array, image_to_array, scaled_camera_info)
+from hydranet_ros.camera.intrinsics import CalibrationError
+from hydranet_ros.ros.conversions import (ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
+                                          compressed_to_array, image_to_array, output_camera_info)
 
 
 def _message(array, encoding, padding=0, bigendian=False):
@@ -90,23 +91,49 @@ def _camera_info(width=1242, height=375):
     return info
 
 
-@pytest.mark.parametrize("k", [[0.0] * 9, [float("nan")] + [0.0] * 8])
-def test_unusable_camera_info_is_refused(k):
+@pytest.mark.parametrize("k, reason", [([0.0] * 9, "focal length"), ([float("nan")] + [0.0] * 8, "NaN or Inf"),
+                                       ([1e-40, 0, 609.5, 0, 1e-40, 172.8, 0, 0, 1], "focal length"),
+                                       ([721.5, 0, 1e30, 0, 721.5, 172.8, 0, 0, 1], "principal point")])
+def test_unusable_camera_info_is_refused(k, reason):
     info = _camera_info()
     info.k = k
-    with pytest.raises(ImageFormatError, match="unusable K"):
-        camera_info_to_intrinsics(info)
-    with pytest.raises(ImageFormatError, match="is for 1242x375"):
-        camera_info_to_intrinsics(_camera_info(), (640, 480))
+    with pytest.raises(CalibrationError, match=reason):
+        camera_info_to_calibration(info)
+    info = _camera_info()
+    info.p = [float("nan")] * 12
+    with pytest.raises(CalibrationError, match="unusable P"):
+        camera_info_to_calibration(info)
+    with pytest.raises(CalibrationError, match="is for 1242x375"):
+        camera_info_to_calibration(_camera_info()).check_image(640, 480)
 
 
-def test_scaled_camera_info_maps_pixel_centres():
+def test_binning_and_roi_give_the_pinhole_camera_of_the_image_actually_sent():
+    info = _camera_info()
+    info.d = [0.0] * 5
+    info.binning_x = info.binning_y = 2
+    calibration = camera_info_to_calibration(info)
+    assert calibration.image_size() == (621, 187)
+    pinhole = calibration.pinhole()
+    assert (pinhole.fx, pinhole.cx, pinhole.width) == (721.5 / 2, 609.5 / 2, 621)
+    info.binning_x = info.binning_y = 0
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 100, 50, 640, 300
+    calibration = camera_info_to_calibration(info)
+    assert calibration.image_size() == (640, 300)
+    assert np.allclose((calibration.pinhole().cx, calibration.pinhole().cy), (509.5, 122.8))
+    with pytest.raises(CalibrationError, match=r"ROI \(100, 50, 640, 300\), which gives 640x300 images"):
+        calibration.check_image(1242, 375)
+
+
+def test_output_camera_info_is_the_rectified_pinhole_scaled_to_the_outputs():
     header = Header(frame_id="camera_optical")
-    scaled = scaled_camera_info(_camera_info(), 621, 188, header)
+    calibration = camera_info_to_calibration(_camera_info())
+    scaled = output_camera_info(calibration.pinhole(), 621, 188, header, calibration.projection_column())
     k = np.array(scaled.k).reshape(3, 3)
     sx, sy = 621 / 1242, 188 / 375
     assert np.isclose(k[0, 0], 721.5 * sx) and np.isclose(k[1, 1], 721.5 * sy)
     assert np.isclose(k[0, 2], (609.5 + 0.5) * sx - 0.5) and np.isclose(k[1, 2], (172.8 + 0.5) * sy - 0.5)
     p = np.array(scaled.p).reshape(3, 4)
-    assert np.isclose(p[0, 3], 44.9 * sx) and np.isclose(p[2, 3], 0.003)
-    assert list(scaled.d) == [0.1, -0.2, 0.0, 0.0, 0.0] and scaled.header.frame_id == "camera_optical"
+    assert np.allclose(p[:, :3], k) and np.isclose(p[0, 3], 44.9 * sx) and np.isclose(p[2, 3], 0.003)
+    # The outputs are of the rectified image: no distortion, no rotation.
+    assert list(scaled.d) == [0.0] * 5 and np.allclose(np.array(scaled.r).reshape(3, 3), np.eye(3))
+    assert scaled.distortion_model == "plumb_bob" and scaled.header.frame_id == "camera_optical"

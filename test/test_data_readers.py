@@ -6,7 +6,7 @@ from hydranet_ros.data.dataset import FolderDataset, IGNORE_LABEL, Sample, creat
 from hydranet_ros.data.kitti import project_lidar, read_kitti6_labels, read_tracking_calibration, read_velodyne
 from hydranet_ros.data.labels import decode_color_labels
 from hydranet_ros.data.nyud import example_frame_names, read_example_frame
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 
 
 def test_nyud_depth_is_metres_with_zero_as_missing_and_labels_keep_255_as_ignore():

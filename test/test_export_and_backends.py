@@ -4,7 +4,8 @@ import onnx
 import pytest
 import torch
 
-from hydranet_ros.inference.backends import BackendError, OnnxRuntimeBackend, TorchBackend, create_backend, onnx_for_model
+from hydranet_ros.inference.backends import (BackendError, OnnxRuntimeBackend, PerResolution, TorchBackend,
+                                             create_backend, onnx_for_model)
 from hydranet_ros.inference.export import OPSET, export_onnx, onnx_parity, unsupported_tensorrt_ops
 from hydranet_ros.model.model_file import load_model
 
@@ -18,14 +19,14 @@ def _image(height, width, seed=0):
 @pytest.mark.parametrize("output", ["input", "network"])
 def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_model_file, tmp_path, output):
     model, spec = load_model(street_model_file)
-    path = export_onnx(model, spec, tmp_path / "m.onnx", output)
-    graph = onnx.load(str(path))
-    onnx.checker.check_model(graph)
-    assert graph.opset_import[0].version >= OPSET
-    assert [i.name for i in graph.graph.input] == ["image"]
-    assert [o.name for o in graph.graph.output] == ["labels", "color", "depth"]
-    assert unsupported_tensorrt_ops(graph) == set()
-    for height, width in [(120, 400), (75, 250)]:  # dynamic height and width
+    for height, width in [(120, 400), (480, 640)]:  # one graph per camera resolution; 640x480 is shrunk 2x+
+        path = export_onnx(model, spec, tmp_path / f"m{height}.onnx", output, image_size=(height, width))
+        graph = onnx.load(str(path))
+        onnx.checker.check_model(graph)
+        assert graph.opset_import[0].version >= OPSET
+        assert [i.name for i in graph.graph.input] == ["image"]
+        assert [o.name for o in graph.graph.output] == ["labels", "color", "depth"]
+        assert unsupported_tensorrt_ops(graph) == set()
         parity = onnx_parity(model, spec, path, _image(height, width), output)
         assert parity["depth_max_abs_diff_m"] < 1e-3
         assert parity["label_agreement"] > 0.999
@@ -34,7 +35,7 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
 def test_raw_export_has_named_heads_and_fixed_size(street_model_file, tmp_path):
     import onnxruntime as ort
     model, spec = load_model(street_model_file)
-    path = export_onnx(model, spec, tmp_path / "raw.onnx", raw=True, fixed_size=(96, 320))
+    path = export_onnx(model, spec, tmp_path / "raw.onnx", raw=True, image_size=(96, 320))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["segmentation_logits", "depth"]
     x = np.random.default_rng(1).standard_normal((1, 3, 96, 320)).astype(np.float32)
@@ -50,7 +51,7 @@ def test_torch_and_onnxruntime_backends_agree_on_cpu(street_model_file):
     image = _image(150, 500)
     model, spec = load_model(street_model_file)
     torch_prediction = TorchBackend(model, spec).infer(image)
-    ort_prediction = OnnxRuntimeBackend(onnx_for_model(street_model_file, "input")).infer(image)
+    ort_prediction = OnnxRuntimeBackend(onnx_for_model(street_model_file, "input", (150, 500))).infer(image)
     assert torch_prediction.labels.shape == (150, 500) and torch_prediction.color.shape == (150, 500, 3)
     assert ort_prediction.depth.dtype == np.float32
     assert (torch_prediction.labels == ort_prediction.labels).mean() > 0.999
@@ -77,9 +78,17 @@ def test_bad_backend_requests_are_refused_with_reasons(street_model_file):
             TorchBackend(*load_model(street_model_file), precision="fp16")
 
 
-def test_input_size_override_changes_the_network_size(street_model_file):
+def test_input_size_override_sets_the_pixel_budget_and_the_aspect_ratio_is_kept(street_model_file):
     backend, _ = create_backend(street_model_file, "onnxruntime", "cpu", input_size=(64, 128), output="network")
-    assert backend.infer(_image(100, 300)).labels.shape == (64, 128)
+    assert backend.infer(_image(100, 300)).labels.shape == (48, 160)  # about 64 x 128 pixels, 1:3 as the image
+
+
+def test_onnxruntime_keeps_one_graph_per_camera_resolution(street_model_file):
+    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu")
+    assert isinstance(backend, PerResolution)
+    for height, width in [(100, 300), (200, 200), (100, 300)]:
+        assert backend.infer(_image(height, width)).labels.shape == (height, width)
+    assert list(backend._backends) == [(96, 320), (200, 200), (100, 300)]
 
 
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")

@@ -2,7 +2,7 @@
 import numpy as np
 from std_msgs.msg import Header
 
-from hydranet_ros.inference.geometry import Intrinsics, depth_to_points
+from hydranet_ros.camera.intrinsics import Intrinsics, depth_to_points
 from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros
 from hydranet_ros.ros.conversions import cloud_to_pointcloud2, pointcloud2_to_array
 

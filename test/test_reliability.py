@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 
 rclpy = pytest.importorskip("rclpy")
 K = Intrinsics(300.0, 300.0, 159.5, 47.5, 320, 96)
@@ -196,6 +196,11 @@ def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_f
     with NodeProcess(street_model_file, params) as node:
         tester = RosClient(topics=["segmentation"])
         assert tester.wait_for_node(), node.stop()[1]
+        # The first frame of a camera resolution exports its graph (seconds): not what is measured here.
+        warm_up = frames[0]
+        warm_up.header.stamp.sec, warm_up.header.stamp.nanosec = 0, 9_999
+        tester.image_pub.publish(warm_up)
+        assert tester.wait_for(lambda: 9_999 in tester.stamps("segmentation"), 120.0), node.stop()[1]
         sent_at = {}
         start = time.perf_counter()
         index = 0
@@ -216,11 +221,12 @@ def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_f
     assert len(sent_at) > 300
     assert processed >= 3 and dropped > 0
     assert received - 1 <= processed + dropped <= received  # at most one frame waiting when counted
-    assert len(processed_stamps) == processed
+    assert len(processed_stamps) == processed  # the warm-up frame included
     # Latency (publish -> segmentation received) stays under 2x one frame's (median) processing time for 90%
     # of the frames, and never grows into a backlog: a queue would add a frame's time per frame.
     processing_ms = sum(float(values[f"latency_{k}_ms"]) for k in ("pre", "inference", "post"))
-    latencies = [(tester.arrival[("segmentation", stamp)] - sent_at[stamp]) * 1e3 for stamp in processed_stamps][1:]
+    latencies = [(tester.arrival[("segmentation", stamp)] - sent_at[stamp]) * 1e3 for stamp in processed_stamps
+                 if stamp in sent_at][1:]
     assert np.percentile(latencies, 90) < 2 * processing_ms, (latencies, processing_ms)
     assert max(latencies) < 3 * processing_ms, (latencies, processing_ms)
     # Newest frame: each processed frame is one of the latest sent when the worker took it, so

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from hydranet_ros.data.synth import render_frame, render_sequence
-from hydranet_ros.inference.geometry import depth_to_points
+from hydranet_ros.camera.intrinsics import depth_to_points
 from hydranet_ros.training.train import load_config, train
 from hydranet_ros.cli.main import main as hydranet
 
@@ -72,7 +72,7 @@ def test_short_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump({
         "model": {"label_space": "nyud40", "input_size": [96, 128]},
-        "data": {"train": ["train"], "val": ["train"], "crop": [96, 128], "scale": [1.0, 1.0], "jitter": 0.0},
+        "data": {"train": ["train"], "val": ["train"], "crop": [96, 128], "zoom": [1.0, 1.0], "jitter": 0.0},
         "optim": {"name": "adam", "lr": 0.002},
         "train": {"epochs": 5, "batch_size": 4, "out": "run", "seed": 1},
     }))
@@ -99,22 +99,57 @@ def test_mixed_precision_is_half_on_cuda_and_bfloat16_only_on_cpus_that_have_it(
     assert train_module.mixed_precision_dtype(torch.device("cpu")) == torch.bfloat16
 
 
+def _spec(input_size, focal=None):
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space
+    return ModelSpec(["segmentation", "depth"], load_label_space("nyud40"), input_size, focal_length_px=focal)
+
+
 def test_training_crops_keep_the_scale_the_network_runs_at():
-    """Crops come from the image at (about) its own scale, as at inference, not shrunk to fit the crop."""
+    """Crops come from the image at the size the node would run it at, not shrunk to fit the crop."""
     from hydranet_ros.data.augment import Augmenter
     from hydranet_ros.data.dataset import Sample
     frame = render_frame("indoor", 1, 320, 240)
-    augmenter = Augmenter((180, 240), scale=(1.0, 1.0), mirror=False, jitter=0.0, network_size=(240, 320))
+    augmenter = Augmenter(_spec((240, 320)), (180, 240), zoom=(1.0, 1.0), mirror=False, jitter=0.0)
     item = augmenter(Sample("a", frame.rgb, frame.labels, frame.depth), np.random.default_rng(0))
     crop = item["depth"]
-    # At scale 1 the crop is a window of the original depth, pixel for pixel.
+    # At zoom 1 the crop is a window of the original depth, pixel for pixel.
     matches = [(top, left) for top in range(0, 61) for left in range(0, 81)
                if np.array_equal(frame.depth[top:top + 180, left:left + 240], crop)]
     assert matches
-    evaluation = Augmenter((240, 320), train=False)(Sample("a", frame.rgb, frame.labels, frame.depth), np.random.default_rng(0))
-    assert np.array_equal(evaluation["depth"], frame.depth)
     # A frame twice the network's size is halved first, as the node would resize it.
     large = Sample("b", cv2.resize(frame.rgb, (640, 480)), depth=cv2.resize(frame.depth, (640, 480),
                                                                             interpolation=cv2.INTER_NEAREST))
     item = augmenter(large, np.random.default_rng(0))
     assert any(np.array_equal(frame.depth[t:t + 180, l:l + 240], item["depth"]) for t in range(61) for l in range(81))
+
+
+def test_zoom_divides_the_depth_target_and_other_cameras_are_normalised_to_the_models():
+    from hydranet_ros.data.augment import Augmenter, resize_depth
+    from hydranet_ros.data.dataset import Sample
+    frame = render_frame("indoor", 2, 320, 240)
+    sample = Sample("a", frame.rgb, frame.labels, frame.depth)
+    plain = Augmenter(_spec((240, 320)), (240, 320), zoom=(1.0, 1.0), mirror=False, jitter=0.0)(
+        sample, np.random.default_rng(0))["depth"]
+    # Zoom 2 with a crop of the whole zoomed image: things look twice as near, so depth halves.
+    zoomed = Augmenter(_spec((240, 320)), (480, 640), zoom=(2.0, 2.0), mirror=False, jitter=0.0)(
+        sample, np.random.default_rng(0))["depth"]
+    assert np.array_equal(zoomed, resize_depth(frame.depth, (480, 640)) / 2)
+    # With intrinsics, depth targets are for the model's camera: a sample whose camera has twice the
+    # model's focal length at the network input gets half the depth.
+    f = frame.intrinsics.fx
+    with_camera = Sample("b", frame.rgb, frame.labels, frame.depth, frame.intrinsics)
+    target = Augmenter(_spec((240, 320), focal=f / 2), (240, 320), zoom=(1.0, 1.0), mirror=False, jitter=0.0)(
+        with_camera, np.random.default_rng(0))["depth"]
+    assert np.allclose(target, plain / 2)
+
+
+def test_sparse_depth_keeps_its_points_when_resized():
+    from hydranet_ros.data.augment import resize_depth
+    depth = np.zeros((375, 1242), np.float32)
+    rng = np.random.default_rng(0)
+    v, u = rng.integers(0, 375, 500), rng.integers(0, 1242, 500)
+    depth[v, u] = rng.uniform(5, 50, 500).astype(np.float32)
+    small = resize_depth(depth, (176, 592))
+    kept = np.count_nonzero(small)
+    assert kept >= 0.95 * np.count_nonzero(depth)  # nearest-neighbour sampling would keep about a fifth
+    assert set(np.unique(small[small > 0])) <= set(np.unique(depth[depth > 0]))

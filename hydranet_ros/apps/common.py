@@ -5,7 +5,7 @@ import logging
 
 from hydranet_ros.data.synth import FOCAL_PER_WIDTH
 from hydranet_ros.inference.backends import BACKENDS, BackendError, create_backend
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.model_file import ModelSpec, load_model, resolve_model_path
 from hydranet_ros.cli.errors import CommandError
@@ -38,6 +38,11 @@ def open_perception(args, output: str = "input") -> Perception:
 
 
 def guess_intrinsics(spec: ModelSpec, width: int, height: int) -> Intrinsics:
-    """Intrinsics with the field of view of the camera the model was trained for (synth defaults)."""
-    focal = FOCAL_PER_WIDTH[SCENE_OF_LABEL_SPACE.get(spec.label_space.name, "street")] * width
+    """A centred pinhole camera whose focal length at the network input is the model's training
+    camera's (so depth is taken as the network gives it); the generated scenes' field of view for
+    models that do not record one."""
+    if spec.focal_length_px:
+        focal = spec.focal_length_px * width / spec.network_size((height, width))[1]
+    else:
+        focal = FOCAL_PER_WIDTH[SCENE_OF_LABEL_SPACE.get(spec.label_space.name, "street")] * width
     return Intrinsics(focal, focal, width / 2 - 0.5, height / 2 - 0.5, width, height)

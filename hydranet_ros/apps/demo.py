@@ -24,7 +24,7 @@ from tqdm import tqdm
 from hydranet_ros.apps.common import guess_intrinsics
 from hydranet_ros.apps.infer_files import read_frames
 from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.pipeline import FrameResult, to_rgb
 from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.model_file import load_model, resolve_model_path
@@ -144,12 +144,12 @@ class Recorder:
 
     def publish(self, bgr: np.ndarray, intrinsics: Intrinsics, stamp_ns: int) -> None:
         from rclpy.serialization import serialize_message
-        from hydranet_ros.ros.conversions import array_to_image, scaled_camera_info
+        from hydranet_ros.ros.conversions import array_to_image, output_camera_info
         from std_msgs.msg import Header
         header = Header(frame_id=CAMERA_FRAME)
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 10**9)
         image = array_to_image(bgr, "bgr8", header)
-        info = scaled_camera_info(None, intrinsics.width, intrinsics.height, header, intrinsics)
+        info = output_camera_info(intrinsics, intrinsics.width, intrinsics.height, header)
         self.info_pub.publish(info)
         self.sent_at[stamp_ns] = time.perf_counter()
         self.image_pub.publish(image)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import write_depth_png
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.inference.visualize import overview
 
@@ -92,11 +92,11 @@ def run(args):
     depth_range = perception.spec.label_space.depth_range_m
     count = 0
     for name, bgr in tqdm(read_frames(Path(args.input)), desc="infer", unit="frame"):
-        result = perception.process(bgr, "bgr8", overlay_alpha=0.5)
         height, width = bgr.shape[:2]
         intrinsics = Intrinsics(*args.intrinsics, width, height) if args.intrinsics else \
             guess_intrinsics(perception.spec, width, height)
-        cloud = perception.cloud(result, intrinsics, CloudSettings(args.points_stride, depth_range[1]))
+        result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=intrinsics)
+        cloud = perception.cloud(result, CloudSettings(args.points_stride, depth_range[1]))
         cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)
         cv2.imwrite(str(out / f"{name}_color.png"), result.color[..., ::-1])
         write_depth_png(out / f"{name}_depth_mm.png", result.depth, 1000.0)

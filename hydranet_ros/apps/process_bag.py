@@ -17,8 +17,9 @@ from tqdm import tqdm
 from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
-from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_intrinsics, compressed_to_array,
-                                          image_fields, image_to_array, pointcloud2_fields, scaled_camera_info_fields)
+from hydranet_ros.camera.intrinsics import CalibrationError
+from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, compressed_to_array,
+                                          image_fields, image_to_array, output_camera_info_fields, pointcloud2_fields)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
@@ -158,17 +159,23 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
 def _output_messages(perception, builder: BagMessages, settings: CloudSettings, header, array, encoding,
                      camera_info) -> dict[str, bytes]:
     """The serialized output messages for one image, keyed by output name."""
-    result = perception.process(array, encoding)
     height, width = array.shape[:2]
-    intrinsics = camera_info_to_intrinsics(camera_info, (width, height)) if camera_info is not None \
-        else guess_intrinsics(perception.spec, width, height)
+    try:
+        camera = camera_info_to_calibration(camera_info) if camera_info is not None \
+            else guess_intrinsics(perception.spec, width, height)
+        result = perception.process(array, encoding, camera=camera)
+    except CalibrationError as error:
+        raise CommandError(f"the bag's camera_info cannot be used ({error}); fix it or leave out "
+                           "--camera-info-topic to guess the intrinsics") from None
     out_w, out_h = result.output_size
-    cloud = perception.cloud(result, intrinsics, settings)
+    column = camera.projection_column() if camera_info is not None else (0.0, 0.0, 0.0)
+    cloud = perception.cloud(result, settings)
     messages = {
         "segmentation": builder.image(header, result.labels, "mono8"),
         "segmentation/color": builder.image(header, result.color, "rgb8"),
         "depth": builder.image(header, result.depth, "32FC1"),
-        "depth/camera_info": builder.camera_info(header, scaled_camera_info_fields(camera_info, out_w, out_h, intrinsics)),
+        "depth/camera_info": builder.camera_info(header, output_camera_info_fields(result.intrinsics, out_w, out_h,
+                                                                                   column)),
         "points": builder.cloud(header, cloud),
         "points/obstacles": builder.cloud(header, perception.obstacles(cloud)),
     }

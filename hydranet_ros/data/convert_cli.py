@@ -3,6 +3,7 @@
   nyud-mat       the official nyu_depth_v2_labeled.mat (+ a 895-entry class map, + split indices)
   nyud-examples  frames laid out like the examples published with the official models
   kitti          KITTI images with any of: KITTI-6 colour labels, depth PNGs, raw LiDAR + calibration
+  camvid         a CamVid split folder (images/, labels/ with the 11 SegNet classes) -> KITTI-6 labels
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data import camvid
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, read_rgb, write_sample
 from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, project_lidar, read_depth_png, read_kitti6_labels,
                                      read_tracking_calibration, read_velodyne)
@@ -18,7 +20,7 @@ from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, examp
 
 
 def add_arguments(parser):
-    parser.add_argument("format", choices=["nyud-mat", "nyud-examples", "kitti"])
+    parser.add_argument("format", choices=["nyud-mat", "nyud-examples", "kitti", "camvid"])
     parser.add_argument("source", help="the .mat file (nyud-mat) or the folder of images")
     parser.add_argument("--out", required=True, help="dataset folder to write")
     parser.add_argument("--class-map", help="nyud-mat: .npy of 895 entries, raw label id -> 0..39 or 255")
@@ -27,6 +29,8 @@ def add_arguments(parser):
     parser.add_argument("--depth", help="kitti: folder of depth PNGs (uint16 / 256) named like the images")
     parser.add_argument("--velodyne", help="kitti: folder of LiDAR .bin scans named like the images")
     parser.add_argument("--calib", help="kitti: calibration file for --velodyne (P2, R_rect, Tr_velo_cam)")
+    parser.add_argument("--frames", type=int, nargs=2, metavar=("START", "STOP"),
+                        help="kitti: only the sorted images START..STOP-1 (e.g. to hold frames out for testing)")
 
 
 def run(args):
@@ -49,7 +53,19 @@ def run(args):
             write_sample(root, read_example_frame(source, name), NYUD_DEPTH_SCALE)
         print(f"wrote {len(names)} frames to {out}")
         return
+    if args.format == "camvid":
+        images = camvid.frame_names(source) if (source / "images").is_dir() else []
+        if not images:
+            raise CommandError(f"no CamVid frames in {source / 'images'}")
+        root = create_dataset_folder(out, "kitti6", KITTI_DEPTH_SCALE)
+        lookup = camvid.kitti6_lookup()
+        for path in tqdm(images, desc="camvid"):
+            write_sample(root, camvid.read_frame(path, lookup), KITTI_DEPTH_SCALE)
+        print(f"wrote {len(images)} frames to {out}")
+        return
     images = sorted(source.glob("*.png"))
+    if args.frames:
+        images = images[args.frames[0]:args.frames[1]]
     if not images:
         raise CommandError(f"no .png images in {source}")
     if args.velodyne and not args.calib:

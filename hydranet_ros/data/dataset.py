@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 
 IGNORE_LABEL = 255
 
@@ -76,6 +76,10 @@ class FolderDataset:
     def has(self, kind: str, name: str) -> bool:
         return (self.root / kind / f"{name}.png").is_file()
 
+    def intrinsics(self, name: str) -> Intrinsics | None:
+        path = self.root / "intrinsics" / f"{name}.json"
+        return Intrinsics(**json.loads(path.read_text())) if path.is_file() else None
+
     def __getitem__(self, index: int) -> Sample:
         name = self.names[index]
         sample = Sample(name, read_rgb(self.root / "rgb" / f"{name}.png"))
@@ -83,9 +87,7 @@ class FolderDataset:
             sample.segmentation = read_png_unchanged(self.root / "labels" / f"{name}.png").astype(np.uint8)
         if self.has("depth", name):
             sample.depth = read_png_unchanged(self.root / "depth" / f"{name}.png").astype(np.float32) / self.depth_scale
-        intrinsics_path = self.root / "intrinsics" / f"{name}.json"
-        if intrinsics_path.is_file():
-            sample.intrinsics = Intrinsics(**json.loads(intrinsics_path.read_text()))
+        sample.intrinsics = self.intrinsics(name)
         return sample
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import read_png_unchanged, read_rgb
 from hydranet_ros.data.labels import decode_color_labels
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.model.model_file import load_label_space
 
 KITTI_DEPTH_SCALE = 256.0

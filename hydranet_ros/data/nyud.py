@@ -16,7 +16,7 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import (IGNORE_LABEL, Sample, check_labels, create_dataset_folder, read_png_unchanged,
                                        read_rgb, write_sample)
 from hydranet_ros.data.labels import decode_color_labels
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.model.model_file import load_label_space
 
 NYUD_DEPTH_SCALE = 5000.0

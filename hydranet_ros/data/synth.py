@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.geometry import Intrinsics, pixel_rays
+from hydranet_ros.camera.intrinsics import Intrinsics, pixel_rays
 from hydranet_ros.model.model_file import load_label_space
 
 NO_HIT = np.float32(np.inf)
@@ -660,12 +660,13 @@ def default_intrinsics(kind: str, width: int, height: int) -> Intrinsics:
     return Intrinsics(f, f, width / 2 - 0.5, height / 2 - 0.5, width, height)
 
 
-def render_frame(kind: str, seed: int, width: int, height: int) -> Frame:
-    """One frame of a new random scene; the same (kind, seed, size) gives the same frame."""
+def render_frame(kind: str, seed: int, width: int, height: int, intrinsics: Intrinsics | None = None) -> Frame:
+    """One frame of a new random scene; the same (kind, seed, size, camera) gives the same frame.
+    intrinsics: another camera (default: the dataset's, default_intrinsics)."""
     rng = np.random.default_rng(seed)
     builder = BUILDERS[kind]()
     scene = builder.build(rng)
-    intrinsics = default_intrinsics(kind, width, height)
+    intrinsics = intrinsics or default_intrinsics(kind, width, height)
     position, yaw, pitch, roll = builder.camera_pose(rng, scene)
     return render(scene, intrinsics, position, yaw, pitch, roll, rng, Texturer(rng))
 

@@ -5,12 +5,13 @@
 Every backend runs the same InferenceGraph (inference/graph.py), so resizing, normalisation,
 argmax, colouring and depth upsampling run on the backend's device and only the finished
 outputs come back to the host. All backends start from the same model file: ONNX Runtime
-and TensorRT use an ONNX export of it, cached by the model file's hash.
+and TensorRT use an ONNX export of it for each camera resolution, cached by the model file's hash.
 """
 from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,22 +44,26 @@ def cache_dir() -> Path:
 
 
 def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | None = None):
-    """load_model, with the network input size overridden when input_size is given."""
+    """load_model, with the pixel budget overridden when input_size is given."""
     model, spec = load_model(model_path)
     if input_size:
-        spec.input_size = tuple(int(v) for v in input_size)
+        spec = spec.with_pixel_budget(input_size)
     return model, spec
 
 
-def onnx_for_model(model_path: str | Path, output: str, input_size: tuple[int, int] | None = None) -> Path:
-    """The post-processed ONNX export of a model file, made once and cached by content hash."""
+def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, int],
+                   input_size: tuple[int, int] | None = None) -> Path:
+    """The post-processed ONNX export of a model file for camera images of image_size (height, width),
+    made once and cached by content hash."""
     model, spec = load_for_inference(model_path, input_size)
-    height, width = spec.input_size
-    path = cache_dir() / "onnx" / f"{file_sha256(model_path)[:16]}-{height}x{width}-{output}.onnx"
+    height, width = image_size
+    net_height, net_width = spec.network_size(image_size)
+    name = f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}.onnx"
+    path = cache_dir() / "onnx" / name
     if not path.is_file():
-        LOG.info("exporting %s to ONNX at %s", model_path, path)
-        temporary = path.with_suffix(".tmp.onnx")
-        export_onnx(model, spec, temporary, output)
+        LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        export_onnx(model, spec, temporary, output, image_size=image_size)
         temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
     return path
 
@@ -142,6 +147,33 @@ class TorchBackend(Backend):
             return Prediction(labels[0].cpu().numpy(), color[0].cpu().numpy(), depth[0].cpu().numpy())
 
 
+class PerResolution(Backend):
+    """One backend per camera resolution, made on first use: exported graphs (ONNX, TensorRT
+    engines) are built for one image size. Keeps the `limit` most recently used."""
+
+    def __init__(self, factory, first_size: tuple[int, int], limit: int = 4):
+        self.factory = factory
+        self.limit = limit
+        self._backends: OrderedDict[tuple[int, int], Backend] = OrderedDict()
+        first = self.for_size(tuple(first_size))  # fails here, at start, if the backend cannot run
+        self.name, self.device = first.name, first.device
+
+    def for_size(self, size: tuple[int, int]) -> Backend:
+        if size in self._backends:
+            self._backends.move_to_end(size)
+        else:
+            self._backends[size] = self.factory(size)
+            if len(self._backends) > self.limit:
+                self._backends.popitem(last=False)
+        return self._backends[size]
+
+    def infer(self, rgb: np.ndarray) -> Prediction:
+        return self.for_size(tuple(rgb.shape[:2])).infer(rgb)
+
+    def describe(self) -> str:
+        return next(reversed(self._backends.values())).describe()
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -210,11 +242,17 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
 
 
 def _build(name, device, model_path, precision, output, threads, engine_options, input_size) -> Backend:
+    model, spec = load_for_inference(model_path, input_size)
     if name == "torch":
-        model, spec = load_for_inference(model_path, input_size)
         return TorchBackend(model, spec, device, precision, output)
+    first_size = tuple(spec.input_size)  # checks at start that the backend runs; cameras add their own
     if name == "onnxruntime":
-        return OnnxRuntimeBackend(onnx_for_model(model_path, output, input_size), device, threads)
-    from hydranet_ros.inference.tensorrt_engine import TensorRTBackend, engine_for_onnx
-    engine = engine_for_onnx(onnx_for_model(model_path, output, input_size), precision, **(engine_options or {}))
-    return TensorRTBackend(engine)
+        return PerResolution(lambda size: OnnxRuntimeBackend(onnx_for_model(model_path, output, size, input_size),
+                                                             device, threads), first_size)
+    from hydranet_ros.inference.tensorrt_engine import ShapeProfile, TensorRTBackend, engine_for_onnx
+
+    def engine(size):
+        onnx_path = onnx_for_model(model_path, output, size, input_size)
+        return TensorRTBackend(engine_for_onnx(onnx_path, precision, ShapeProfile(size, size, size),
+                                               **(engine_options or {})))
+    return PerResolution(engine, first_size)

@@ -55,8 +55,8 @@ def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int,
     bare_ms = []
     for index in range(warmup + iterations):
         start = time.perf_counter()
-        result = perception.process(frame, "bgr8", overlay_alpha=0.5)
-        perception.cloud(result, intrinsics, cloud_settings)
+        result = perception.process(frame, "bgr8", overlay_alpha=0.5, camera=intrinsics)
+        perception.cloud(result, cloud_settings)
         total = (time.perf_counter() - start) * 1e3
         if bare is not None:  # the same graph and input, straight into ONNX Runtime
             bare_start = time.perf_counter()

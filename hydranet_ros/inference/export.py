@@ -1,6 +1,7 @@
 """hydranet export: a model file -> ONNX (opset 17), with or without post-processing in the graph.
 
-With post-processing (the default) the graph is inference/graph.py's InferenceGraph:
+With post-processing (the default) the graph is inference/graph.py's InferenceGraph, made for one
+camera resolution H x W (the network size and the antialiasing filter follow from it):
     input  image  uint8   [1, H, W, 3]  RGB
     output labels uint8   [1, h, w]     class ids
            color  uint8   [1, h, w, 3]  palette colours
@@ -10,7 +11,7 @@ Raw (--raw): the bare network on a normalised tensor:
     output segmentation_logits  float32 [1, C, H/4, W/4]
            depth                float32 [1, 1, H/4, W/4]   (take |x|)
            normals              float32 [1, 3, H/4, W/4]   (three-task models only)
-H and W are dynamic unless --fixed-size is given.
+The raw network's H and W are dynamic unless --image-size fixes them.
 """
 from __future__ import annotations
 
@@ -42,12 +43,14 @@ Sigmoid Slice Softmax Split Sqrt Squeeze Sub Tanh Tile TopK Transpose Unsqueeze 
 
 
 def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
-                fixed_size: tuple[int, int] | None = None) -> Path:
-    """Writes the ONNX file and returns its path. fixed_size=(H, W) fixes the input size."""
+                image_size: tuple[int, int] | None = None) -> Path:
+    """Writes the ONNX file and returns its path. image_size=(H, W): the camera resolution of the
+    post-processed graph (default: the model's pixel budget); for raw=True it fixes the input size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval().cpu()
-    height, width = fixed_size or spec.input_size
+    height, width = image_size or spec.input_size
+    fixed = image_size is not None or not raw
     if raw:
         module = model
         example = torch.zeros(1, 3, height, width)
@@ -58,13 +61,11 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
         module = InferenceGraph(model, spec, output).eval()
         example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
         input_name, output_names = INPUT_NAME, list(OUTPUT_NAMES)
-        dims = {1: "height", 2: "width"}
-        out_dims = dims if output == "input" else {}
-        dynamic = {input_name: dims} | {n: out_dims for n in output_names}
+        dynamic = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=output_names,
-                          dynamic_axes=None if fixed_size else dynamic, opset_version=OPSET, dynamo=False)
+                          dynamic_axes=None if fixed else dynamic, opset_version=OPSET, dynamo=False)
     graph = onnx.load(str(path))
     meta = graph.metadata_props.add()
     meta.key, meta.value = METADATA_KEY, json.dumps(spec.to_dict() | {"graph": "raw" if raw else f"postprocessed/{output}"})
@@ -105,16 +106,17 @@ def add_arguments(parser):
     parser.add_argument("--raw", action="store_true", help="export the bare network (normalised input, raw heads)")
     parser.add_argument("--output-resolution", choices=["input", "network"], default="input",
                         help="post-processed outputs at the camera image's size (input) or the model's input size (network)")
-    parser.add_argument("--fixed-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="fix the input size instead of a dynamic height and width")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                        help="camera resolution the post-processed graph is made for (default: the model's "
+                             "pixel budget); with --raw, fixes the network input (default: dynamic)")
 
 
 def run(args):
     model, spec = load_model(args.model)
     path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
-                       tuple(args.fixed_size) if args.fixed_size else None)
+                       tuple(args.image_size) if args.image_size else None)
     print(f"wrote {path} (opset {OPSET}; onnx.checker passed; all operators supported by TensorRT's parser)")
     if not args.raw:
-        height, width = args.fixed_size or spec.input_size
+        height, width = args.image_size or spec.input_size
         image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         print("parity with PyTorch:", json.dumps(onnx_parity(model, spec, path, image, args.output_resolution)))

@@ -1,15 +1,20 @@
 """The inference graph: camera image in, finished outputs out, all on the backend's device.
 
     image  uint8  [1, H, W, 3]  RGB, any H x W
-      -> resize to the model's input size, scale 1/255, normalise, HWC -> CHW
+      -> resize, keeping the aspect ratio, to the network size the model's spec gives for H x W
+         (antialiased; camera/network_input.py), scale 1/255, normalise, HWC -> CHW
       -> HydraNet
-      -> labels uint8   [1, h, w]      argmax of bilinearly upsampled logits
+      -> labels uint8   [1, h, w]      argmax of upsampled logits (bilinear; bicubic for the
+                                       authors' checkpoints, as their recipe does)
          color  uint8   [1, h, w, 3]   labels through the model's palette
-         depth  float32 [1, h, w]      |depth| in metres, bilinearly upsampled
-where h x w is the model's input size (output="network") or H x W (output="input").
+         depth  float32 [1, h, w]      |depth| in metres for the model's training camera, upsampled
+                                       likewise (the per-frame path rescales it to the actual camera)
+where h x w is the network size (output="network") or H x W (output="input"). A single-task model
+gives labels 255 (no class, black) or NaN depth for the task it lacks.
 
 The PyTorch backend runs this module; `hydranet export` writes it to ONNX for ONNX Runtime
-and TensorRT, so every backend shares one definition of pre- and post-processing.
+and TensorRT, one file per camera resolution (the network size and the antialiasing filter follow
+from it), so every backend shares one definition of pre- and post-processing.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hydranet_ros.camera.network_input import resize_antialiased
 from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec
 
@@ -30,30 +36,41 @@ class InferenceGraph(nn.Module):
         super().__init__()
         if output not in OUTPUT_RESOLUTIONS:
             raise ValueError(f"output must be one of {OUTPUT_RESOLUTIONS}, not {output!r}")
-        if not {"segmentation", "depth"} <= set(spec.tasks):
-            raise ValueError(f"the inference graph needs segmentation and depth heads; the model has {spec.tasks}")
+        if not {"segmentation", "depth"} & set(spec.tasks):
+            raise ValueError(f"the inference graph needs a segmentation or depth head; the model has {spec.tasks}")
         self.model = model
         self.output = output
-        self.input_size = tuple(int(v) for v in spec.input_size)
-        self.segmentation_index = spec.tasks.index("segmentation")
-        self.depth_index = spec.tasks.index("depth")
+        self.spec = spec
+        self.segmentation_index = spec.tasks.index("segmentation") if "segmentation" in spec.tasks else None
+        self.depth_index = spec.tasks.index("depth") if "depth" in spec.tasks else None
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
         # x / 255 - mean) / std == x * scale + offset
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("offset", -mean / std)
         # int32, not uint8: TensorRT's Gather takes int32 data; the result is cast to uint8.
-        self.register_buffer("palette", torch.as_tensor(spec.palette_array().astype("int32")))
+        # 256 rows, so that any uint8 label (255: no class) has a colour (black beyond the classes).
+        palette = torch.zeros(256, 3, dtype=torch.int32)
+        palette[:spec.num_classes] = torch.as_tensor(spec.palette_array().astype("int32"))
+        self.register_buffer("palette", palette)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = image.permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False)
+        network_size = self.spec.network_size((int(image.shape[1]), int(image.shape[2])))
+        x = resize_antialiased(image.permute(0, 3, 1, 2).float(), network_size)
         x = (x * self.scale + self.offset).to(next(self.model.parameters()).dtype)
         outputs = self.model(x)
-        logits, depth = outputs[self.segmentation_index], outputs[self.depth_index]
-        size = self.input_size if self.output == "network" else image.shape[1:3]
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        labels = logits.argmax(dim=1).to(torch.uint8)
+        size = network_size if self.output == "network" else (int(image.shape[1]), int(image.shape[2]))
+        if self.segmentation_index is not None:
+            logits = F.interpolate(outputs[self.segmentation_index], size=size, mode=self.spec.upsampling,
+                                   align_corners=False)
+            labels = logits.argmax(dim=1).to(torch.uint8)
+        else:
+            labels = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.uint8, device=image.device)
         color = self.palette[labels.long()].to(torch.uint8)
-        depth = F.interpolate(depth.float(), size=size, mode="bilinear", align_corners=False)[:, 0].abs()
+        if self.depth_index is not None:
+            depth = F.interpolate(outputs[self.depth_index].float(), size=size, mode=self.spec.upsampling,
+                                  align_corners=False)
+            depth = depth[:, 0].abs()
+        else:
+            depth = torch.full((image.shape[0],) + tuple(size), float("nan"), device=image.device)
         return labels, color, depth

@@ -1,8 +1,10 @@
 """The per-frame path shared by the node, `hydranet infer`, process-bag and the benchmark.
 
-    pre        camera image (any supported layout) -> contiguous RGB uint8
+    pre        camera image (any supported layout) -> contiguous RGB uint8, rectified when its
+               CameraInfo says it is distorted (camera/calibration.py)
     inference  backend: on-device resize/normalise, network, argmax, colour, depth upsampling
-    post       REP 118 depth, optional overlay, optional point clouds
+    post       depth rescaled to the actual camera's focal length (camera/network_input.py),
+               REP 118 depth, optional overlay, optional point clouds
 Each stage is timed; the timings feed diagnostics and the benchmark.
 """
 from __future__ import annotations
@@ -14,19 +16,24 @@ import cv2
 import numpy as np
 
 from hydranet_ros.inference.backends import Backend, Prediction
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
+from hydranet_ros.camera.intrinsics import Intrinsics
+from hydranet_ros.camera.network_input import depth_scale
 from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
 
 
 @dataclass
 class FrameResult:
-    rgb: np.ndarray                 # the input, RGB
+    rgb: np.ndarray                 # the input, RGB (rectified when it was distorted)
     labels: np.ndarray
     color: np.ndarray
     depth: np.ndarray               # NaN where invalid (REP 118)
     overlay: np.ndarray | None = None
     timings_ms: dict = field(default_factory=dict)
+    depth_scale: float = 1.0        # applied to the network's depth for this camera
+    intrinsics: Intrinsics | None = None  # pinhole camera of `rgb` (None: unknown)
+    rectified: bool = False
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -52,24 +59,40 @@ class Perception:
         space = spec.label_space
         self.sky_ids = space.ids(space.sky_classes)
         self.ground_ids = space.ids(space.ground_classes)
+        self.rectifier = Rectifier()
 
-    def process(self, image: np.ndarray, encoding: str = "rgb8", overlay_alpha: float | None = None) -> FrameResult:
+    def process(self, image: np.ndarray, encoding: str = "rgb8", overlay_alpha: float | None = None,
+                camera: CameraCalibration | Intrinsics | None = None, rectify: str = "auto") -> FrameResult:
+        """camera: the image's calibration (from CameraInfo) or plain pinhole intrinsics. Without it,
+        depth is for the camera the model was trained with and no cloud can be made."""
         start = time.perf_counter()
         rgb = np.ascontiguousarray(to_rgb(image, encoding))
+        intrinsics, rectified = camera, False
+        if isinstance(camera, CameraCalibration):
+            camera.check_image(rgb.shape[1], rgb.shape[0])
+            if camera.needs_rectification(rectify):
+                rgb, rectified = self.rectifier(rgb, camera), True
+            intrinsics = camera.pinhole()
+        elif camera is not None and (camera.width, camera.height) != (rgb.shape[1], rgb.shape[0]):
+            raise ValueError(f"intrinsics are for {camera.width}x{camera.height}, the image is "
+                             f"{rgb.shape[1]}x{rgb.shape[0]}")
         after_pre = time.perf_counter()
         prediction: Prediction = self.backend.infer(rgb)
         after_inference = time.perf_counter()
-        depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids)
+        scale = depth_scale(intrinsics, self.spec.network_size(rgb.shape[:2]), self.spec.focal_length_px)
+        depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids, scale=scale)
         blended = overlay(rgb, prediction.color, overlay_alpha) if overlay_alpha is not None else None
         end = time.perf_counter()
         return FrameResult(rgb, prediction.labels, prediction.color, depth, blended, {
             "pre": (after_pre - start) * 1e3, "inference": (after_inference - after_pre) * 1e3,
-            "post": (end - after_inference) * 1e3})
+            "post": (end - after_inference) * 1e3}, scale, intrinsics, rectified)
 
-    def cloud(self, result: FrameResult, intrinsics: Intrinsics, settings: CloudSettings) -> np.ndarray:
-        """Points in the camera's optical frame; intrinsics are those of the input image."""
+    def cloud(self, result: FrameResult, settings: CloudSettings) -> np.ndarray:
+        """Points in the camera's optical frame (the rectified camera's, when rectified)."""
+        if result.intrinsics is None:
+            raise ValueError("the frame has no intrinsics: a cloud needs camera_info or fallback intrinsics")
         width, height = result.output_size
-        scaled = intrinsics.scaled_to(width, height)
+        scaled = result.intrinsics.scaled_to(width, height)
         return build_cloud(result.depth, result.color, result.labels, scaled, settings)
 
     def obstacles(self, cloud: np.ndarray, exclude: tuple[int, ...] | None = None) -> np.ndarray:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.geometry import Intrinsics, depth_to_points
+from hydranet_ros.camera.intrinsics import Intrinsics, depth_to_points
 
 # PointCloud2 layout: x, y, z float32; rgb packed in a float32 (0x00RRGGBB, as rviz reads it);
 # label uint8; 3 bytes of padding keep every point 4-byte aligned.
@@ -26,10 +26,10 @@ def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def depth_for_ros(depth: np.ndarray, labels: np.ndarray, no_depth_classes: list[int],
-                  min_depth: float = 1e-3) -> np.ndarray:
-    """float32 metres with NaN where there is no valid depth (REP 118): non-finite, <= min_depth,
-    or classes without a surface (sky)."""
-    out = np.array(depth, dtype=np.float32, copy=True)
+                  min_depth: float = 1e-3, scale: float = 1.0) -> np.ndarray:
+    """depth x scale as float32 metres with NaN where there is no valid depth (REP 118): non-finite,
+    <= min_depth, or classes without a surface (sky)."""
+    out = np.multiply(depth, np.float32(scale), dtype=np.float32)
     invalid = ~np.isfinite(out) | (out <= min_depth)
     if no_depth_classes:
         invalid |= np.isin(labels, no_depth_classes)

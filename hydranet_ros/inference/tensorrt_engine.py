@@ -281,10 +281,8 @@ def add_arguments(parser):
     parser.add_argument("model", help="model file (.pt) or ONNX file exported with post-processing")
     parser.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp16", help="default fp16")
     parser.add_argument("--workspace-gib", type=float, default=2.0, help="builder workspace (GiB, default 2)")
-    parser.add_argument("--min-size", type=int, nargs=2, default=[64, 64], metavar=("H", "W"))
-    parser.add_argument("--opt-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
-                        help="the camera's image size, which the engine is tuned for")
-    parser.add_argument("--max-size", type=int, nargs=2, default=[1080, 1920], metavar=("H", "W"))
+    parser.add_argument("--image-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
+                        help="the camera's image size; the graph and the engine are made for it (default 375 1242)")
     parser.add_argument("--calibration-images", help="folder of images for int8 calibration")
     parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
     parser.add_argument("--cache", help="engine folder (default ~/.cache/hydranet_ros/engines or $HYDRANET_CACHE)")
@@ -295,9 +293,10 @@ def run(args):
     source = Path(args.model)
     if not source.is_file():
         raise CommandError(f"{source} does not exist")
-    onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution)
+    size = tuple(args.image_size)
+    onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution, size)
     try:
-        profile = ShapeProfile(tuple(args.min_size), tuple(args.opt_size), tuple(args.max_size))
+        profile = ShapeProfile(size, size, size)
         path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib,
                                args.calibration_images, args.cache)
     except (BackendError, ValueError) as error:

@@ -2,6 +2,11 @@
 
 Accepted: {"state_dict": ...} or a bare state dict, keys with or without a "module." prefix
 (DataParallel), with or without BatchNorm's num_batches_tracked buffers.
+
+Imported models follow the authors' recipe (their notebooks in DrSleep/multi-task-refinenet): the
+network runs at the image's own resolution, and logits and depth are upsampled bicubically. They
+record the camera their depth was learned with: KITTI's (fx 721.5 px at 1242x375) and NYUDv2's
+Kinect (519.2 px at 640x480); the joint NYUD+KITTI model learned from both, so it records none.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from .hydranet import HydraNet
 from .model_file import LabelSpace, ModelFileError, ModelSpec, label_space_for_classes
 
 DATA_PARALLEL_PREFIX = "module."
+# Focal length (px) of the camera each label space's depth was learned with, at native resolution.
+TRAINING_FOCAL_PX = {"kitti6": 721.54, "nyud40": 519.16}
 
 
 def normalise_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -50,8 +57,10 @@ def import_authors_checkpoint(path: str | Path, label_space: LabelSpace | None =
     if space.num_classes != model.num_classes:
         raise ModelFileError(f"{path} has {model.num_classes} classes, label space {space.name} "
                              f"has {space.num_classes}")
-    if input_size is None:
-        input_size = (352, 1216) if space.name == "kitti6" else (480, 640)
-    spec = ModelSpec(tasks=list(model.tasks), label_space=space, input_size=input_size,
-                     provenance={"imported_from": path.name})
+    native = input_size is None
+    if native:  # a nominal size for tools that need one; the node runs at the camera's resolution
+        input_size = (370, 1226) if space.name == "kitti6" else (480, 640)
+    spec = ModelSpec(tasks=list(model.tasks), label_space=space, input_size=tuple(input_size),
+                     provenance={"imported_from": path.name}, focal_length_px=TRAINING_FOCAL_PX.get(space.name),
+                     native_resolution=native, upsampling="bicubic")
     return model, spec

@@ -8,12 +8,13 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="model file to write (.pt)")
     parser.add_argument("--label-space", help="nyud40, kitti6 or nyud40+kitti6 (default: chosen by class count)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="size the model runs at (default 480 640 indoors, 352 1216 for KITTI)")
+                        help="pixel budget to run at, aspect ratio kept (default: each image's own size, "
+                             "as the authors run it)")
 
 
 def run(args):
     space = load_label_space(args.label_space) if args.label_space else None
     model, spec = import_authors_checkpoint(args.checkpoint, space, tuple(args.input_size) if args.input_size else None)
     path = save_model(args.out, model, spec)
-    print(f"wrote {path}: {spec.num_classes} classes ({spec.label_space.name}), tasks {spec.tasks}, "
-          f"input {spec.input_size[0]}x{spec.input_size[1]}")
+    size = "the image's own size" if spec.native_resolution else f"about {spec.input_size[1]}x{spec.input_size[0]} pixels"
+    print(f"wrote {path}: {spec.num_classes} classes ({spec.label_space.name}), tasks {spec.tasks}, runs at {size}")

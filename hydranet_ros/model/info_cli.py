@@ -18,5 +18,12 @@ def run(args):
     print(f"{args.model}: {spec.architecture}, {parameters:,} parameters")
     print(f"  tasks: {', '.join(spec.tasks)}")
     print(f"  classes: {spec.num_classes} ({spec.label_space.name}): {', '.join(spec.label_space.class_names)}")
-    print(f"  input: {spec.input_size[0]}x{spec.input_size[1]}, mean {spec.mean}, std {spec.std}")
+    size = "each image's own size" if spec.native_resolution else \
+        f"about {spec.input_size[1]}x{spec.input_size[0]} pixels (width x height), aspect ratio kept"
+    print(f"  input: {size}; mean {spec.mean}, std {spec.std}; outputs upsampled {spec.upsampling}")
+    if spec.focal_length_px:
+        print(f"  camera: depth learned for a focal length of {spec.focal_length_px:g} px at the network input; "
+              "depth is rescaled to each camera's")
+    else:
+        print("  camera: not recorded; depth is used as the network gives it")
     print(f"  provenance: {json.dumps(spec.provenance)}")

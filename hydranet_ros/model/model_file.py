@@ -3,10 +3,12 @@
 A model file is a torch.save'd dict, readable with weights_only=True:
     {"format": FORMAT, "spec": ModelSpec as a dict, "state_dict": {...}}
 The spec records the architecture, tasks, classes with names and palette, input normalisation,
-the suggested input size and the depth range used for display.
+the network's pixel budget (or that it runs at the camera's own resolution), the focal length
+its depth was learned for, and the depth range used for display.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from hydranet_ros.camera.network_input import network_input_size
 
 from .hydranet import HydraNet
 
@@ -83,15 +87,28 @@ def label_space_for_classes(num_classes: int) -> LabelSpace:
 class ModelSpec:
     tasks: list[str]
     label_space: LabelSpace
-    input_size: tuple[int, int]  # (height, width) the model is meant to run at
+    input_size: tuple[int, int]  # (height, width): the pixel budget; images keep their aspect ratio
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     architecture: str = ARCHITECTURE
     provenance: dict = field(default_factory=dict)  # what it was trained on, by which command
+    # Focal length (pixels at the network input) of the camera the depth was learned for; None: unknown,
+    # depth is used as the network gives it (camera/network_input.py).
+    focal_length_px: float | None = None
+    native_resolution: bool = False  # run at the camera's own size instead of the pixel budget
+    upsampling: str = "bilinear"     # of the heads' outputs to the output size; the authors' recipe is bicubic
 
     @property
     def num_classes(self) -> int:
         return self.label_space.num_classes
+
+    def network_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """(height, width) the network runs at for an image of image_size=(height, width)."""
+        return network_input_size(image_size, None if self.native_resolution else tuple(self.input_size))
+
+    def with_pixel_budget(self, input_size: tuple[int, int]) -> "ModelSpec":
+        """A copy that runs at a user-chosen pixel budget (aspect ratio still kept)."""
+        return dataclasses.replace(self, input_size=tuple(int(v) for v in input_size), native_resolution=False)
 
     def palette_array(self) -> np.ndarray:
         """num_classes x 3 uint8; the colour of class c is row c."""
@@ -109,7 +126,10 @@ class ModelSpec:
         return cls(tasks=list(data["tasks"]), label_space=space,
                    input_size=tuple(data["input_size"]), mean=tuple(data["mean"]),
                    std=tuple(data["std"]), architecture=data["architecture"],
-                   provenance=dict(data.get("provenance", {})))
+                   provenance=dict(data.get("provenance", {})),
+                   focal_length_px=data.get("focal_length_px"),
+                   native_resolution=bool(data.get("native_resolution", False)),
+                   upsampling=data.get("upsampling", "bilinear"))
 
     def build_model(self) -> HydraNet:
         if self.architecture != ARCHITECTURE:
@@ -132,7 +152,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; pass an existing file "
-                             "(for example the shipped models/hydranet_default.pt)")
+                             "(for example the shipped hydranet_street.pt or hydranet_indoor.pt)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files

@@ -8,7 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.geometry import Intrinsics
+from hydranet_ros.camera.calibration import CameraCalibration
+from hydranet_ros.camera.intrinsics import Intrinsics
 
 # encoding -> (numpy dtype, channels)
 ENCODINGS = {
@@ -80,46 +81,31 @@ def array_to_image(array: np.ndarray, encoding: str, header):
     return Image(header=header, **fields)
 
 
-def camera_info_to_intrinsics(msg, image_size: tuple[int, int] | None = None) -> Intrinsics:
-    """Validated intrinsics from CameraInfo.k; image_size=(width, height) must match when given."""
-    k = np.asarray(msg.k, dtype=np.float64)
-    if k.shape != (9,) or not np.all(np.isfinite(k)) or k[0] <= 0 or k[4] <= 0:
-        raise ImageFormatError(f"camera_info has an unusable K {k.tolist()} (zero, negative or NaN focal length)")
-    if msg.width <= 0 or msg.height <= 0:
-        raise ImageFormatError(f"camera_info has zero size ({msg.width}x{msg.height})")
-    if image_size is not None and (msg.width, msg.height) != tuple(image_size):
-        raise ImageFormatError(f"camera_info is for {msg.width}x{msg.height}, the image is "
-                               f"{image_size[0]}x{image_size[1]}")
-    return Intrinsics(float(k[0]), float(k[4]), float(k[2]), float(k[5]), int(msg.width), int(msg.height))
+def camera_info_to_calibration(msg) -> CameraCalibration:
+    """The checked calibration of a CameraInfo message (raises CalibrationError)."""
+    roi = msg.roi
+    return CameraCalibration.from_fields(msg.width, msg.height, msg.distortion_model, list(msg.d), list(msg.k),
+                                         list(msg.r), list(msg.p), msg.binning_x, msg.binning_y,
+                                         (roi.x_offset, roi.y_offset, roi.width, roi.height))
 
 
-def scaled_camera_info_fields(source, width: int, height: int, fallback: Intrinsics | None = None) -> dict:
-    """CameraInfo fields for outputs of width x height: K and P scaled from the input's (source, or
-    fallback intrinsics when source is None); distortion and R kept."""
-    if source is not None:
-        intrinsics = camera_info_to_intrinsics(source)
-        distortion_model, d, r = source.distortion_model, list(source.d), list(source.r)
-        p = np.asarray(source.p, dtype=np.float64).reshape(3, 4)
-    else:
-        intrinsics = fallback
-        distortion_model, d, r = "plumb_bob", [0.0] * 5, np.eye(3).ravel().tolist()
-        p = np.zeros((3, 4))
-    if not p.any():  # unrectified cameras may leave P empty
-        p = np.hstack([intrinsics.matrix(), np.zeros((3, 1))])
+def output_camera_info_fields(intrinsics: Intrinsics, width: int, height: int,
+                              projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict:
+    """CameraInfo fields for outputs of width x height made from images with the pinhole camera
+    `intrinsics` (rectified when the input was distorted): D zero, R the identity, K and P scaled,
+    so depth_image_proc and Nav2 can use the outputs directly."""
     scaled = intrinsics.scaled_to(width, height)
     sx, sy = width / intrinsics.width, height / intrinsics.height
-    p_scaled = p.copy()
-    p_scaled[0, :] *= sx
-    p_scaled[1, :] *= sy
-    p_scaled[0, 2] = (p[0, 2] + 0.5) * sx - 0.5
-    p_scaled[1, 2] = (p[1, 2] + 0.5) * sy - 0.5
-    return {"width": width, "height": height, "distortion_model": distortion_model, "d": d,
-            "k": scaled.matrix().ravel().tolist(), "r": r, "p": p_scaled.ravel().tolist()}
+    p = np.hstack([scaled.matrix(), np.array([[projection_column[0] * sx], [projection_column[1] * sy],
+                                              [projection_column[2]]])])
+    return {"width": width, "height": height, "distortion_model": "plumb_bob", "d": [0.0] * 5,
+            "k": scaled.matrix().ravel().tolist(), "r": np.eye(3).ravel().tolist(), "p": p.ravel().tolist()}
 
 
-def scaled_camera_info(source, width: int, height: int, header, fallback: Intrinsics | None = None):
+def output_camera_info(intrinsics: Intrinsics, width: int, height: int, header,
+                       projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)):
     from sensor_msgs.msg import CameraInfo
-    return CameraInfo(header=header, **scaled_camera_info_fields(source, width, height, fallback))
+    return CameraInfo(header=header, **output_camera_info_fields(intrinsics, width, height, projection_column))
 
 
 # PointField datatypes (sensor_msgs/PointField): FLOAT32 = 7, UINT8 = 2.

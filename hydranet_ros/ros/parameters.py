@@ -5,7 +5,11 @@ dynamic=False parameters are read-only after start: changing them needs a restar
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+# Network input sizes the network can use: its stride is 32, and beyond 4K the work is absurd.
+MIN_INPUT_SIDE, MAX_INPUT_SIDE, MAX_INPUT_PIXELS = 32, 4096, 3840 * 2160
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,8 @@ PARAMETERS = (
     Parameter("device", "auto", "Where to run: auto (GPU when present), cuda or cpu.", choices=("auto", "cuda", "cpu")),
     Parameter("precision", "fp16", "GPU precision (CPU always runs fp32); int8 is TensorRT only.",
               choices=("fp16", "fp32", "int8")),
-    Parameter("input_size", [0, 0], "Network input [height, width]; [0, 0] uses the model file's size."),
+    Parameter("input_size", [0, 0], "Pixel budget of the network input [height, width]: images keep their aspect "
+              "ratio and are scaled to about height x width pixels; [0, 0] uses the model file's."),
     Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",
               choices=("input", "network")),
     Parameter("engine_cache", "", "Folder for ONNX exports and TensorRT engines; empty: ~/.cache/hydranet_ros."),
@@ -54,6 +59,11 @@ PARAMETERS = (
     Parameter("obstacle_exclude_classes", ["__ground_and_sky__"],
               "Class names left out of points/obstacles; __ground_and_sky__ means the model's ground and sky classes.",
               dynamic=True),
+    Parameter("rectify", "auto", "auto: undistort images whose camera_info has a non-zero D (or a rotating R); "
+              "true: always remap through camera_info; false: images are already rectified (P is their camera).",
+              dynamic=True, choices=("auto", "true", "false")),
+    Parameter("camera_info_tolerance", 0.01, "Seconds by which a camera_info stamp may differ from its image's; "
+              "beyond it a changing calibration is reported as unmatched.", minimum=0.0, maximum=1.0),
     Parameter("fallback_intrinsics", [0.0, 0.0, 0.0, 0.0],
               "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none.", dynamic=True),
     Parameter("max_image_pixels", 8_294_400, "Images with more pixels are refused (default 3840x2160).",
@@ -73,9 +83,13 @@ def validate(name: str, value) -> str | None:
         return f"{name} must be one of {list(spec.choices)}, not {value!r}"
     if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
         return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"
-    if name == "input_size" and (len(value) != 2 or any(v < 0 for v in value) or (0 in value and any(value))):
-        return "input_size must be [height, width] > 0, or [0, 0] for the model's own size"
-    if name == "fallback_intrinsics" and (len(value) != 4 or any(v < 0 for v in value)
-                                          or (any(value) and (value[0] <= 0 or value[1] <= 0))):
-        return "fallback_intrinsics must be [fx, fy, cx, cy] with fx, fy > 0, or all zeros"
+    if name == "input_size" and not (list(value) == [0, 0] or (
+            len(value) == 2 and all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in value)
+            and value[0] * value[1] <= MAX_INPUT_PIXELS)):
+        return (f"input_size must be [height, width] with each side in [{MIN_INPUT_SIDE}, {MAX_INPUT_SIDE}] and "
+                f"at most {MAX_INPUT_PIXELS} pixels, or [0, 0] for the model's own size, not {list(value)}")
+    if name == "fallback_intrinsics":
+        finite = len(value) == 4 and all(math.isfinite(v) for v in value)
+        if not finite or (any(value) and (value[0] <= 0 or value[1] <= 0)):
+            return f"fallback_intrinsics must be finite [fx, fy, cx, cy] with fx, fy > 0, or all zeros, not {list(value)}"
     return None

@@ -23,18 +23,22 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
+from hydranet_ros.camera.calibration import CameraCalibration
+from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_plausible
+from hydranet_ros.camera.pairing import CameraInfoBuffer, CameraInfoMatch
 from hydranet_ros.inference.backends import BackendError, create_backend
-from hydranet_ros.inference.geometry import Intrinsics
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.model.model_file import ModelFileError, load_model, resolve_model_path
 from hydranet_ros.ros import parameters
-from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_intrinsics,
+from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, compressed_to_array, image_to_array,
-                                          scaled_camera_info)
+                                          output_camera_info)
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
 ERROR_LOG_THROTTLE_S = 5.0
+# How long the worker waits for a late camera_info when the calibration changes over time.
+CAMERA_INFO_WAIT_S = 0.1
 
 
 class StartupError(RuntimeError):
@@ -57,7 +61,7 @@ class PerceptionNode(Node):
         except (ModelFileError, BackendError) as error:
             raise StartupError(str(error)) from None
         if input_size:
-            spec.input_size = input_size
+            spec = spec.with_pixel_budget(input_size)
         for reason in skipped:
             self.get_logger().info(f"backend skipped: {reason}")
         self.spec = spec
@@ -70,8 +74,9 @@ class PerceptionNode(Node):
             self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
         else:
             self.create_subscription(Image, "image", self._on_image, input_qos)
+        # Several camera_infos are kept: each image is paired with the one of its stamp.
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                 QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability))
+                                 QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
         self.pub = {
             "segmentation": self.create_publisher(Image, "segmentation", OUTPUT_QOS),
             "color": self.create_publisher(Image, "segmentation/color", OUTPUT_QOS),
@@ -86,9 +91,10 @@ class PerceptionNode(Node):
 
         self._lock = threading.Condition()
         self._pending = None
-        self._camera_info = None
+        self._camera_infos = CameraInfoBuffer(p("camera_info_tolerance"))
         self._stopping = False
         self.counts = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "bad_camera_info": 0,
+                       "camera_info_unmatched": 0, "camera_info_frame_mismatch": 0,
                        "errors": 0, "skipped_no_subscribers": 0}
         self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "total")}
         self._stamps = deque(maxlen=100)
@@ -97,9 +103,12 @@ class PerceptionNode(Node):
         self._worker.start()
         self.create_timer(p("diagnostics_period"), self._publish_diagnostics)
         h, w = spec.input_size
+        size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
+        camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
         self.get_logger().info(
             f"HydraNet ready: model {model_path} ({spec.label_space.name}, {spec.num_classes} classes), backend "
-            f"{backend.describe()}, network input {w}x{h}, outputs at {p('output_resolution')} resolution")
+            f"{backend.describe()}, network input {size}, training camera focal length {camera}, outputs at "
+            f"{p('output_resolution')} resolution")
 
     # Parameters -------------------------------------------------------------------------------
     def _declare_parameters(self):
@@ -171,12 +180,14 @@ class PerceptionNode(Node):
 
     def _on_camera_info(self, msg: CameraInfo):
         try:
-            camera_info_to_intrinsics(msg)
-        except ImageFormatError as error:
+            calibration = camera_info_to_calibration(msg)
+        except CalibrationError as error:
             self.counts["bad_camera_info"] += 1
             self._report(f"ignoring camera_info: {error}")
             return
-        self._camera_info = msg
+        with self._lock:
+            self._camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, calibration)
+            self._lock.notify_all()
 
     def _report(self, text: str):
         self._last_error = text
@@ -207,19 +218,41 @@ class PerceptionNode(Node):
                    "obstacles": "publish_obstacles"}
         return {k: p(t) and self.pub[k].get_subscription_count() > 0 for k, t in toggles.items()}
 
-    def _intrinsics(self, image_width: int, image_height: int) -> tuple[Intrinsics | None, CameraInfo | None]:
-        info = self._camera_info
-        if info is not None:
-            try:
-                return camera_info_to_intrinsics(info, (image_width, image_height)), info
-            except ImageFormatError as error:
-                self.counts["bad_camera_info"] += 1
-                self._report(f"camera_info does not fit the image: {error}")
-                return None, None
+    def _camera_info_for(self, header) -> CameraInfoMatch:
+        """The CameraInfo paired with an image by stamp; waits briefly for a late one when the
+        calibration changes over time (with one fixed calibration any CameraInfo applies)."""
+        stamp = stamp_ns(header)
+        deadline = time.monotonic() + CAMERA_INFO_WAIT_S
+        with self._lock:
+            match = self._camera_infos.match(stamp)
+            while match.status in ("unmatched", "none") and not self._stopping and \
+                    (remaining := deadline - time.monotonic()) > 0 and not self._camera_infos.is_static:
+                self._lock.wait(remaining)
+                match = self._camera_infos.match(stamp)
+        if match.status == "unmatched":
+            self.counts["camera_info_unmatched"] += 1
+            self.get_logger().warning(
+                f"no camera_info within {self._value('camera_info_tolerance')} s of the image stamp and the "
+                f"calibration changes over time: using the nearest, {match.offset_s:+.3f} s away",
+                throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+        if match.calibration is not None and match.frame_id != header.frame_id:
+            self.counts["camera_info_frame_mismatch"] += 1
+            self.get_logger().warning(f"camera_info frame_id {match.frame_id!r} differs from the image's "
+                                      f"{header.frame_id!r}", throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+        return match
+
+    def _camera(self, header, width: int, height: int):
+        """The image's calibration, else the fallback intrinsics, else None."""
+        match = self._camera_info_for(header)
+        if match.calibration is not None:
+            return match.calibration
         fx, fy, cx, cy = self._value("fallback_intrinsics")
         if fx > 0 and fy > 0:
-            return Intrinsics(fx, fy, cx, cy, image_width, image_height), None
-        return None, None
+            try:
+                return check_plausible(Intrinsics(fx, fy, cx, cy, width, height), "fallback_intrinsics")
+            except CalibrationError as error:
+                self._report(str(error))
+        return None
 
     def _process(self, msg, received_at: float):
         wanted = self._wanted()
@@ -236,8 +269,14 @@ class PerceptionNode(Node):
                 raise ImageFormatError(f"encoding {encoding} is not a colour or mono8 image")
         decoded = time.perf_counter()
         alpha = self._value("overlay_alpha") if wanted["overlay"] else None
-        result = self.perception.process(image, encoding, alpha)
         header = msg.header
+        camera = self._camera(header, image.shape[1], image.shape[0])
+        try:
+            result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"))
+        except CalibrationError as error:  # e.g. a camera_info for another resolution
+            self.counts["bad_camera_info"] += 1
+            self._report(f"camera_info does not fit the image, processing without it: {error}")
+            result = self.perception.process(image, encoding, alpha)
         out_w, out_h = result.output_size
         if wanted["segmentation"]:
             self.pub["segmentation"].publish(array_to_image(result.labels, "mono8", header))
@@ -248,18 +287,18 @@ class PerceptionNode(Node):
         if wanted["depth"]:
             self.pub["depth"].publish(array_to_image(result.depth, "32FC1", header))
         if wanted["camera_info"] or wanted["points"] or wanted["obstacles"]:
-            intrinsics, info = self._intrinsics(image.shape[1], image.shape[0])
-            if intrinsics is None:
-                self.get_logger().warning("no camera_info received (and no fallback_intrinsics set): "
+            if result.intrinsics is None:
+                self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                           "points and depth/camera_info are not published",
                                           throttle_duration_sec=ERROR_LOG_THROTTLE_S)
             else:
                 if wanted["camera_info"]:
-                    self.pub["camera_info"].publish(scaled_camera_info(info, out_w, out_h, header, intrinsics))
+                    column = camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0)
+                    self.pub["camera_info"].publish(output_camera_info(result.intrinsics, out_w, out_h, header, column))
                 settings = CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
                                          self.points_exclude, self._value("points_organized"))
                 if wanted["points"] or wanted["obstacles"]:
-                    cloud = self.perception.cloud(result, intrinsics, settings)  # back-projected once
+                    cloud = self.perception.cloud(result, settings)  # back-projected once
                     if wanted["points"]:
                         self.pub["points"].publish(cloud_to_pointcloud2(cloud, header))
                     if wanted["obstacles"]:
@@ -297,8 +336,12 @@ class PerceptionNode(Node):
     def stop(self):
         with self._lock:
             self._stopping = True
-            self._lock.notify()
+            self._lock.notify_all()
         self._worker.join(timeout=5.0)
+
+
+def stamp_ns(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def main(args=None):

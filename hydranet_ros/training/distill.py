@@ -7,7 +7,10 @@ labels can always be told from human ones. Teachers:
   - one of our model files, full or single-task (e.g. a depth-only copy, the paper's KITTI recipe);
   - an external segmentation model as ONNX (input [1, 3, H, W] float, ImageNet-normalised; output
     logits [1, C, h, w] or ids [1, h, w]) or TFLite (uint8 input, ids or logits out),
-    with --class-map mapping its classes onto ours (teacher_maps/pascal_voc21.yaml is shipped).
+    with --class-map mapping its classes onto ours (teacher_maps/ has PASCAL VOC and Cityscapes).
+    Its fixed input is never fed a squashed image: the image is scaled, keeping its aspect ratio,
+    so its shorter side fills the input, and the teacher runs on overlapping tiles along the
+    longer side; each pixel takes the label of the tile whose centre is nearest.
 """
 from __future__ import annotations
 
@@ -17,15 +20,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 import yaml
 from tqdm import tqdm
 
+from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import IGNORE_LABEL, FolderDataset, write_depth_png
+from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.model_file import IMAGENET_MEAN, IMAGENET_STD, load_label_space, load_model
-from hydranet_ros.training.evaluate import predict_full_resolution
 
 KINDS = ("segmentation", "depth")
 
@@ -52,17 +56,12 @@ class ModelTeacher:
         if kind == "segmentation" and self.spec.label_space.name != label_space:
             raise CommandError(f"teacher {path} labels {self.spec.label_space.name}, the dataset {label_space}")
         self.kind = kind
+        # The node's own per-frame path: same resizing, depth rescaled to the sample's camera.
+        self.perception = Perception(TorchBackend(self.model, self.spec, "cpu", "fp32"), self.spec)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = self.spec.input_size
-        x = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-        x = (x - np.asarray(self.spec.mean, np.float32)) / np.asarray(self.spec.std, np.float32)
-        out = predict_full_resolution(self.model, self.spec, torch.from_numpy(x.transpose(2, 0, 1))[None])
-        result = out[self.kind][0].numpy()
-        size = (rgb.shape[1], rgb.shape[0])
-        if self.kind == "segmentation":
-            return cv2.resize(result.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-        return cv2.resize(result.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics | None = None) -> np.ndarray:
+        frame = self.perception.process(rgb, "rgb8", camera=intrinsics)
+        return frame.labels if self.kind == "segmentation" else frame.depth
 
 
 class ExternalSegmentationTeacher:
@@ -98,12 +97,35 @@ class ExternalSegmentationTeacher:
         x = (rgb.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
         return self.session.run(None, {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = self.size
-        out = self.run(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR))
-        ids = out.argmax(self.channel_axis) if out.ndim == 3 else out  # logits, or ids already
-        ids = cv2.resize(ids.astype(np.uint8), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
+    def _labels(self, tile: np.ndarray) -> np.ndarray:
+        out = self.run(tile)
+        return (out.argmax(self.channel_axis) if out.ndim == 3 else out).astype(np.uint8)  # logits, or ids
+
+    def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics | None = None) -> np.ndarray:
+        tile_h, tile_w = self.size
+        scale = max(tile_h / rgb.shape[0], tile_w / rgb.shape[1])  # the shorter side fills the input
+        height, width = max(tile_h, round(rgb.shape[0] * scale)), max(tile_w, round(rgb.shape[1] * scale))
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        scaled = cv2.resize(rgb, (width, height), interpolation=interpolation)
+        ids = np.zeros((height, width), np.uint8)
+        # Tiles overlap by at least a third; each pixel takes the tile whose centre is nearest.
+        rows = tile_positions(height, tile_h)
+        cols = tile_positions(width, tile_w)
+        for top, (row_from, row_to) in rows:
+            for left, (col_from, col_to) in cols:
+                labels = self._labels(scaled[top:top + tile_h, left:left + tile_w])
+                ids[row_from:row_to, col_from:col_to] = labels[row_from - top:row_to - top, col_from - left:col_to - left]
+        ids = cv2.resize(ids, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
         return self.lookup[ids]
+
+
+def tile_positions(length: int, tile: int) -> list[tuple[int, tuple[int, int]]]:
+    """Tile starts covering `length` with overlapping tiles, each with the span it is nearest to."""
+    count = 1 if length <= tile else int(np.ceil((length - tile) / (tile * 2 / 3))) + 1
+    starts = np.linspace(0, length - tile, count).round().astype(int) if count > 1 else np.array([0])
+    centres = starts + tile / 2
+    bounds = [0] + [int(round((a + b) / 2)) for a, b in zip(centres[:-1], centres[1:])] + [length]
+    return [(int(s), (bounds[i], bounds[i + 1])) for i, s in enumerate(starts)]
 
 
 def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None, progress: bool = True) -> list[str]:
@@ -125,7 +147,7 @@ def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = 
     written = []
     for index in tqdm(missing, desc=f"distilling {kind}", unit="image", disable=not progress):
         sample = dataset[index]
-        prediction = teacher(sample.image)
+        prediction = teacher(sample.image, sample.intrinsics)
         path = dataset.root / folder / f"{sample.name}.png"
         if kind == "segmentation":
             cv2.imwrite(str(path), prediction)

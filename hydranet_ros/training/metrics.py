@@ -10,21 +10,25 @@ class SegmentationMetrics:
     """Confusion-matrix based mIoU, pixel accuracy and per-class IoU.
 
     mIoU averages over the classes that occur in the ground truth or the prediction; a class that
-    never appears in either has no IoU (NaN in per_class_iou).
+    never appears in either has no IoU (NaN in per_class_iou). A prediction outside the classes
+    (255: no class, as teachers give) is a miss for the true class and a false positive for none.
     """
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+        # The extra last column counts predictions outside the classes.
+        self.confusion = np.zeros((num_classes, num_classes + 1), dtype=np.int64)
 
     def update(self, prediction: np.ndarray, target: np.ndarray) -> None:
         valid = target != IGNORE_LABEL
-        index = target[valid].astype(np.int64) * self.num_classes + prediction[valid].astype(np.int64)
-        self.confusion += np.bincount(index, minlength=self.num_classes ** 2).reshape(self.num_classes, -1)
+        predicted = np.minimum(prediction[valid].astype(np.int64), self.num_classes)
+        index = target[valid].astype(np.int64) * (self.num_classes + 1) + predicted
+        self.confusion += np.bincount(index, minlength=self.num_classes * (self.num_classes + 1)).reshape(
+            self.num_classes, -1)
 
     def per_class_iou(self) -> np.ndarray:
         true_positive = np.diag(self.confusion).astype(np.float64)
-        union = self.confusion.sum(0) + self.confusion.sum(1) - true_positive
+        union = self.confusion[:, :-1].sum(0) + self.confusion.sum(1) - true_positive
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(union > 0, true_positive / union, np.nan)
 

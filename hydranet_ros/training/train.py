@@ -19,6 +19,7 @@ import yaml
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
+from hydranet_ros.camera.network_input import focal_at
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.augment import Augmenter, collate
 from hydranet_ros.data.dataset import FolderDataset
@@ -29,8 +30,8 @@ from hydranet_ros.training.losses import joint_loss
 
 DEFAULTS = {
     "model": {"label_space": "nyud40", "tasks": ["segmentation", "depth"], "input_size": [480, 640],
-              "imagenet_init": None},
-    "data": {"train": [], "val": [], "crop": None, "scale": [0.75, 1.25], "jitter": 0.2, "workers": 0},
+              "imagenet_init": None, "focal_length_px": None},
+    "data": {"train": [], "val": [], "crop": None, "zoom": [0.8, 1.25], "jitter": 0.2, "workers": 0},
     "optim": {"name": "sgd", "lr": 0.01, "encoder_lr_factor": 0.1, "momentum": 0.9, "weight_decay": 1e-5,
               "schedule": "poly", "poly_power": 0.9, "step_epochs": 10, "step_gamma": 0.5},
     "train": {"epochs": 10, "batch_size": 8, "segmentation_weight": 0.5, "seed": 42, "amp": True,
@@ -54,8 +55,11 @@ def load_config(path: str | Path) -> dict:
             raise CommandError(f"{path}: unknown keys {sorted(unknown)} in {section}")
         config[section].update(values)
     base = path.parent
-    for key in ("train", "val"):  # dataset paths are relative to the config file
-        config["data"][key] = [str((base / p).resolve()) for p in config["data"][key]]
+    # Dataset paths are relative to the config file; a training entry may be {path, repeat}.
+    config["data"]["train"] = [{"path": str((base / (e["path"] if isinstance(e, dict) else e)).resolve()),
+                                "repeat": float(e.get("repeat", 1.0)) if isinstance(e, dict) else 1.0}
+                               for e in config["data"]["train"]]
+    config["data"]["val"] = [str((base / p).resolve()) for p in config["data"]["val"]]
     config["train"]["out"] = str((base / config["train"]["out"]).resolve())
     if config["model"]["imagenet_init"]:
         config["model"]["imagenet_init"] = str((base / config["model"]["imagenet_init"]).resolve())
@@ -63,18 +67,42 @@ def load_config(path: str | Path) -> dict:
 
 
 class AugmentedDataset(Dataset):
-    def __init__(self, folders: list[FolderDataset], augmenter: Augmenter, seed: int):
+    """The training folders, each repeated `repeat` times per epoch (a fraction takes a different
+    seeded subset each epoch), augmented reproducibly per epoch."""
+
+    def __init__(self, folders: list[FolderDataset], repeats: list[float], augmenter: Augmenter, seed: int):
         self.data = ConcatDataset(folders)
+        self.repeats = repeats
         self.augmenter = augmenter
         self.seed = seed
-        self.epoch = 0
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        rng = np.random.default_rng((self.seed, epoch, 1))
+        indices, offset = [], 0
+        for folder, repeat in zip(self.data.datasets, self.repeats):
+            whole, fraction = int(repeat), repeat - int(repeat)
+            indices += list(range(offset, offset + len(folder))) * whole
+            indices += (offset + rng.permutation(len(folder))[:round(fraction * len(folder))]).tolist()
+            offset += len(folder)
+        self.indices = indices
 
     def __len__(self):
-        return len(self.data)
+        return len(self.indices)
 
     def __getitem__(self, index):
         rng = np.random.default_rng((self.seed, self.epoch, index))  # reproducible per epoch
-        return self.augmenter(self.data[index], rng)
+        return self.augmenter(self.data[self.indices[index]], rng)
+
+
+def training_focal_length(folders: list[FolderDataset], spec: ModelSpec) -> float | None:
+    """The median focal length, in pixels at the network input, of the training images that have
+    depth and intrinsics: the camera the model's depth is learned for."""
+    focals = [focal_at(i, spec.network_size((i.height, i.width)))
+              for folder in folders for name in folder.names
+              if folder.has("depth", name) and (i := folder.intrinsics(name)) is not None]
+    return float(np.median(focals)) if focals else None
 
 
 def seed_everything(seed: int) -> None:
@@ -138,22 +166,23 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     out = Path(train_cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
 
+    if not data_cfg["train"]:
+        raise CommandError("data.train lists no dataset folder")
+    folders = [FolderDataset(e["path"]) for e in data_cfg["train"]]
     space = load_label_space(model_cfg["label_space"])
     spec = ModelSpec(tasks=list(model_cfg["tasks"]), label_space=space, input_size=tuple(model_cfg["input_size"]),
-                     provenance={"trained_on": [Path(p).name for p in data_cfg["train"]],
+                     provenance={"trained_on": [Path(e["path"]).name for e in data_cfg["train"]],
                                  "config": json.loads(json.dumps(config))})
+    spec.focal_length_px = model_cfg["focal_length_px"] or training_focal_length(folders, spec)
     model = HydraNet(space.num_classes, tuple(spec.tasks))
     if model_cfg["imagenet_init"]:
         from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
         init_encoder_from_tflite(model, model_cfg["imagenet_init"])
     model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster steps on CPU
 
-    if not data_cfg["train"]:
-        raise CommandError("data.train lists no dataset folder")
     crop = tuple(data_cfg["crop"] or spec.input_size)
-    train_set = AugmentedDataset([FolderDataset(p) for p in data_cfg["train"]],
-                                 Augmenter(crop, tuple(data_cfg["scale"]), jitter=data_cfg["jitter"],
-                                           network_size=tuple(spec.input_size)),
+    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]],
+                                 Augmenter(spec, crop, tuple(data_cfg["zoom"]), jitter=data_cfg["jitter"]),
                                  train_cfg["seed"])
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
     sampler = torch.utils.data.DistributedSampler(train_set) if world > 1 else None
@@ -186,7 +215,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     total_steps = train_cfg["epochs"] * steps_per_epoch
     end_epoch = train_cfg["epochs"] if stop_after is None else min(stop_after, train_cfg["epochs"])
     for epoch in range(start_epoch, end_epoch):
-        train_set.epoch = epoch
+        train_set.set_epoch(epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
         net.train()
@@ -221,8 +250,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
                     writer.add_scalar(f"loss/{k}", v, global_step)
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)) if running else float("nan")}
         if rank == 0 and val_sets:
-            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device,
-                                           tuple(spec.input_size))  # whole frames, as the node sees them
+            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device)
             for task, values in record["val"].items():
                 for k, v in values.items():
                     if isinstance(v, float):
@@ -233,7 +261,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
             print(json.dumps({k: v for k, v in record.items() if k != "val"} |
                              {"val": {t: {k: v for k, v in m.items() if k != "per_class_iou"}
                                       for t, m in record.get("val", {}).items()}}), flush=True)
-            score = _score(record)
+            score = _score(record, train_cfg["max_depth_eval"])
             if score >= best:
                 best = score
                 save_model(out / "best.pt", model, spec, half=train_cfg["save_half"])
@@ -247,7 +275,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     return out / "best.pt"
 
 
-def _score(record: dict) -> float:
+def _score(record: dict, max_depth: float) -> float:
     """Higher is better: mIoU minus RMSE relative to the evaluation cap; train loss without validation."""
     val = record.get("val")
     if not val:
@@ -256,7 +284,7 @@ def _score(record: dict) -> float:
     if "segmentation" in val:
         score += val["segmentation"]["miou"]
     if "depth" in val and val["depth"].get("pixels"):
-        score -= val["depth"]["rmse"] / 10.0
+        score -= val["depth"]["rmse"] / max_depth
     return score
 
 

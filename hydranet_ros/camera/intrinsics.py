@@ -1,4 +1,4 @@
-"""Pinhole camera geometry: intrinsics scaling and depth -> 3-D points (pure numpy)."""
+"""Pinhole camera geometry: intrinsics, their sanity checks and scaling, depth -> 3-D points (pure numpy)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,6 +33,35 @@ class Intrinsics:
 
     def matrix(self) -> np.ndarray:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
+
+
+class CalibrationError(ValueError):
+    """Camera geometry that cannot be used; the message says why and what to do."""
+
+
+# A focal length outside [MIN, MAX] x the image's larger side is not a camera (a 180-degree fisheye
+# has about 0.3, a long telephoto a few tens).
+FOCAL_PER_SIDE_RANGE = (0.02, 100.0)
+
+
+def check_plausible(intrinsics: Intrinsics, source: str) -> Intrinsics:
+    """The intrinsics if they describe a real camera: finite, positive focal lengths within sane
+    bounds of the image size, principal point within the image's neighbourhood."""
+    values = np.array([intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy], dtype=np.float64)
+    side = max(intrinsics.width, intrinsics.height)
+    low, high = FOCAL_PER_SIDE_RANGE[0] * side, FOCAL_PER_SIDE_RANGE[1] * side
+    if intrinsics.width <= 0 or intrinsics.height <= 0:
+        raise CalibrationError(f"{source}: image size {intrinsics.width}x{intrinsics.height} is empty")
+    if not np.all(np.isfinite(values)):
+        raise CalibrationError(f"{source}: fx, fy, cx, cy {values.tolist()} are not all finite")
+    if not (low <= intrinsics.fx <= high and low <= intrinsics.fy <= high):
+        raise CalibrationError(f"{source}: focal length fx={intrinsics.fx:g}, fy={intrinsics.fy:g} px is not "
+                               f"within [{low:g}, {high:g}] for a {intrinsics.width}x{intrinsics.height} image")
+    if not (-intrinsics.width <= intrinsics.cx <= 2 * intrinsics.width
+            and -intrinsics.height <= intrinsics.cy <= 2 * intrinsics.height):
+        raise CalibrationError(f"{source}: principal point ({intrinsics.cx:g}, {intrinsics.cy:g}) is far outside "
+                               f"the {intrinsics.width}x{intrinsics.height} image")
+    return intrinsics
 
 
 def pixel_rays(intrinsics: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,60 @@
+"""How a camera image becomes the network's input, and what that means for metric depth.
+
+One policy serves the node, `infer`, `process-bag`, `evaluate` and training:
+
+- Size: the image keeps its aspect ratio. A model has a pixel budget (its input_size, height x
+  width); the image is scaled uniformly to about that many pixels, each side rounded to a multiple
+  of 16. Models that run at the camera's own resolution (the authors' checkpoints) skip this.
+- Downscaling is antialiased: bilinear to an integer multiple of the target, then a box average,
+  so every output pixel averages the input pixels it covers (what OpenCV's INTER_AREA does).
+- Focal length: a monocular network judges depth by apparent size, so it learns depth for the
+  focal length it was trained with (in pixels at its input). For a camera whose focal length at
+  the network input differs, depth scales by the ratio: Z = Z_network * f_camera / f_model.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from hydranet_ros.camera.intrinsics import Intrinsics
+
+SIZE_MULTIPLE = 16
+
+
+def network_input_size(image_size: tuple[int, int], pixel_budget: tuple[int, int] | None) -> tuple[int, int]:
+    """(height, width) the network sees an image of image_size=(height, width) at.
+
+    pixel_budget (height, width) gives the number of pixels; None runs at the image's own size.
+    """
+    height, width = int(image_size[0]), int(image_size[1])
+    if pixel_budget is None:
+        return height, width
+    scale = math.sqrt(pixel_budget[0] * pixel_budget[1] / (height * width))
+    return (max(SIZE_MULTIPLE, round(height * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
+            max(SIZE_MULTIPLE, round(width * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE))
+
+
+def resize_antialiased(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N x C x H x W float -> N x C x size; box-filtered when shrinking by 2x or more."""
+    height, width = int(size[0]), int(size[1])
+    factor = min(x.shape[-2] // height, x.shape[-1] // width)
+    if factor >= 2:
+        x = F.interpolate(x, size=(height * factor, width * factor), mode="bilinear", align_corners=False)
+        return F.avg_pool2d(x, factor)
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def focal_at(intrinsics: Intrinsics, size: tuple[int, int]) -> float:
+    """The camera's focal length in pixels of an image resized to size=(height, width)
+    (geometric mean of fx and fy: rounding the sides may scale them very slightly differently)."""
+    return math.sqrt(intrinsics.fx * size[1] / intrinsics.width * intrinsics.fy * size[0] / intrinsics.height)
+
+
+def depth_scale(intrinsics: Intrinsics | None, size: tuple[int, int], model_focal_px: float | None) -> float:
+    """Factor from the network's depth to metric depth for this camera at network size `size`;
+    1 when the camera or the model's training camera is unknown."""
+    if intrinsics is None or not model_focal_px:
+        return 1.0
+    return focal_at(intrinsics, size) / model_focal_px

@@ -1,0 +1,63 @@
+"""Pairing images with their CameraInfo by time stamp (pure Python, no rclpy).
+
+A camera publishes an image and its CameraInfo with the same stamp, but they arrive on two topics
+in either order. The buffer keeps the recent CameraInfos and answers, for an image's stamp:
+  exact      a CameraInfo with the same stamp
+  nearest    the nearest one within the tolerance
+  static     none near, but every CameraInfo seen holds the same calibration, so it applies to
+             any frame (a latched driver that published once, or a slow camera_info rate)
+  unmatched  none near and the calibration changes over time: the nearest one is returned and the
+             caller warns
+  none       no CameraInfo yet
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from hydranet_ros.camera.calibration import CameraCalibration
+
+
+@dataclass(frozen=True)
+class CameraInfoMatch:
+    status: str                                   # exact, nearest, static, unmatched or none
+    calibration: CameraCalibration | None = None
+    frame_id: str = ""
+    offset_s: float = 0.0                         # CameraInfo stamp minus image stamp
+
+
+class CameraInfoBuffer:
+    def __init__(self, tolerance_s: float, capacity: int = 32):
+        self.tolerance_ns = int(round(tolerance_s * 1e9))
+        self.capacity = capacity
+        self._by_stamp: OrderedDict[int, tuple[CameraCalibration, str]] = OrderedDict()
+        self._calibrations_seen: set[CameraCalibration] = set()
+
+    def add(self, stamp_ns: int, frame_id: str, calibration: CameraCalibration) -> None:
+        self._by_stamp[stamp_ns] = (calibration, frame_id)
+        self._by_stamp.move_to_end(stamp_ns)
+        while len(self._by_stamp) > self.capacity:
+            self._by_stamp.popitem(last=False)
+        if len(self._calibrations_seen) < 2:  # only whether more than one was ever seen matters
+            self._calibrations_seen.add(calibration)
+
+    @property
+    def is_static(self) -> bool:
+        return len(self._calibrations_seen) == 1
+
+    def match(self, stamp_ns: int) -> CameraInfoMatch:
+        if not self._by_stamp:
+            return CameraInfoMatch("none")
+        if stamp_ns in self._by_stamp:
+            calibration, frame_id = self._by_stamp[stamp_ns]
+            return CameraInfoMatch("exact", calibration, frame_id)
+        nearest = min(self._by_stamp, key=lambda s: abs(s - stamp_ns))
+        calibration, frame_id = self._by_stamp[nearest]
+        offset = nearest - stamp_ns
+        if abs(offset) <= self.tolerance_ns:
+            status = "nearest"
+        elif self.is_static:
+            status = "static"
+        else:
+            status = "unmatched"
+        return CameraInfoMatch(status, calibration, frame_id, offset / 1e9)

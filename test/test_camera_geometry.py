@@ -1,0 +1,154 @@
+"""Camera geometry in the per-frame path: aspect ratio, antialiasing, focal length, distortion,
+camera_info pairing. Real models and real KITTI frames where the property depends on them."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, shared_path
+from hydranet_ros.camera.calibration import CameraCalibration
+from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics
+from hydranet_ros.camera.network_input import network_input_size, resize_antialiased
+from hydranet_ros.camera.pairing import CameraInfoBuffer
+from hydranet_ros.data.dataset import read_rgb
+from hydranet_ros.data.kitti import read_tracking_calibration
+from hydranet_ros.data.synth import default_intrinsics, render_frame
+from hydranet_ros.inference.backends import TorchBackend
+from hydranet_ros.inference.pipeline import Perception
+from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.model.model_file import load_model
+
+STREET_MODEL = REPO / "models" / "hydranet_street.pt"
+
+
+@pytest.mark.parametrize("image, budget", [((375, 1242), (176, 608)), ((1080, 1920), (176, 608)),
+                                           ((480, 640), (240, 320)), ((360, 480), (176, 608)),
+                                           ((2160, 3840), (240, 320))])
+def test_network_size_keeps_the_aspect_ratio_and_the_pixel_budget(image, budget):
+    height, width = network_input_size(image, budget)
+    assert height % 16 == 0 and width % 16 == 0
+    assert abs((width / height) / (image[1] / image[0]) - 1) < 0.1
+    assert abs(height * width / (budget[0] * budget[1]) - 1) < 0.15
+    assert network_input_size(image, None) == image  # native-resolution models
+
+
+def test_downscaling_is_antialiased():
+    """A one-pixel checkerboard shrunk 4x is uniform grey, not a moire of black and white."""
+    board = (np.indices((400, 800)).sum(0) % 2).astype(np.float32)[None, None] * 255
+    small = resize_antialiased(torch.from_numpy(board), (100, 200))
+    assert small.shape == (1, 1, 100, 200)
+    assert float(small.std()) < 1.0 and abs(float(small.mean()) - 127.5) < 1.0
+    plain = torch.nn.functional.interpolate(torch.from_numpy(board), size=(97, 203), mode="bilinear")
+    assert float(plain.std()) > 30  # what the graph did before
+
+
+def test_camera_info_pairing_by_stamp():
+    a = CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [500, 0, 320, 0, 500, 240, 0, 0, 1],
+                                      np.eye(3).ravel(), [500, 0, 320, 0, 0, 500, 240, 0, 0, 0, 1, 0])
+    b = CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [800, 0, 320, 0, 800, 240, 0, 0, 1],
+                                      np.eye(3).ravel(), [800, 0, 320, 0, 0, 800, 240, 0, 0, 0, 1, 0])
+    buffer = CameraInfoBuffer(tolerance_s=0.01)
+    assert buffer.match(0).status == "none"
+    buffer.add(1_000_000_000, "cam", a)
+    assert buffer.match(1_000_000_000).status == "exact"
+    assert buffer.match(1_005_000_000).status == "nearest"
+    assert buffer.match(9_000_000_000).status == "static"  # one calibration ever: it applies (latched driver)
+    buffer.add(3_000_000_000, "cam", b)  # out of order is fine: stamps decide
+    buffer.add(2_000_000_000, "cam", a)
+    assert buffer.match(3_000_000_000).calibration == b and buffer.match(2_000_000_000).calibration == a
+    late = buffer.match(9_000_000_000)
+    assert late.status == "unmatched" and late.calibration == b and np.isclose(late.offset_s, -6.0)
+
+
+@pytest.fixture(scope="module")
+def street():
+    if not STREET_MODEL.is_file():
+        pytest.skip("the shipped street model is absent")
+    model, spec = load_model(STREET_MODEL)
+    return Perception(TorchBackend(model, spec, "cpu"), spec)
+
+
+def test_depth_is_rescaled_to_the_cameras_focal_length(street):
+    """Generated streets seen through the training camera and through one with twice its focal
+    length: without rescaling the zoomed views come out about twice too near."""
+    errors = {"training camera": [], "zoomed, rescaled": [], "zoomed, not rescaled": []}
+    width, height = 608, 176
+    for seed in range(3):
+        base = default_intrinsics("street", width, height)
+        zoomed = Intrinsics(base.fx * 2, base.fy * 2, base.cx, base.cy, width, height)
+        for name, camera in (("training camera", base), ("zoomed, rescaled", zoomed)):
+            frame = render_frame("street", 100 + seed, width, height, camera)
+            result = street.process(frame.rgb, "rgb8", camera=camera)
+            valid = (frame.depth > 0) & np.isfinite(result.depth)
+            errors[name].append(np.abs(result.depth[valid] / frame.depth[valid] - 1))
+            if name.startswith("zoomed"):
+                unscaled = result.depth[valid] / result.depth_scale
+                errors["zoomed, not rescaled"].append(np.abs(unscaled / frame.depth[valid] - 1))
+    median = {k: float(np.median(np.concatenate(v))) for k, v in errors.items()}
+    assert median["zoomed, rescaled"] * 3 <= median["zoomed, not rescaled"], median
+    assert median["zoomed, rescaled"] < 2 * median["training camera"] + 0.05, median
+
+
+def _distort(image: np.ndarray, k: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """What a camera with distortion d would have captured of the pinhole image (camera k)."""
+    height, width = image.shape[:2]
+    u, v = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    pixels = np.stack([u.ravel(), v.ravel()], axis=1)[:, None, :]
+    undistorted = cv2.undistortPoints(pixels, k, d, P=k).reshape(height, width, 2)
+    return cv2.remap(image, undistorted[..., 0], undistorted[..., 1], cv2.INTER_LINEAR)
+
+
+def test_distorted_images_are_rectified_and_their_clouds_land_where_the_geometry_says(street):
+    root = shared_path("data", "kitti_tracking_0001")
+    rgb = read_rgb(root / "image_2" / "0001" / "000000.png")
+    pinhole = read_tracking_calibration(root / "calib" / "0001.txt").intrinsics(rgb.shape[1], rgb.shape[0])
+    k = pinhole.matrix()
+    d = np.array([-0.25, 0.08, 0.0005, -0.0005, 0.0])
+    distorted = _distort(rgb, k, d)
+    p = np.hstack([k, np.zeros((3, 1))]).ravel()
+    calibration = CameraCalibration.from_fields(rgb.shape[1], rgb.shape[0], "plumb_bob", d, k.ravel(),
+                                                np.eye(3).ravel(), p)
+    reference_camera = CameraCalibration.from_fields(rgb.shape[1], rgb.shape[0], "plumb_bob", [0.0] * 5, k.ravel(),
+                                                     np.eye(3).ravel(), p)
+    settings = CloudSettings(stride=4, max_depth=80.0)
+    reference = street.cloud(street.process(rgb, "rgb8", camera=reference_camera), settings)
+    errors = {}
+    for mode in ("auto", "false"):
+        result = street.process(distorted, "rgb8", camera=calibration, rectify=mode)
+        assert result.rectified == (mode == "auto")
+        cloud = street.cloud(result, settings)
+        # Compare inside the frame's centre 80 %, where the rectified image has content.
+        rows, cols = cloud.shape
+        window = (slice(rows // 10, rows - rows // 10), slice(cols // 10, cols - cols // 10))
+        a = np.stack([reference[axis][window] for axis in "xyz"], -1)
+        b = np.stack([cloud[axis][window] for axis in "xyz"], -1)
+        valid = np.isfinite(a).all(-1) & np.isfinite(b).all(-1)
+        a, b = a[valid], b[valid]
+        distance = np.linalg.norm(a - b, axis=-1) / a[:, 2]
+        errors[mode] = {"median": float(np.median(distance)), "p90": float(np.percentile(distance, 90)),
+                        "bias": float(np.median(b[:, 2] / a[:, 2]) - 1)}
+        centre = (slice(rgb.shape[0] // 10, -rgb.shape[0] // 10), slice(rgb.shape[1] // 10, -rgb.shape[1] // 10))
+        errors[mode]["image"] = float(np.median(np.abs(result.rgb[centre].astype(int) - rgb[centre])))
+    # Rectified, the image is the pinhole image again (up to resampling blur) and the points land
+    # where the undistorted geometry puts them: no bias, and per point the network's depth differs
+    # by about what the blur of two resamplings costs it. Unrectified, points are far off.
+    assert errors["auto"]["image"] <= 3 < errors["false"]["image"], errors
+    assert abs(errors["auto"]["bias"]) < 0.01 and errors["auto"]["median"] < 0.02, errors
+    assert errors["false"]["median"] > 3 * errors["auto"]["median"], errors
+
+
+def test_fisheye_is_rectified_with_the_fisheye_model_and_unknown_models_are_refused():
+    k = [300.0, 0, 320, 0, 300.0, 240, 0, 0, 1]
+    p = [300.0, 0, 320, 0, 0, 300.0, 240, 0, 0, 0, 1, 0]
+    fisheye = CameraCalibration.from_fields(640, 480, "equidistant", [0.1, -0.05, 0.01, 0.0], k, np.eye(3).ravel(), p)
+    assert fisheye.needs_rectification("auto")
+    from hydranet_ros.camera.calibration import Rectifier
+    image = np.full((480, 640, 3), 200, np.uint8)
+    out = Rectifier()(image, fisheye)
+    assert out.shape == image.shape and out[240, 320].tolist() == [200, 200, 200]
+    with pytest.raises(CalibrationError, match="distortion model 'kannala'"):
+        CameraCalibration.from_fields(640, 480, "kannala", [0.1, 0, 0, 0], k, np.eye(3).ravel(), p)
+    binned = CameraCalibration.from_fields(640, 480, "plumb_bob", [0.1, 0, 0, 0, 0], k, np.eye(3).ravel(), p,
+                                           binning_x=2, binning_y=2)
+    with pytest.raises(CalibrationError, match="binned or ROI"):
+        Rectifier()(np.zeros((240, 320, 3), np.uint8), binned)

@@ -1,0 +1,158 @@
+"""Camera geometry through perception_node in its own process, over DDS: stamp pairing of
+camera_info and the invariance of metric depth to cropping and resizing a real KITTI frame."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared_path
+from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+from hydranet_ros.camera.intrinsics import Intrinsics
+from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
+
+rclpy = pytest.importorskip("rclpy")
+T0 = 1_700_000_000_000_000_000
+
+
+def _diagnostics(tester):
+    for array in reversed(tester.diagnostics):
+        for status in array.status:
+            if "HydraNet" in status.name:
+                return {kv.key: kv.value for kv in status.values}
+    return {}
+
+
+def _info(fx, header, width=320, height=96, frame_id=None):
+    from std_msgs.msg import Header
+    copy = Header(frame_id=frame_id if frame_id is not None else header.frame_id)
+    copy.stamp.sec, copy.stamp.nanosec = header.stamp.sec, header.stamp.nanosec
+    return camera_info_message(Intrinsics(fx, fx, width / 2 - 0.5, height / 2 - 0.5, width, height), copy)
+
+
+def _set_stamp(msg, stamp):
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    return msg
+
+
+def test_camera_info_is_paired_by_stamp_out_of_order_late_and_frame_checked(ros, street_model_file):
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    params = {"backend": "onnxruntime", "diagnostics_period": 0.2}
+    with NodeProcess(street_model_file, params) as node:
+        tester = RosClient(topics=["depth/camera_info"])
+        assert tester.wait_for_node(), node.stop()[1]
+        images = {i: image_message(frame, T0 + i * 100_000_000) for i in range(5)}
+        # Out of order: the later calibration arrives first.
+        tester.info_pub.publish(_info(400.0, images[1].header))
+        tester.spin(0.1)
+        tester.info_pub.publish(_info(300.0, images[0].header))
+        tester.spin(0.1)
+        fx = {}
+        for i in (0, 1):
+            tester.image_pub.publish(images[i])
+            assert tester.wait_for(lambda: images[i].header.stamp.nanosec in
+                                   {m.header.stamp.nanosec for m in tester.received["depth/camera_info"]}, 60.0)
+        # Late: the image first, its camera_info 30 ms after (within the node's wait).
+        tester.image_pub.publish(images[2])
+        tester.spin(0.03)
+        tester.info_pub.publish(_info(500.0, images[2].header))
+        # Another frame_id; and an image whose stamp is far from every camera_info.
+        tester.spin(0.3)
+        tester.info_pub.publish(_info(600.0, images[3].header, frame_id="other_camera"))
+        tester.spin(0.1)
+        for i in (2, 3, 4):
+            if i == 4:
+                _set_stamp(images[4], T0 + 60 * 1_000_000_000)
+            tester.image_pub.publish(images[i])
+            stamp = images[i].header.stamp
+            assert tester.wait_for(lambda: (stamp.sec, stamp.nanosec) in
+                                   {(m.header.stamp.sec, m.header.stamp.nanosec)
+                                    for m in tester.received["depth/camera_info"]}, 60.0)
+        tester.spin(0.5)
+        values = _diagnostics(tester)
+        node.stop()
+        tester.destroy()
+    for msg in tester.received["depth/camera_info"]:
+        fx[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = msg.k[0]
+    stamp = lambda i: (images[i].header.stamp.sec, images[i].header.stamp.nanosec)  # noqa: E731
+    assert [fx[stamp(i)] for i in range(4)] == [300.0, 400.0, 500.0, 600.0]
+    assert fx[stamp(4)] == 600.0  # unmatched: the nearest, counted and warned
+    assert int(values["frames_camera_info_unmatched"]) == 1
+    assert int(values["frames_camera_info_frame_mismatch"]) >= 1
+
+
+def test_a_camera_info_sent_once_serves_every_later_frame(ros, street_model_file):
+    """Latched drivers publish camera_info once; its stamp is old, the calibration still applies."""
+    frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
+        tester = RosClient(topics=["depth/camera_info"])
+        assert tester.wait_for_node(), node.stop()[1]
+        first = image_message(frame, T0)
+        tester.info_pub.publish(_info(350.0, first.header))
+        tester.spin(0.2)
+        for i in range(1, 4):
+            tester.image_pub.publish(image_message(frame, T0 + i * 1_000_000_000))
+            assert tester.wait_for(lambda: len(tester.received["depth/camera_info"]) >= i, 60.0)
+        tester.spin(0.5)
+        values = _diagnostics(tester)
+        node.stop()
+        tester.destroy()
+    assert [m.k[0] for m in tester.received["depth/camera_info"]] == [350.0] * 3
+    assert int(values["frames_camera_info_unmatched"]) == 0
+
+
+STREET_MODEL = REPO / "models" / "hydranet_street.pt"
+
+
+def test_depth_is_invariant_to_cropping_and_resizing_a_real_frame(ros, tmp_path):
+    """A KITTI frame that no training job used, through the node: (a) its central crop of half the
+    width (same K, cx shifted) and (b) the frame halved with K halved give the same metric depth at
+    the LiDAR points as the whole frame, within 10 % (median ratio)."""
+    import cv2
+    if not STREET_MODEL.is_file():
+        pytest.skip("the shipped street model is absent")
+    root = shared_path("data", "kitti_tracking_0001")
+    image = cv2.imread(str(root / "image_2" / "0001" / "000025.png"))
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    height, width = image.shape[:2]
+    full = calibration.intrinsics(width, height)
+    lidar = project_lidar(read_velodyne(root / "velodyne" / "0001" / "000025.bin"), calibration, width, height)
+    left = width // 4
+    crop_width = width // 2
+    variants = {
+        "full": (image, full),
+        "crop": (np.ascontiguousarray(image[:, left:left + crop_width]),
+                 Intrinsics(full.fx, full.fy, full.cx - left, full.cy, crop_width, height)),
+        "half": (cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA),
+                 full.scaled_to(width // 2, height // 2)),
+    }
+    depth = {}
+    with NodeProcess(STREET_MODEL, {"backend": "torch"}) as node:
+        tester = RosClient(topics=["depth"])
+        assert tester.wait_for_node(), node.stop()[1]
+        for index, (name, (bgr, intrinsics)) in enumerate(variants.items()):
+            msg = image_message(bgr, T0 + index)
+            tester.info_pub.publish(camera_info_message(intrinsics, msg.header))
+            tester.spin(0.1)
+            tester.image_pub.publish(msg)
+            assert tester.wait_for(lambda: T0 + index in tester.stamps("depth"), 120.0), node.stop()[1]
+            out = next(m for m in tester.received["depth"] if m.header.stamp.nanosec == (T0 + index) % 10**9)
+            depth[name] = np.frombuffer(bytes(out.data), np.float32).reshape(out.height, out.width)
+        node.stop()
+        tester.destroy()
+    v, u = np.nonzero(lidar)
+    at_points = {"full": depth["full"][v, u]}
+    in_crop = (u >= left) & (u < left + crop_width)
+    at_points["crop"] = np.full(len(u), np.nan, np.float32)
+    at_points["crop"][in_crop] = depth["crop"][v[in_crop], u[in_crop] - left]
+    half_u = np.clip(np.round((u + 0.5) / 2 - 0.5).astype(int), 0, width // 2 - 1)
+    half_v = np.clip(np.round((v + 0.5) / 2 - 0.5).astype(int), 0, height // 2 - 1)
+    at_points["half"] = depth["half"][half_v, half_u]
+    ratios = {}
+    for name in ("crop", "half"):
+        valid = np.isfinite(at_points[name]) & np.isfinite(at_points["full"])
+        ratios[name] = float(np.median(at_points[name][valid] / at_points["full"][valid]))
+    lidar_valid = np.isfinite(at_points["full"])
+    ratios["full_vs_lidar"] = float(np.median(at_points["full"][lidar_valid] / lidar[v, u][lidar_valid]))
+    (tmp_path / "ratios.json").write_text(json.dumps(ratios))
+    print("median depth ratios to the whole frame:", ratios)
+    assert abs(ratios["crop"] - 1) < 0.10 and abs(ratios["half"] - 1) < 0.10, ratios
