@@ -1,13 +1,14 @@
 """ros2 launch hydranet_ros perception.launch.py [argument:=value ...]
 
 Starts perception_node with a parameter file, remaps its inputs to the camera's topics and,
-optionally, rviz with config/perception.rviz. `ros2 launch hydranet_ros perception.launch.py -s`
-lists the arguments.
+optionally, rviz with config/perception.rviz. With large_data_transport (the default) the processes
+it starts use config/fastdds_large_data.xml, so multi-megabyte outputs arrive on time on one host.
+`ros2 launch hydranet_ros perception.launch.py -s` lists the arguments.
 """
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
@@ -25,7 +26,11 @@ ARGUMENTS = {
     "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
     "use_sim_time": ("false", "use /clock, for bag playback"),
     "rviz": ("false", "also start rviz2 with config/perception.rviz"),
+    "large_data_transport": ("true", "Fast DDS with large shared-memory segments and socket buffers "
+                                     "(config/fastdds_large_data.xml) for the processes started here"),
 }
+# Fast DDS 3 (Jazzy's 2.14 too) reads the first, Humble's Fast DDS 2.6 the second.
+PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def _share(*parts: str) -> str:
@@ -57,6 +62,9 @@ def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=description)
          for name, (default, description) in ARGUMENTS.items()]
+        + [SetEnvironmentVariable(variable, _share("config", "fastdds_large_data.xml"),
+                                  condition=IfCondition(LaunchConfiguration("large_data_transport")))
+           for variable in PROFILE_VARIABLES]
         + [OpaqueFunction(function=_perception_node),
            Node(package="rviz2", executable="rviz2", name="rviz2",
                 arguments=["-d", _share("config", "perception.rviz")],

@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from hydranet_ros.ros.conversions import stamp_ns
+
 OUTPUTS = {"segmentation": "Image", "segmentation/color": "Image", "segmentation/overlay": "Image",
            "depth": "Image", "depth/camera_info": "CameraInfo", "points": "PointCloud2",
            "points/obstacles": "PointCloud2"}
@@ -110,10 +112,6 @@ class RosClient:
 
     def destroy(self):
         self.node.destroy_node()
-
-
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_optical"):

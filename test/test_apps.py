@@ -74,21 +74,40 @@ def test_demo_records_a_bag_and_writes_pictures_and_a_video(tmp_path, street_mod
     assert "Foxglove" in process.stdout and str(out / "bag") in process.stdout
 
 
-def test_training_under_torchrun_with_two_processes(tmp_path):
-    """DistributedDataParallel over gloo on CPU, as torchrun starts it on a multi-GPU machine."""
+def _strict_json(path):
+    """JSON as the standard has it: NaN and Infinity are not numbers there."""
+    def refuse(value):
+        raise ValueError(f"{path} holds {value}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_training_under_torchrun_shards_batches_and_validation_over_two_processes(tmp_path):
+    """DistributedDataParallel over gloo on CPU, as torchrun starts it on a multi-GPU machine. 8 images
+    on 2 processes with batch 8: each process has 4 images, which still make a batch."""
     assert hydranet(["synth", "street", "--out", str(tmp_path / "data"), "--count", "8", "--size", "64", "128",
                      "--workers", "1"]) == 0
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
-        "model": {"label_space": "kitti6", "input_size": [64, 128]},
-        "data": {"train": ["data"], "crop": [64, 128]},
-        "train": {"epochs": 1, "batch_size": 2, "out": "run"}}))
+    config = {"model": {"label_space": "kitti6", "input_size": [64, 128]},
+              "data": {"train": ["data"], "val": ["data"], "crop": [64, 128]},
+              "train": {"epochs": 1, "batch_size": 8, "out": "run", "max_depth_eval": 80.0}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                               "-m", "hydranet_ros.cli.main", "train", str(tmp_path / "config.yaml")],
                              capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = _strict_json(tmp_path / "run" / "history.json")
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     assert (tmp_path / "run" / "best.pt").is_file()
+    # Validation was split over the two processes and summed: it covers all 8 frames, and matches
+    # one process scoring the same model alone.
+    from hydranet_ros.data.dataset import FolderDataset
+    from hydranet_ros.model.model_file import load_model
+    from hydranet_ros.training.evaluate import evaluate_model
+    import torch
+    model, spec = load_model(tmp_path / "run" / "last.pt")
+    alone = evaluate_model(model, spec, [FolderDataset(tmp_path / "data")], 80.0, torch.device("cpu"))
+    assert history[0]["val"]["depth"]["pixels"] == alone["depth"]["pixels"]
+    assert np.isclose(history[0]["val"]["depth"]["rmse"], alone["depth"]["rmse"], rtol=1e-2)
+    assert np.isclose(history[0]["val"]["segmentation"]["miou"], alone["segmentation"]["miou"], atol=1e-2)
 
 
 @pytest.mark.parametrize("kind", ["folder", "bag"])

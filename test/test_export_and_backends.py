@@ -102,3 +102,11 @@ def test_torch_cuda_fp16_cuda_graphs_match_cpu(street_model_file):
         gpu = gpu_backend.infer(image)
     assert (gpu.labels == cpu.labels).mean() > 0.98
     assert np.nanmax(np.abs(gpu.depth - cpu.depth)) < 0.05 * np.nanmax(cpu.depth)
+
+
+def test_benchmark_times_the_whole_path_beside_the_bare_onnxruntime_session(street_model_file):
+    from hydranet_ros.inference.benchmark import benchmark_backend
+    record = benchmark_backend(street_model_file, "onnxruntime", "cpu", (96, 320), iterations=3, warmup=1,
+                               precision="fp32")
+    assert {"pre", "inference", "post", "total"} <= set(record)
+    assert record["bare_session_run"]["median_ms"] > 0 and record["total_over_bare_session_run"] > 0

@@ -34,7 +34,8 @@ class _LaunchConfiguration:
 def launch_module(monkeypatch):
     stand_ins = {
         "launch": {"LaunchDescription": _Recorded}, "launch.actions": {"DeclareLaunchArgument": _Recorded,
-                                                                       "OpaqueFunction": _Recorded},
+                                                                       "OpaqueFunction": _Recorded,
+                                                                       "SetEnvironmentVariable": _Recorded},
         "launch.conditions": {"IfCondition": _Recorded}, "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
         "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded},
         "ament_index_python": {}, "ament_index_python.packages": {"get_package_share_directory": lambda _: str(REPO)},
@@ -63,6 +64,11 @@ def test_launch_description_declares_the_documented_arguments(launch_module):
             "rviz"} <= declared
     rviz = [a for a in description.args[0] if a.kwargs.get("package") == "rviz2"][0]
     assert Path(rviz.kwargs["arguments"][1]).is_file()
+    environment = {a.args[0]: a for a in description.args[0] if a.args and a.args[0].endswith("PROFILES_FILE")}
+    assert set(environment) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
+    for action in environment.values():
+        assert Path(action.args[1]).name == "fastdds_large_data.xml" and Path(action.args[1]).is_file()
+        assert action.kwargs["condition"].args[0].name == "large_data_transport"
 
 
 @pytest.mark.parametrize("config", ["outdoor_kitti6.yaml", "indoor_nyud40.yaml"])

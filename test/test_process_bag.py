@@ -12,7 +12,8 @@ from hydranet_ros.cli.main import main as hydranet
 from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
 from hydranet_ros.inference.backends import create_backend
 from hydranet_ros.inference.pipeline import Perception
-from hydranet_ros.model.model_file import load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import load_model
 from hydranet_ros.training.metrics import DepthMetrics
 
 
@@ -38,7 +39,7 @@ def test_every_frame_gets_its_outputs_with_the_original_stamps(tmp_path, street_
     perception = Perception(backend, load_model(street_model_file)[1])
     counts = process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
                          storage=storage, progress=False)
-    assert counts == {"images": 4, "unreadable_images": 0, "copied": 8}
+    assert counts == {"images": 4, "unreadable_images": 0, "copied": 8, "interrupted": False}
     messages = _read(tmp_path / "out")
     assert len(messages["/kitti/image"]) == 4 and len(messages["/kitti/camera_info"]) == 4
     for name in OUTPUT_TYPES:
@@ -91,3 +92,41 @@ def test_shipped_street_model_depth_against_lidar_matches_the_model_card(tmp_pat
     measured = metrics.summary()
     assert measured["rmse"] <= stated["rmse"] * 1.02 + 1e-6, (measured, stated)
     assert measured["delta1"] >= stated["delta1"] - 0.01
+
+
+def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_file):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import threading
+    write_kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    command = [sys.executable, "-m", "hydranet_ros.cli.main", "process-bag", str(tmp_path / "in")]
+    options = ["--image-topic", "/kitti/image", "--camera-info-topic", "/kitti/camera_info",
+               "--model", str(street_model_file), "--backend", "onnxruntime"]
+    refused = subprocess.run(command + [str(tmp_path / "taken")] + options, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "exists and is not an empty folder" in refused.stderr
+    assert "model" not in refused.stdout  # refused before the model was loaded
+    (tmp_path / "empty").mkdir()  # an existing empty folder is fine
+    process = subprocess.Popen(command + [str(tmp_path / "empty")] + options, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    stderr = []
+    reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = __import__("time").monotonic() + 180
+    while not re.search(r"\b([3-9]|[12][0-9])/31\b", "".join(stderr)):
+        assert process.poll() is None and __import__("time").monotonic() < deadline, "".join(stderr)[-2000:]
+        __import__("time").sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=60)
+    reader.join(timeout=10)
+    text = "".join(stderr)
+    assert code == 130, text[-2000:]
+    assert "interrupted:" in text and "Traceback" not in text and "terminate called" not in text
+    assert (tmp_path / "empty" / "metadata.yaml").is_file()
+    messages = _read(tmp_path / "empty")  # rosbags reads it: the bag was closed properly
+    depth = messages["/hydranet/depth"]
+    assert 3 <= len(depth) < 31
+    assert len(messages["/kitti/image"]) >= len(depth)

@@ -90,7 +90,7 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
     # Each refusal is reported in /diagnostics with its reason; the log is throttled, so a flood
     # of bad frames prints only a line every few seconds.
     for reason in ("unsupported encoding", "not a colour or mono8 image", "step 300 is smaller", "zero size",
-                   "needs", "unusable K", "camera_info is for 640x96"):
+                   "needs", "unusable K", "focal length fx=0", "camera_info is for 640x96"):
         assert reason in reported, reason
     assert "unsupported encoding" in output
     assert output.count("dropping frame") <= 3
@@ -111,7 +111,11 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         small = CompressedImage(format="png")
         small.data = cv2.imencode(".png", _frame(height=64, width=200))[1].tobytes()
         small.header.stamp.sec = 7
-        for msg in (corrupt, big, small):
+        bomb = CompressedImage(format="png")  # a tiny PNG whose header claims 40000 x 40000 pixels
+        header = bytearray(small.data)
+        header[16:24] = (40000).to_bytes(4, "big") * 2
+        bomb.data = bytes(header)
+        for msg in (corrupt, big, bomb, small):
             tester.compressed_pub.publish(msg)
             tester.spin(0.6)
         assert tester.wait_for(lambda: tester.received["depth"], 20.0)
@@ -119,6 +123,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         code, output, _ = node.stop()
         tester.destroy()
     assert "cannot be decoded" in reported and "exceeds the limit of 20000 pixels" in reported
+    assert "header says 40000x40000, which exceeds the limit of 20000 pixels (max_image_pixels); not decoded" in reported
     assert tester.received["depth"][-1].header.stamp.sec == 7 and code == 0
 
 
@@ -127,6 +132,12 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     ({"backend": "tflite"}, "backend must be one of"),
     ({"points_stride": 0}, "points_stride"),
     ({"obstacle_exclude_classes": "[floor]"}, "unknown classes ['floor']"),
+    ({"input_size": "[100000,100000]"}, "input_size must be [height, width]"),
+    ({"input_size": "[1,1]"}, "input_size must be [height, width]"),
+    ({"input_size": "[2,100000]"}, "input_size must be [height, width]"),
+    ({"model_path": "/tmp"}, "/tmp is a folder, not a model file"),
+    ({"fallback_intrinsics": "[.nan,500.0,320.0,240.0]"}, "fallback_intrinsics must be finite"),
+    ({"backend": "onnxruntime", "engine_cache": "/proc/hydranet"}, "cannot write the cache folder /proc/hydranet"),
 ])
 def test_start_up_faults_exit_non_zero_naming_the_problem(ros, street_model_file, parameters, message):
     with NodeProcess(street_model_file, parameters) as node:
@@ -135,13 +146,28 @@ def test_start_up_faults_exit_non_zero_naming_the_problem(ros, street_model_file
     assert message in output and "Traceback" not in output
 
 
-def test_corrupt_model_file_is_named_with_the_fix(ros, tmp_path):
+def test_corrupt_model_file_is_named_with_the_fix(ros, tmp_path, street_model_file):
+    import torch
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a model")
-    with NodeProcess(broken, {}) as node:
-        node.process.wait(timeout=60)
+    bad_spec = tmp_path / "bad_spec.pt"  # the right format, a spec that is not one
+    data = torch.load(street_model_file, weights_only=True)
+    data["spec"]["label_space"] = {"name": "kitti6"}
+    torch.save(data, bad_spec)
+    for path, message in ((broken, "hydranet train"), (bad_spec, "has a broken spec")):
+        with NodeProcess(path, {}) as node:
+            node.process.wait(timeout=60)
+            code, output, _ = node.stop()
+        assert code == 1 and str(path) in output and message in output and "Traceback" not in output, output
+
+
+def test_an_unwritable_cache_makes_auto_fall_back_to_a_backend_without_one(ros, street_model_file):
+    with NodeProcess(street_model_file, {"engine_cache": "/proc/hydranet", "device": "cpu"}) as node:
+        tester = RosClient(topics=["segmentation"])
+        assert tester.wait_for_node(), node.stop()[1]
         code, output, _ = node.stop()
-    assert code == 1 and str(broken) in output and "hydranet train" in output
+        tester.destroy()
+    assert code == 0 and "cannot write the cache folder /proc/hydranet" in output and "torch on cpu" in output
 
 
 def test_parameters_are_validated_at_run_time(ros, street_model_file):
@@ -173,17 +199,25 @@ def test_parameters_are_validated_at_run_time(ros, street_model_file):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signals_stop_the_node_quickly_and_cleanly(ros, street_model_file, sig):
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+@pytest.mark.parametrize("diagnostics_period", [1.0, 60.0])
+def test_signals_stop_the_node_quickly_and_cleanly(ros, street_model_file, sig, diagnostics_period):
+    """Within 2 s whatever the timers' periods (docker stop and systemd send SIGKILL after 10 s or
+    less), with frames in flight, and without a spurious error for the frame being published."""
+    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": diagnostics_period}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         for stamp in range(1, 4):  # busy: frames in flight when the signal arrives
             tester.image_pub.publish(image_message(_frame(stamp), stamp))
             tester.spin(0.05)
+        tester.spin(2.0)  # idle: the executor sleeps until its next timer
+        for stamp in range(4, 7):
+            tester.image_pub.publish(image_message(_frame(stamp), stamp))
+            tester.spin(0.02)
         code, output, seconds = node.stop(sig)
         tester.destroy()
     assert seconds < 2.0, seconds
     assert code == 0 and "Traceback" not in output, output
+    assert "processing failed" not in output, output
 
 
 def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_file):

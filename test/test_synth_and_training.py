@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import yaml
 
-from hydranet_ros.data.synth import render_frame, render_sequence
 from hydranet_ros.camera.intrinsics import depth_to_points
-from hydranet_ros.training.train import load_config, train
+from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.cli.main import main as hydranet
+from hydranet_ros.data.synth import render_frame, render_sequence
+from hydranet_ros.training.train import load_config, train
 
 
 @pytest.mark.parametrize("kind", ["indoor", "street"])
@@ -153,3 +154,52 @@ def test_sparse_depth_keeps_its_points_when_resized():
     kept = np.count_nonzero(small)
     assert kept >= 0.95 * np.count_nonzero(depth)  # nearest-neighbour sampling would keep about a fifth
     assert set(np.unique(small[small > 0])) <= set(np.unique(depth[depth > 0]))
+
+
+def _tiny_config(tmp_path, **train):
+    assert hydranet(["synth", "indoor", "--out", str(tmp_path / "data"), "--count", "8",
+                     "--size", "64", "96", "--workers", "1"]) == 0
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "model": {"label_space": "nyud40", "input_size": [64, 96]},
+        "data": {"train": ["data"], "crop": [64, 96]},
+        "optim": {"name": "adam", "lr": 0.002},
+        "train": {"epochs": 3, "batch_size": 4, "out": "run", "seed": 3} | train}))
+    return path
+
+
+def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path):
+    config_path = _tiny_config(tmp_path)
+    with pytest.raises(CommandError, match="no checkpoint"):
+        train(load_config(config_path), resume=True)
+    train(load_config(config_path))
+    uninterrupted = [r["train_loss"] for r in json.loads((tmp_path / "run" / "history.json").read_text())]
+    import shutil
+    shutil.rmtree(tmp_path / "run")
+    train(load_config(config_path), stop_after=1)
+    train(load_config(config_path), resume=True)
+    resumed = [r["train_loss"] for r in json.loads((tmp_path / "run" / "history.json").read_text())]
+    assert np.allclose(resumed, uninterrupted, rtol=1e-5), (resumed, uninterrupted)
+    assert not list((tmp_path / "run").glob(".*.tmp"))  # checkpoints are written whole, then renamed
+
+
+def test_labels_outside_the_label_space_are_refused_before_training(tmp_path):
+    config_path = _tiny_config(tmp_path)
+    labels = next((tmp_path / "data" / "labels").glob("*.png"))
+    bad = cv2.imread(str(labels), cv2.IMREAD_UNCHANGED)
+    bad[0, 0] = 77
+    cv2.imwrite(str(labels), bad)
+    with pytest.raises(CommandError, match=f"{labels.stem}.*label ids \\[77\\] are out of range for 40 classes"):
+        train(load_config(config_path))
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_batches_without_depth_report_no_depth_loss():
+    import torch
+    from hydranet_ros.training.losses import joint_loss
+    outputs = {"segmentation": torch.randn(2, 6, 8, 8), "depth": torch.rand(2, 1, 8, 8)}
+    batch = {"segmentation": torch.randint(0, 6, (2, 32, 32)), "depth": torch.zeros(2, 32, 32)}
+    _, parts = joint_loss(outputs, batch)
+    assert set(parts) == {"segmentation"}
+    batch["depth"][0, 0, 0] = 5.0
+    assert set(joint_loss(outputs, batch)[1]) == {"segmentation", "depth"}

@@ -7,7 +7,8 @@ from hydranet_ros.data.synth import FOCAL_PER_WIDTH
 from hydranet_ros.inference.backends import BACKENDS, BackendError, create_backend
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.pipeline import Perception
-from hydranet_ros.model.model_file import ModelSpec, load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import ModelSpec, load_model
 from hydranet_ros.cli.errors import CommandError
 
 SCENE_OF_LABEL_SPACE = {"kitti6": "street", "nyud40": "indoor"}

@@ -27,10 +27,12 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.pipeline import FrameResult, to_rgb
 from hydranet_ros.inference.visualize import overview
-from hydranet_ros.model.model_file import load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import load_model
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
+WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequence
 OUTPUTS = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
            "segmentation/overlay": "sensor_msgs/msg/Image", "depth": "sensor_msgs/msg/Image",
            "depth/camera_info": "sensor_msgs/msg/CameraInfo", "points": "sensor_msgs/msg/PointCloud2",
@@ -64,7 +66,7 @@ def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: st
     if (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3"):
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
-        from hydranet_ros.ros.conversions import camera_info_to_intrinsics, compressed_to_array, image_to_array
+        from hydranet_ros.ros.conversions import camera_info_to_calibration, compressed_to_array, image_to_array
         with AnyReader([source], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
             images = [c for c in reader.connections if c.msgtype.endswith(("/Image", "/CompressedImage"))
                       and (image_topic is None or c.topic == image_topic)]
@@ -74,7 +76,7 @@ def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: st
             for connection, _, raw in reader.messages(connections=images[:1] + infos[:1]):
                 msg = reader.deserialize(raw, connection.msgtype)
                 if connection.msgtype.endswith("CameraInfo"):
-                    intrinsics = intrinsics or camera_info_to_intrinsics(msg)
+                    intrinsics = intrinsics or camera_info_to_calibration(msg).pinhole()
                 elif len(frames) < count:
                     array, encoding = compressed_to_array(msg) if connection.msgtype.endswith("CompressedImage") \
                         else (image_to_array(msg), msg.encoding)
@@ -137,12 +139,30 @@ class Recorder:
         msgtype = OUTPUTS[name]
         header = deserialize_message(raw, self.message_types[msgtype]).header
         stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+        if stamp == WARM_UP_STAMP:
+            self.warmed_up = True
+            return
         now = time.perf_counter()
         self.arrival[(name, stamp)] = now
         self.received[name][stamp] = raw
         self._record(f"{NAMESPACE}/{name}", msgtype, time.time_ns(), raw)
 
-    def publish(self, bgr: np.ndarray, intrinsics: Intrinsics, stamp_ns: int) -> None:
+    def warm_up(self, bgr: np.ndarray, intrinsics: Intrinsics, node: subprocess.Popen, log_path: Path,
+                timeout: float = 600.0) -> None:
+        """The node builds its graph for a camera resolution on that resolution's first frame (seconds
+        on a CPU, minutes for a TensorRT engine): one frame, neither timed nor recorded, before playing."""
+        self.warmed_up = False
+        deadline = time.perf_counter() + timeout
+        next_send = 0.0
+        while not self.warmed_up:
+            if node.poll() is not None or time.perf_counter() > deadline:
+                raise CommandError(f"perception_node processed no frame; see {log_path}:\n" + log_path.read_text()[-2000:])
+            if time.perf_counter() >= next_send:  # again every 2 s: a best-effort subscription may lose it
+                self.publish(bgr, intrinsics, WARM_UP_STAMP, record=False)
+                next_send = time.perf_counter() + 2.0
+            self.spin_until(time.perf_counter() + 0.1)
+
+    def publish(self, bgr: np.ndarray, intrinsics: Intrinsics, stamp_ns: int, record: bool = True) -> None:
         from rclpy.serialization import serialize_message
         from hydranet_ros.ros.conversions import array_to_image, output_camera_info
         from std_msgs.msg import Header
@@ -151,10 +171,11 @@ class Recorder:
         image = array_to_image(bgr, "bgr8", header)
         info = output_camera_info(intrinsics, intrinsics.width, intrinsics.height, header)
         self.info_pub.publish(info)
-        self.sent_at[stamp_ns] = time.perf_counter()
+        if record:
+            self.sent_at[stamp_ns] = time.perf_counter()
         self.image_pub.publish(image)
         now = time.time_ns()
-        if self.writer:
+        if self.writer and record:
             self._record("/camera/camera_info", INPUTS["/camera/camera_info"], now, serialize_message(info))
             self._record("/camera/image_raw", INPUTS["/camera/image_raw"], now, serialize_message(image))
 
@@ -283,8 +304,9 @@ def run(args):
     recorder = Recorder(bag_path)
     stamps: list[int] = []
     try:
-        print("waiting for perception_node (the first start exports the model to ONNX)...")
+        print("waiting for perception_node to start and to prepare for this camera's resolution...")
         wait_until_ready(recorder, node, out / "node.log")
+        recorder.warm_up(camera.frames[0], camera.intrinsics, node, out / "node.log")
         period = 1.0 / camera.rate_hz
         start = time.perf_counter()
         first_stamp = time.time_ns()

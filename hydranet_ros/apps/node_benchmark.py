@@ -19,7 +19,7 @@ import numpy as np
 
 from hydranet_ros.apps.common import guess_intrinsics
 from hydranet_ros.apps.demo import OUTPUTS, Recorder, start_node, stop_node, wait_until_ready
-from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.inference.backends import create_backend, onnxruntime_session
 from hydranet_ros.inference.benchmark import camera_frame, percentiles
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
@@ -28,10 +28,11 @@ from hydranet_ros.model.model_file import load_model
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int) -> dict:
     backend, _ = create_backend(model_path, "onnxruntime", "cpu", output="input", input_size=size)
     rgb = np.ascontiguousarray(camera_frame(*size)[..., ::-1])[None]
+    session = onnxruntime_session(backend, size)
     samples = []
     for index in range(iterations + 3):
         start = time.perf_counter()
-        backend.session.run(None, {INPUT_NAME: rgb})
+        session.run(None, {INPUT_NAME: rgb})
         if index >= 3:
             samples.append((time.perf_counter() - start) * 1e3)
     return percentiles(samples)
@@ -55,6 +56,7 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                 wait_until_ready(recorder, node, log)
                 frame = camera_frame(height, width)
                 intrinsics = guess_intrinsics(spec, width, height)
+                recorder.warm_up(frame, intrinsics, node, log)
                 for index in range(iterations + 3):
                     stamp = 1_000_000_000 * (index + 1)
                     recorder.publish(frame, intrinsics, stamp)
@@ -84,3 +86,76 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
     finally:
         rclpy.try_shutdown()
     return records
+
+
+def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: float, size: tuple[int, int]) -> dict:
+    """One delivery run: a camera at rate_hz publishing `size` images to perception_node with its
+    default best-effort input, outputs received by reliable subscribers (rviz, recorders) and
+    best-effort ones (Nav2's layers). Run in a fresh process: Fast DDS reads its profile when the
+    first participant is created."""
+    if transport == "large_data":
+        profile = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_data.xml")
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    import rclpy
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image, PointCloud2
+    spec = load_model(model_path)[1]
+    rclpy.init()
+    log = Path(tempfile.mkdtemp()) / "node.log"
+    node = start_node(model_path, "onnxruntime", log, {"image_qos_reliability": "best_effort",
+                                                         "diagnostics_period": 0.5})
+    recorder = Recorder(None)
+    best_effort = {}
+    qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+    for name, kind in (("depth", Image), ("points", PointCloud2)):
+        best_effort[name] = {}
+        recorder.node.create_subscription(
+            kind, f"/hydranet/{name}", lambda msg, n=name: best_effort[n].setdefault(
+                msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, time.perf_counter()), qos)
+    try:
+        wait_until_ready(recorder, node, log)
+        height, width = size
+        frame, intrinsics = camera_frame(height, width), guess_intrinsics(spec, width, height)
+        recorder.warm_up(frame, intrinsics, node, log)
+        start = time.perf_counter()
+        for index in range(frames):
+            recorder.spin_until(start + index / rate_hz)
+            recorder.publish(frame, intrinsics, (index + 1) * 10**9 // int(rate_hz))
+        recorder.spin_until(time.perf_counter() + 5.0)
+        diagnostics = recorder.node_diagnostics()
+    finally:
+        stop_node(node)
+        recorder.close()
+        rclpy.try_shutdown()
+    period = 1.0 / rate_hz
+    processed = [s for s in recorder.sent_at if ("segmentation", s) in recorder.arrival]
+
+    def on_time(arrivals: dict, stamp: int) -> bool:
+        return stamp in arrivals and arrivals[stamp] - recorder.arrival[("segmentation", stamp)] <= period
+
+    reliable = {name: {s: recorder.arrival[(name, s)] for s in processed if (name, s) in recorder.arrival}
+                for name in OUTPUTS}
+    share = lambda values: round(float(np.mean(values)), 3) if values else None  # noqa: E731
+    return {
+        "transport": transport, "size": f"{width}x{height}", "rate_hz": rate_hz, "frames_sent": frames,
+        "frames_reaching_node": int(diagnostics.get("frames_received", 0)),
+        "frames_processed": len(processed),
+        # Of the frames the node processed: outputs that arrived within one frame period of the first one.
+        "reliable_on_time": {name: share([on_time(reliable[name], s) for s in processed]) for name in OUTPUTS},
+        "best_effort_on_time": {name: share([on_time(best_effort[name], s) for s in processed]) for name in best_effort},
+    }
+
+
+def benchmark_delivery(model_path: Path, frames: int = 100, rate_hz: float = 10.0,
+                       size: tuple[int, int] = (375, 1242)) -> list[dict]:
+    """measure_delivery with Fast DDS's defaults, then with config/fastdds_large_data.xml, each in
+    a process of its own."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for transport in ("default", "large_data"):
+        with context.Pool(1) as pool:
+            results.append(pool.apply(measure_delivery, (model_path, transport, frames, rate_hz, size)))
+    return results

@@ -9,6 +9,7 @@ while the main thread reads, decodes and writes, so it runs as fast as the backe
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from pathlib import Path
 
@@ -18,11 +19,15 @@ from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
+from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, compressed_to_array,
-                                          image_fields, image_to_array, output_camera_info_fields, pointcloud2_fields)
+                                          image_fields, image_to_array, output_camera_info_fields, pointcloud2_fields,
+                                          stamp_ns)
+from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+CAMERA_INFO_TOLERANCE_S = NODE_PARAMETERS["camera_info_tolerance"].default  # as the node pairs them
 OUTPUT_TYPES = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
                 "depth": "sensor_msgs/msg/Image", "depth/camera_info": CAMERA_INFO_TYPE,
                 "points": "sensor_msgs/msg/PointCloud2", "points/obstacles": "sensor_msgs/msg/PointCloud2"}
@@ -59,20 +64,20 @@ class BagMessages:
 def process_bag(source: Path, destination: Path, image_topic: str, camera_info_topic: str | None, perception,
                 prefix: str = "/hydranet", storage: str = "mcap", points_stride: int = 2,
                 max_depth: float | None = None, progress: bool = True) -> dict:
-    """Returns counts: images processed, images skipped as unreadable, messages copied."""
+    """Returns counts: images processed, images skipped as unreadable, messages copied, and whether
+    Ctrl-C interrupted it (the bag is then closed properly and holds the frames processed so far)."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
     if not source.exists():
         raise CommandError(f"bag {source} does not exist")
-    if destination.exists():
-        raise CommandError(f"{destination} exists; choose a new output path")
+    check_destination(destination)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     builder = BagMessages(typestore)
     depth_range = perception.spec.label_space.depth_range_m
     settings = CloudSettings(points_stride, max_depth or depth_range[1])
-    counts = {"images": 0, "unreadable_images": 0, "copied": 0}
+    counts = {"images": 0, "unreadable_images": 0, "copied": 0, "interrupted": False}
     reader = AnyReader([source], default_typestore=typestore)
     try:
         reader.open()
@@ -102,9 +107,9 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                 (SQLite handles must stay in the thread that opened them)."""
                 try:
                     while (item := frames.get()) is not None:
-                        timestamp, header, array, encoding, camera_info = item
+                        timestamp, header, array, encoding, calibration = item
                         results.put((timestamp, _output_messages(perception, builder, settings, header, array,
-                                                                 encoding, camera_info)))
+                                                                 encoding, calibration)))
                 except BaseException as error:  # handed to the main thread, which raises it
                     results.put(error)
                 results.put(None)
@@ -128,13 +133,18 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
             worker = threading.Thread(target=infer_all, name="hydranet_bag_worker", daemon=True)
             worker.start()
             bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
-            camera_info = None
+            camera_infos = CameraInfoBuffer(CAMERA_INFO_TOLERANCE_S)  # paired by stamp, as the node does
             try:
                 for connection, timestamp, raw in reader.messages():
                     writer.write(copies[connection.id], timestamp, raw)
                     counts["copied"] += 1
                     if connection.topic == camera_info_topic:
-                        camera_info = reader.deserialize(raw, connection.msgtype)
+                        msg = reader.deserialize(raw, connection.msgtype)
+                        try:
+                            camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, camera_info_to_calibration(msg))
+                        except CalibrationError as error:
+                            raise CommandError(f"the bag's camera_info at {timestamp} ns cannot be used ({error}); "
+                                               "fix it or leave out --camera-info-topic to guess the intrinsics") from None
                     elif connection.topic == image_topic:
                         msg = reader.deserialize(raw, connection.msgtype)
                         try:
@@ -145,10 +155,16 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                         except ImageFormatError:
                             counts["unreadable_images"] += 1
                             continue
-                        frames.put((timestamp, msg.header, array, encoding, camera_info))
+                        frames.put((timestamp, msg.header, array, encoding,
+                                    camera_infos.match(stamp_ns(msg.header)).calibration))
                     write_results(block=False)
+            except KeyboardInterrupt:
+                counts["interrupted"] = True
+                while not frames.empty():  # frames not started are dropped; the one in flight finishes
+                    frames.get_nowait()
             finally:
                 frames.put(None)
+                worker.join()  # no inference thread may outlive the bag (or the interpreter)
             write_results(block=True)
             bar.close()
     finally:
@@ -156,19 +172,27 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
     return counts
 
 
+def check_destination(destination: Path) -> None:
+    """The output bag's folder must be new; an existing empty folder is taken (and removed, since the
+    bag writer creates its folder itself)."""
+    if destination.is_dir() and not any(destination.iterdir()):
+        destination.rmdir()
+    elif destination.exists():
+        raise CommandError(f"{destination} exists and is not an empty folder; choose a new output path")
+
+
 def _output_messages(perception, builder: BagMessages, settings: CloudSettings, header, array, encoding,
-                     camera_info) -> dict[str, bytes]:
+                     calibration) -> dict[str, bytes]:
     """The serialized output messages for one image, keyed by output name."""
     height, width = array.shape[:2]
+    camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)
     try:
-        camera = camera_info_to_calibration(camera_info) if camera_info is not None \
-            else guess_intrinsics(perception.spec, width, height)
         result = perception.process(array, encoding, camera=camera)
     except CalibrationError as error:
-        raise CommandError(f"the bag's camera_info cannot be used ({error}); fix it or leave out "
+        raise CommandError(f"the bag's camera_info does not fit its images ({error}); fix it or leave out "
                            "--camera-info-topic to guess the intrinsics") from None
     out_w, out_h = result.output_size
-    column = camera.projection_column() if camera_info is not None else (0.0, 0.0, 0.0)
+    column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
     cloud = perception.cloud(result, settings)
     messages = {
         "segmentation": builder.image(header, result.labels, "mono8"),
@@ -194,8 +218,15 @@ def add_arguments(parser):
 
 
 def run(args):
+    if not Path(args.input).exists():
+        raise CommandError(f"bag {args.input} does not exist")
+    check_destination(Path(args.output))  # before the model loads: a wrong path fails at once
     perception = open_perception(args)
     counts = process_bag(Path(args.input), Path(args.output), args.image_topic, args.camera_info_topic, perception,
                          args.prefix, args.storage, args.points_stride)
+    if counts["interrupted"]:
+        print(f"interrupted: {args.output} is closed and readable, with the {counts['images']} frames processed "
+              "so far", file=sys.stderr)
+        return 130
     print(f"processed {counts['images']} images ({counts['unreadable_images']} unreadable), copied "
           f"{counts['copied']} messages; wrote {args.output}")

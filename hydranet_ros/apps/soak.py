@@ -16,7 +16,8 @@ from pathlib import Path
 from hydranet_ros.apps.demo import Recorder, generated_camera, start_node, stop_node, wait_until_ready
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.benchmark import percentiles
-from hydranet_ros.model.model_file import load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import load_model
 
 WARM_UP_S = 10.0
 
@@ -42,6 +43,7 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
     windows, rss_start = [], None
     try:
         wait_until_ready(recorder, node, log_path)
+        recorder.warm_up(camera.frames[0], camera.intrinsics, node, log_path)
         start = time.perf_counter()
         window_start, index = start + WARM_UP_S, 0
         while (now := time.perf_counter()) < start + WARM_UP_S + seconds:

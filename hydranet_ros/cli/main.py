@@ -27,7 +27,8 @@ VERBS = {
     "distill": ("hydranet_ros.training.distill", "fill in missing labels of a dataset with a teacher, offline, with provenance"),
     "evaluate": ("hydranet_ros.training.evaluate", "mIoU, pixel accuracy and depth errors of a model on a dataset"),
     "import-checkpoint": ("hydranet_ros.model.import_checkpoint_cli", "convert an official multi-task-refinenet .ckpt into our model file"),
-    "info": ("hydranet_ros.model.info_cli", "describe a model file: tasks, classes, input size, provenance"),
+    "info": ("hydranet_ros.model.info_cli", "describe a model file: tasks, classes, input size, camera, provenance"),
+    "models": ("hydranet_ros.model.models_cli", "list the shipped and official models; download an official one, verified"),
 }
 
 

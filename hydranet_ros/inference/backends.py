@@ -60,6 +60,11 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     net_height, net_width = spec.network_size(image_size)
     name = f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}.onnx"
     path = cache_dir() / "onnx" / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BackendError(f"cannot write the cache folder {path.parent} ({error.strerror}); set engine_cache "
+                           "(or HYDRANET_CACHE) to a writable folder") from None
     if not path.is_file():
         LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
@@ -172,6 +177,13 @@ class PerResolution(Backend):
 
     def describe(self) -> str:
         return next(reversed(self._backends.values())).describe()
+
+
+def onnxruntime_session(backend: Backend, image_size: tuple[int, int]):
+    """The ONNX Runtime session a backend runs images of image_size with (None for other backends):
+    benchmarks time it bare, beside the whole per-frame path."""
+    inner = backend.for_size(tuple(image_size)) if isinstance(backend, PerResolution) else backend
+    return getattr(inner, "session", None)
 
 
 class OnnxRuntimeBackend(Backend):

@@ -17,11 +17,12 @@ import numpy as np
 from tqdm import tqdm
 
 from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.inference.backends import AUTO_ORDER, BackendError, create_backend
+from hydranet_ros.inference.backends import AUTO_ORDER, BackendError, create_backend, onnxruntime_session
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudSettings
-from hydranet_ros.model.model_file import load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import load_model
 
 SIZES = ((352, 1200), (480, 640), (240, 320))  # (height, width): camera image = network input
 
@@ -49,7 +50,7 @@ def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int,
     from hydranet_ros.apps.common import guess_intrinsics
     intrinsics = guess_intrinsics(perception.spec, width, height)
     cloud_settings = CloudSettings(stride=2, max_depth=perception.spec.label_space.depth_range_m[1])
-    bare = getattr(backend, "session", None)
+    bare = onnxruntime_session(backend, size)
     rgb = np.ascontiguousarray(frame[..., ::-1])[None]
     stages = {"pre": [], "inference": [], "post": [], "total": []}
     bare_ms = []
@@ -117,6 +118,10 @@ def add_arguments(parser):
     parser.add_argument("--precision", choices=["fp16", "fp32", "int8"], default="fp16", help="GPU precision")
     parser.add_argument("--node", action="store_true",
                         help="measure end to end through perception_node in another process (ROS 2)")
+    parser.add_argument("--delivery", action="store_true",
+                        help="outputs delivered on time through ROS 2 at --rate Hz, with Fast DDS's default "
+                             "transport and with config/fastdds_large_data.xml (one size, default 1242x375)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate for --delivery (default 10 Hz)")
     parser.add_argument("--json", dest="json_path", help="also write the results to this file")
 
 
@@ -128,7 +133,12 @@ def run(args):
         sizes = [tuple(int(v) for v in s.lower().split("x"))[::-1] for s in args.sizes] if args.sizes else list(SIZES)
     except ValueError:
         raise CommandError(f"sizes are WIDTHxHEIGHT, e.g. 640x480, not {args.sizes}") from None
-    if args.node:
+    if args.delivery:
+        from hydranet_ros.apps.node_benchmark import benchmark_delivery
+        size = sizes[0] if args.sizes else (375, 1242)
+        result = {"machine": machine(), "delivery": benchmark_delivery(model_path, args.iterations, args.rate, size)}
+        print(json.dumps(result, indent=1))
+    elif args.node:
         from hydranet_ros.apps.node_benchmark import benchmark_node
         result = {"machine": machine(), "node": benchmark_node(model_path, sizes, args.iterations)}
         print(json.dumps(result, indent=1))

@@ -25,6 +25,7 @@ import onnx
 import torch
 
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
 
 OPSET = 17
@@ -112,7 +113,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    model, spec = load_model(args.model)
+    model, spec = load_model(resolve_model_path(args.model))
     path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
                        tuple(args.image_size) if args.image_size else None)
     print(f"wrote {path} (opset {OPSET}; onnx.checker passed; all operators supported by TensorRT's parser)")

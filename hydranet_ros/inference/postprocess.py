@@ -64,7 +64,7 @@ def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrin
     invalid = ~np.isfinite(points[..., 2]) | (points[..., 2] > settings.max_depth)
     if settings.exclude_classes:
         invalid |= np.isin(sub_labels, settings.exclude_classes)
-    cloud = np.empty(points.shape[:2], dtype=CLOUD_DTYPE)
+    cloud = np.zeros(points.shape[:2], dtype=CLOUD_DTYPE)  # zeros: the padding bytes go on the wire
     cloud["x"], cloud["y"], cloud["z"] = points[..., 0], points[..., 1], points[..., 2]
     cloud["rgb"] = pack_rgb(color[::s, ::s])
     cloud["label"] = sub_labels

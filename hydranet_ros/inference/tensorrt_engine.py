@@ -290,7 +290,8 @@ def add_arguments(parser):
 
 def run(args):
     from hydranet_ros.inference.backends import onnx_for_model
-    source = Path(args.model)
+    from hydranet_ros.model.catalog import resolve_model_path
+    source = resolve_model_path(args.model)
     if not source.is_file():
         raise CommandError(f"{source} does not exist")
     size = tuple(args.image_size)

@@ -1,6 +1,7 @@
 """hydranet info: what a model file holds."""
 import json
 
+from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 
 
@@ -10,7 +11,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    model, spec = load_model(args.model)
+    model, spec = load_model(resolve_model_path(args.model))
     if args.json:
         print(json.dumps(spec.to_dict(), indent=1))
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -143,13 +144,17 @@ def save_model(path: str | Path, model: HydraNet, spec: ModelSpec, half: bool = 
              for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a reader never sees half a file
+    torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, temporary)
+    temporary.replace(path)
     return path
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HydraNet, ModelSpec]:
     """Reads a model file into an eval-mode float32 HydraNet on device."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"model path {path} is a folder, not a model file; name the .pt file in it")
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; pass an existing file "
                              "(for example the shipped hydranet_street.pt or hydranet_indoor.pt)")
@@ -162,26 +167,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a hydranet_ros model file (format {FORMAT}). An "
                              "official .ckpt is converted with `hydranet import-checkpoint`.")
-    spec = ModelSpec.from_dict(data["spec"])
-    model = spec.build_model()
-    state = {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    try:
+        spec = ModelSpec.from_dict(data["spec"])
+        if spec.tasks != [t for t in ("segmentation", "depth", "normals") if t in spec.tasks] or not spec.tasks:
+            raise ValueError(f"tasks {spec.tasks}")
+        model = spec.build_model()
+        state = {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ModelFileError(f"model file {path} has a broken spec ({error.__class__.__name__}: {error}); "
+                             "re-create it with `hydranet train` or `hydranet import-checkpoint`") from None
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise ModelFileError(f"model file {path}: weights do not fit its own spec ({error})") from None
     return model.to(device).eval(), spec
-
-
-def resolve_model_path(value: str) -> Path:
-    """An existing path as given; a bare name (or empty: the street model) from the shipped models,
-    share/hydranet_ros/models when installed, else the source tree's models/."""
-    path = Path(value or DEFAULT_MODEL)
-    if path.is_file() or path.parent != Path("."):
-        return path
-    folders = [Path(__file__).resolve().parents[2] / "models"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        folders.insert(0, Path(get_package_share_directory("hydranet_ros")) / "models")
-    except (ImportError, LookupError, ValueError, OSError):  # not installed through colcon
-        pass
-    return next((folder / path for folder in folders if (folder / path).is_file()), path)

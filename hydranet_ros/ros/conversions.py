@@ -51,17 +51,49 @@ def image_to_array(msg, max_pixels: int | None = None) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
+def compressed_dimensions(data: bytes | np.ndarray) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame header, read without decoding."""
+    data = bytes(data[:1 << 16]) if isinstance(data, np.ndarray) else data[:1 << 16]
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:2] == b"\xff\xd8":
+        position = 2
+        while position + 9 <= len(data):
+            if data[position] != 0xFF:
+                break
+            marker = data[position + 1]
+            length = int.from_bytes(data[position + 2:position + 4], "big")
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+                return int.from_bytes(data[position + 7:position + 9], "big"), int.from_bytes(data[position + 5:position + 7], "big")
+            position += 2 + length
+        raise ImageFormatError("compressed image cannot be decoded: a JPEG without a readable frame header "
+                               "(corrupt or truncated)")
+    raise ImageFormatError("compressed image is neither JPEG nor PNG (what image_transport's compressed "
+                           "transport sends)")
+
+
 def compressed_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
-    """CompressedImage (JPEG/PNG) -> (BGR array, "bgr8")."""
+    """CompressedImage (JPEG/PNG) -> (BGR array, "bgr8"). The size is read from the header and
+    checked against max_pixels before decoding, so a small file claiming a huge image costs nothing."""
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageFormatError("compressed image is empty")
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    width, height = compressed_dimensions(data)
+    if width == 0 or height == 0:
+        raise ImageFormatError(f"compressed image header says {width}x{height}")
+    if max_pixels and width * height > max_pixels:
+        raise ImageFormatError(f"compressed image header says {width}x{height}, which exceeds the limit of "
+                               f"{max_pixels} pixels (max_image_pixels); not decoded")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise ImageFormatError(f"compressed image cannot be decoded: {error.err}") from None
     if image is None:
         raise ImageFormatError(f"compressed image ({msg.format or 'unknown format'}, {data.size} bytes) "
                                "cannot be decoded: corrupt or truncated")
-    if max_pixels and image.shape[0] * image.shape[1] > max_pixels:
-        raise ImageFormatError(f"image {image.shape[1]}x{image.shape[0]} exceeds the limit of {max_pixels} pixels")
+    if image.shape[:2] != (height, width):
+        raise ImageFormatError(f"compressed image decodes to {image.shape[1]}x{image.shape[0]}, its header "
+                               f"says {width}x{height}")
     return image, "bgr8"
 
 
@@ -79,6 +111,11 @@ def array_to_image(array: np.ndarray, encoding: str, header):
     fields = image_fields(array, encoding)
     fields["data"] = fields["data"].tobytes()
     return Image(header=header, **fields)
+
+
+def stamp_ns(header) -> int:
+    """A std_msgs/Header's stamp in nanoseconds (any object with stamp.sec and stamp.nanosec)."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 def camera_info_to_calibration(msg) -> CameraCalibration:
@@ -117,8 +154,10 @@ def pointcloud2_fields(cloud: np.ndarray) -> dict:
     height, width = cloud.shape
     return {"height": height, "width": width, "is_bigendian": False, "point_step": cloud.dtype.itemsize,
             "row_step": cloud.dtype.itemsize * width,
-            # Organised clouds may hold NaN points (and say so); unorganised ones hold valid points only.
-            "is_dense": bool(height == 1), "data": np.ascontiguousarray(cloud).view(np.uint8).reshape(-1)}
+            # Dense means every point is finite, whatever the cloud's shape.
+            "is_dense": bool(np.isfinite(cloud["x"]).all() and np.isfinite(cloud["y"]).all()
+                             and np.isfinite(cloud["z"]).all()),
+            "data": np.ascontiguousarray(cloud).view(np.uint8).reshape(-1)}
 
 
 def cloud_to_pointcloud2(cloud: np.ndarray, header):

@@ -40,6 +40,9 @@ PARAMETERS = (
     Parameter("image_qos_reliability", "best_effort", "Reliability of the image and camera_info subscriptions.",
               choices=("best_effort", "reliable")),
     Parameter("image_qos_depth", 1, "History depth of the image subscription (keep last).", minimum=1, maximum=100),
+    Parameter("output_qos_reliability", "reliable", "Reliability of the outputs: reliable reaches reliable and "
+              "best-effort subscribers; best_effort only best-effort ones.", choices=("reliable", "best_effort")),
+    Parameter("output_qos_depth", 2, "History depth of the outputs (keep last).", minimum=1, maximum=100),
     Parameter("publish_segmentation", True, "Publish segmentation (mono8 class ids).", dynamic=True),
     Parameter("publish_color", True, "Publish segmentation/color (rgb8 palette colours).", dynamic=True),
     Parameter("publish_overlay", True, "Publish segmentation/overlay (colours blended on the image).", dynamic=True),
@@ -68,7 +71,10 @@ PARAMETERS = (
               "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none.", dynamic=True),
     Parameter("max_image_pixels", 8_294_400, "Images with more pixels are refused (default 3840x2160).",
               dynamic=True, minimum=1, maximum=100_000_000),
-    Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", minimum=0.1, maximum=60.0),
+    Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock, also with use_sim_time).",
+              minimum=0.1, maximum=60.0),
+    Parameter("stale_after_periods", 3, "/diagnostics warns when no frame was processed for this many periods, and "
+              "is an error when no image arrived at all by then.", minimum=1, maximum=1000),
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
 GROUND_AND_SKY = "__ground_and_sky__"

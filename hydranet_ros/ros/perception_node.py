@@ -7,7 +7,6 @@ every frame it replaced unprocessed. Topics and parameters: README, "perception_
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import time
@@ -16,6 +15,7 @@ from collections import deque
 import numpy as np
 import rclpy
 import rclpy.executors
+from rclpy.clock import Clock, ClockType
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -29,13 +29,14 @@ from hydranet_ros.camera.pairing import CameraInfoBuffer, CameraInfoMatch
 from hydranet_ros.inference.backends import BackendError, create_backend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudSettings
-from hydranet_ros.model.model_file import ModelFileError, load_model, resolve_model_path
+from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, compressed_to_array, image_to_array,
-                                          output_camera_info)
+                                          output_camera_info, stamp_ns)
+from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, StampGaps
 
-OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2, reliability=ReliabilityPolicy.RELIABLE)
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
 CAMERA_INFO_WAIT_S = 0.1
@@ -50,8 +51,8 @@ class PerceptionNode(Node):
         super().__init__("perception_node", **kwargs)
         self._declare_parameters()
         p = self._value
-        model_path = resolve_model_path(p("model_path"))
         try:
+            model_path = resolve_model_path(p("model_path"))
             _, spec = load_model(model_path)
             input_size = tuple(p("input_size")) if any(p("input_size")) else None
             if p("engine_cache"):
@@ -77,14 +78,17 @@ class PerceptionNode(Node):
         # Several camera_infos are kept: each image is paired with the one of its stamp.
         self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                  QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
+        output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("output_qos_depth"),
+                                reliability=ReliabilityPolicy.RELIABLE if p("output_qos_reliability") == "reliable"
+                                else ReliabilityPolicy.BEST_EFFORT)
         self.pub = {
-            "segmentation": self.create_publisher(Image, "segmentation", OUTPUT_QOS),
-            "color": self.create_publisher(Image, "segmentation/color", OUTPUT_QOS),
-            "overlay": self.create_publisher(Image, "segmentation/overlay", OUTPUT_QOS),
-            "depth": self.create_publisher(Image, "depth", OUTPUT_QOS),
-            "camera_info": self.create_publisher(CameraInfo, "depth/camera_info", OUTPUT_QOS),
-            "points": self.create_publisher(PointCloud2, "points", OUTPUT_QOS),
-            "obstacles": self.create_publisher(PointCloud2, "points/obstacles", OUTPUT_QOS),
+            "segmentation": self.create_publisher(Image, "segmentation", output_qos),
+            "color": self.create_publisher(Image, "segmentation/color", output_qos),
+            "overlay": self.create_publisher(Image, "segmentation/overlay", output_qos),
+            "depth": self.create_publisher(Image, "depth", output_qos),
+            "camera_info": self.create_publisher(CameraInfo, "depth/camera_info", output_qos),
+            "points": self.create_publisher(PointCloud2, "points", output_qos),
+            "obstacles": self.create_publisher(PointCloud2, "points/obstacles", output_qos),
         }
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -97,11 +101,13 @@ class PerceptionNode(Node):
                        "camera_info_unmatched": 0, "camera_info_frame_mismatch": 0,
                        "errors": 0, "skipped_no_subscribers": 0}
         self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "total")}
-        self._stamps = deque(maxlen=100)
-        self._last_error = ""
+        period = p("diagnostics_period")
+        self.health = HealthMonitor(window_s=max(5.0, 5 * period), stale_after_s=p("stale_after_periods") * period)
+        self.input_gaps = StampGaps()
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
-        self.create_timer(p("diagnostics_period"), self._publish_diagnostics)
+        # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
+        self.create_timer(period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         h, w = spec.input_size
         size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
         camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
@@ -148,11 +154,12 @@ class PerceptionNode(Node):
         # A label space without sky quietly ignores the default ["sky"].
         points = [n for n in values["points_exclude_classes"]
                   if n in self.spec.label_space.class_names or n != "sky"]
-        try:
-            self.points_exclude = self._class_ids(points, "points_exclude_classes")
-            self.obstacle_exclude = self._class_ids(values["obstacle_exclude_classes"], "obstacle_exclude_classes")
+        try:  # both checked before either applies: a refused change leaves the filters as they were
+            points_exclude = self._class_ids(points, "points_exclude_classes")
+            obstacle_exclude = self._class_ids(values["obstacle_exclude_classes"], "obstacle_exclude_classes")
         except ValueError as error:
             raise StartupError(str(error)) from None
+        self.points_exclude, self.obstacle_exclude = points_exclude, obstacle_exclude
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         class_overrides = {}
@@ -173,6 +180,8 @@ class PerceptionNode(Node):
     def _on_image(self, msg):
         with self._lock:
             self.counts["received"] += 1
+            self.health.frame_received()
+            self.input_gaps.add(stamp_ns(msg.header))
             if self._pending is not None:
                 self.counts["dropped"] += 1  # replaced before the worker took it
             self._pending = (msg, time.perf_counter())
@@ -189,8 +198,12 @@ class PerceptionNode(Node):
             self._camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, calibration)
             self._lock.notify_all()
 
-    def _report(self, text: str):
-        self._last_error = text
+    def _report(self, text: str, refused_frame: bool = False):
+        """Logs (throttled) and tells /diagnostics: a refused frame, or a camera_info problem."""
+        if refused_frame:
+            self.health.frame_refused(text)
+        else:
+            self.health.camera_problem(text)
         self.get_logger().error(text, throttle_duration_sec=ERROR_LOG_THROTTLE_S)
 
     # Processing -------------------------------------------------------------------------------
@@ -206,10 +219,12 @@ class PerceptionNode(Node):
                 self._process(msg, received_at)
             except ImageFormatError as error:
                 self.counts["bad_input"] += 1
-                self._report(f"dropping frame: {error}")
+                self._report(f"dropping frame: {error}", refused_frame=True)
             except Exception as error:  # keep serving; the next frame may be fine
+                if self._stopping or not self.context.ok():
+                    return  # shutting down: publishers are gone, nothing went wrong with the frame
                 self.counts["errors"] += 1
-                self._report(f"processing failed: {error.__class__.__name__}: {error}")
+                self._report(f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
 
     def _wanted(self) -> dict[str, bool]:
         p = self._value
@@ -258,6 +273,7 @@ class PerceptionNode(Node):
         wanted = self._wanted()
         if not any(wanted.values()):
             self.counts["skipped_no_subscribers"] += 1
+            self.health.frame_processed(None)
             return
         max_pixels = self._value("max_image_pixels")
         start = time.perf_counter()
@@ -311,27 +327,25 @@ class PerceptionNode(Node):
         timings["total"] = (end - received_at) * 1e3
         for key, value in timings.items():
             self._latency[key].append(value)
-        self._stamps.append(end)
+        self.health.frame_processed(bool(np.isfinite(result.depth).any()))
         self.counts["processed"] += 1
 
     # Diagnostics and shutdown -----------------------------------------------------------------
     def _publish_diagnostics(self):
-        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception", hardware_id=self.perception.backend.device)
-        stamps = list(self._stamps)
-        fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
-        bad = self.counts["bad_input"] + self.counts["bad_camera_info"] + self.counts["errors"]
-        status.level = DiagnosticStatus.WARN if bad and self._last_error else DiagnosticStatus.OK
-        status.message = self._last_error if status.level else "running"
-        values = {"fps": f"{fps:.2f}", "backend": self.perception.backend.describe(),
+        report = self.health.report(self.resolve_topic_name("image"), self.input_gaps)
+        levels = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception", hardware_id=self.perception.backend.device,
+                                  level=levels[report.level], message=report.message)
+        values = {"fps": f"{report.fps:.2f}", "backend": self.perception.backend.describe(),
                   "device": self.perception.backend.device}
         for key, samples in self._latency.items():
             values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
         values.update({f"frames_{k}": str(v) for k, v in self.counts.items()})
+        values["frames_lost_before_node"] = str(self.input_gaps.lost)  # estimated from gaps in the stamps
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
-        self._last_error = ""
 
     def stop(self):
         with self._lock:
@@ -340,14 +354,10 @@ class PerceptionNode(Node):
         self._worker.join(timeout=5.0)
 
 
-def stamp_ns(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
-
-
 def main(args=None):
+    # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) wake the executor at once; a Python
+    # handler would replace them and run only when spin next returns (up to a timer period later).
     rclpy.init(args=args)
-    # SIGTERM (systemd, docker stop, launch) ends the node like Ctrl-C does.
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     node = None
     try:
         node = PerceptionNode()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -14,24 +15,31 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import FolderDataset, check_labels
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
+from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
 from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics, garg_crop_mask
 
 
 def evaluate_model(model, spec: ModelSpec, datasets: list[FolderDataset], max_depth: float,
-                   device: torch.device, garg_crop: bool = False, progress: bool = False) -> dict:
+                   device: torch.device, garg_crop: bool = False, progress: bool = False,
+                   shard: tuple[int, int] = (0, 1), reduce=None) -> dict:
     """Metrics of the model's outputs at each image's full resolution, through the node's own
     per-frame path (inference.pipeline with the PyTorch backend): the same resizing, depth rescaled
     to each sample's camera when it has intrinsics, NaN (no depth) where the model sees sky; depth
-    is scored only where there is ground truth and a prediction."""
+    is scored only where there is ground truth and a prediction.
+
+    shard=(rank, world) scores every world-th sample from rank; reduce sums an array over the ranks
+    (training under torchrun), so every rank returns the metrics of all samples."""
     model.eval()
     backend = TorchBackend(model, spec, str(device), "fp32", "input", channels_last=False, cuda_graphs=False)
     perception = Perception(backend, spec)
     segmentation = SegmentationMetrics(spec.num_classes)
     depth = DepthMetrics(max_depth)
     seen = {"segmentation": False, "depth": False}
+    rank, world = shard
     for dataset in datasets:
-        for index in tqdm(range(len(dataset)), desc=f"evaluating {dataset.root.name}", disable=not progress, leave=False):
+        for index in tqdm(range(rank, len(dataset), world), desc=f"evaluating {dataset.root.name}",
+                          disable=not progress, leave=False):
             sample = dataset[index]
             if sample.segmentation is not None:
                 check_labels(sample.segmentation, spec.num_classes, dataset.root / "labels" / sample.name)
@@ -43,6 +51,11 @@ def evaluate_model(model, spec: ModelSpec, datasets: list[FolderDataset], max_de
                 mask = garg_crop_mask(*sample.depth.shape) if garg_crop else None
                 depth.update(frame.depth, sample.depth, mask)
                 seen["depth"] = True
+    if reduce is not None:
+        segmentation.confusion = reduce(segmentation.confusion).astype(np.int64)
+        sums = reduce(np.array(list(depth.sums.values()) + [depth.count]))
+        depth.sums, depth.count = dict(zip(depth.sums, sums[:-1].tolist())), int(sums[-1])
+        seen = dict(zip(seen, reduce(np.array(list(seen.values()), dtype=np.float64)) > 0))
     result = {}
     if seen["segmentation"]:
         result["segmentation"] = segmentation.summary()
@@ -79,7 +92,7 @@ def add_arguments(parser):
 
 def run(args):
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, spec = load_model(args.model, device)
+    model, spec = load_model(resolve_model_path(args.model), device)
     if args.input_size:
         spec = spec.with_pixel_budget(args.input_size)
     datasets = [FolderDataset(p) for p in args.data]

@@ -35,13 +35,19 @@ def berhu_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def joint_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor],
                segmentation_weight: float = 0.5) -> tuple[torch.Tensor, dict[str, float]]:
-    """lambda * segmentation + (1 - lambda) * depth, over the tasks the model has."""
+    """lambda * segmentation + (1 - lambda) * depth, over the tasks the model has. The parts returned
+    for logging are only those the batch has labels for (a batch without depth reports no depth
+    loss, rather than 0)."""
     parts = {}
     total = 0.0
     if "segmentation" in outputs:
-        parts["segmentation"] = segmentation_loss(outputs["segmentation"], batch["segmentation"])
-        total = total + segmentation_weight * parts["segmentation"]
+        loss = segmentation_loss(outputs["segmentation"], batch["segmentation"])
+        total = total + segmentation_weight * loss
+        if (batch["segmentation"] != IGNORE_LABEL).any():
+            parts["segmentation"] = loss
     if "depth" in outputs:
-        parts["depth"] = berhu_loss(outputs["depth"], batch["depth"])
-        total = total + (1 - segmentation_weight) * parts["depth"]
+        loss = berhu_loss(outputs["depth"], batch["depth"])
+        total = total + (1 - segmentation_weight) * loss
+        if (batch["depth"] > 0).any():
+            parts["depth"] = loss
     return total, {k: float(v.detach()) for k, v in parts.items()}

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from hydranet_ros.camera.network_input import focal_at
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.augment import Augmenter, collate
-from hydranet_ros.data.dataset import FolderDataset
+from hydranet_ros.data.dataset import FolderDataset, check_labels, read_png_unchanged
 from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
 from hydranet_ros.training.evaluate import evaluate_model
@@ -148,60 +148,140 @@ def _cpu_has_bf16() -> bool:
     return bool(check and check())
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises torch.distributed when started by torchrun."""
+def _distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises torch.distributed when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)  # NCCL needs each rank on its own GPU before the group exists
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return (dist.get_rank() if world > 1 else 0), world
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
+def _sum_over_ranks(device: torch.device):
+    """A function that sums a numpy array over all ranks (identity without torch.distributed)."""
+    if not dist.is_initialized():
+        return lambda array: array
+
+    def reduce(array):
+        tensor = torch.as_tensor(np.asarray(array, dtype=np.float64), device=device)
+        dist.all_reduce(tensor)
+        return tensor.cpu().numpy()
+    return reduce
+
+
+def check_training_labels(folders: list[FolderDataset], num_classes: int) -> None:
+    """Every label file in range, before any step (a bad id would stop training with an IndexError,
+    or a device-side assert on a GPU, hours in)."""
+    for folder in folders:
+        for name in folder.names:
+            if folder.has("labels", name):
+                path = folder.root / "labels" / f"{name}.png"
+                check_labels(read_png_unchanged(path), num_classes, path)
+
+
+def build_spec(config: dict, folders: list[FolderDataset]) -> ModelSpec:
+    model_cfg = config["model"]
+    spec = ModelSpec(tasks=list(model_cfg["tasks"]), label_space=load_label_space(model_cfg["label_space"]),
+                     input_size=tuple(model_cfg["input_size"]),
+                     provenance={"trained_on": [Path(e["path"]).name for e in config["data"]["train"]],
+                                 "config": json.loads(json.dumps(config))})
+    spec.focal_length_px = model_cfg["focal_length_px"] or training_focal_length(folders, spec)
+    return spec
+
+
+def build_model(spec: ModelSpec, imagenet_init: str | None, device: torch.device) -> HydraNet:
+    model = HydraNet(spec.num_classes, tuple(spec.tasks))
+    if imagenet_init:
+        from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
+        init_encoder_from_tflite(model, imagenet_init)
+    return model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster steps on CPU
+
+
+def build_loader(train_set: Dataset, batch_size: int, workers: int, seed: int, rank: int, world: int,
+                 spec: ModelSpec) -> DataLoader:
+    sampler = torch.utils.data.DistributedSampler(train_set, num_replicas=world, rank=rank, seed=seed) \
+        if world > 1 else None
+    shard = math.ceil(len(train_set) / world)  # what each rank sees per epoch
+    if shard == 0:
+        raise CommandError("the training folders hold no images")
+    return DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                      num_workers=workers, drop_last=shard >= batch_size,  # a small set keeps its one batch
+                      collate_fn=lambda items: collate(items, spec.mean, spec.std),
+                      generator=torch.Generator().manual_seed(seed))
+
+
+class Checkpoint:
+    """Everything a resumed run needs to continue as if never interrupted, written atomically."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def save(self, epoch: int, best: float, model, optimizer, scaler, loader: DataLoader) -> None:
+        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "epoch": epoch, "best": best, "loader_generator": loader.generator.get_state(),
+                 "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(_numpy_rng_state()),
+                 "python_rng": json.dumps(random.getstate()[1])}
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        torch.save(state, temporary)
+        temporary.replace(self.path)
+
+    def load(self, device, model, optimizer, scaler, loader: DataLoader) -> tuple[int, float]:
+        """Restores the state; returns (next epoch, best score). Older checkpoints lack the RNG states."""
+        if not self.path.is_file():
+            raise CommandError(f"--resume: there is no checkpoint at {self.path}; start without --resume")
+        state = torch.load(self.path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+            loader.generator.set_state(state["loader_generator"])
+            torch.set_rng_state(state["torch_rng"])
+            keys, position, has_gauss, cached = json.loads(state["numpy_rng"])
+            np.random.set_state(("MT19937", np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+            random.setstate((3, tuple(json.loads(state["python_rng"])), None))
+        return state["epoch"] + 1, state["best"]
+
+
+def _numpy_rng_state() -> list:
+    _, keys, position, has_gauss, cached = np.random.get_state()
+    return [keys.tolist(), int(position), int(has_gauss), float(cached)]
+
+
+def finite_or_none(value: float) -> float | None:
+    """JSON has no NaN: a value that is not a number is written as null."""
+    return value if math.isfinite(value) else None
 
 
 def train(config: dict, resume: bool = False, stop_after: int | None = None) -> Path:
     """Trains, validating and checkpointing each epoch. stop_after ends the run early at that epoch while
     the learning-rate schedule still spans train.epochs, so a later --resume continues the same curve."""
-    rank, world = _distributed()
-    train_cfg, data_cfg, model_cfg, optim = config["train"], config["data"], config["model"], config["optim"]
+    rank, world, device = _distributed()
+    train_cfg, data_cfg, optim = config["train"], config["data"], config["optim"]
     seed_everything(train_cfg["seed"] + rank)
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     out = Path(train_cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
-
     if not data_cfg["train"]:
         raise CommandError("data.train lists no dataset folder")
     folders = [FolderDataset(e["path"]) for e in data_cfg["train"]]
-    space = load_label_space(model_cfg["label_space"])
-    spec = ModelSpec(tasks=list(model_cfg["tasks"]), label_space=space, input_size=tuple(model_cfg["input_size"]),
-                     provenance={"trained_on": [Path(e["path"]).name for e in data_cfg["train"]],
-                                 "config": json.loads(json.dumps(config))})
-    spec.focal_length_px = model_cfg["focal_length_px"] or training_focal_length(folders, spec)
-    model = HydraNet(space.num_classes, tuple(spec.tasks))
-    if model_cfg["imagenet_init"]:
-        from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
-        init_encoder_from_tflite(model, model_cfg["imagenet_init"])
-    model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster steps on CPU
-
-    crop = tuple(data_cfg["crop"] or spec.input_size)
-    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]],
-                                 Augmenter(spec, crop, tuple(data_cfg["zoom"]), jitter=data_cfg["jitter"]),
-                                 train_cfg["seed"])
+    spec = build_spec(config, folders)
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
-    sampler = torch.utils.data.DistributedSampler(train_set) if world > 1 else None
-    loader = DataLoader(train_set, batch_size=train_cfg["batch_size"], shuffle=sampler is None, sampler=sampler,
-                        num_workers=data_cfg["workers"], drop_last=len(train_set) >= train_cfg["batch_size"],
-                        collate_fn=lambda items: collate(items, spec.mean, spec.std),
-                        generator=torch.Generator().manual_seed(train_cfg["seed"]))
+    check_training_labels(folders + val_sets, spec.num_classes)
+    model = build_model(spec, config["model"]["imagenet_init"], device)
+    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]],
+                                 Augmenter(spec, tuple(data_cfg["crop"] or spec.input_size), tuple(data_cfg["zoom"]),
+                                           jitter=data_cfg["jitter"]), train_cfg["seed"])
+    loader = build_loader(train_set, train_cfg["batch_size"], data_cfg["workers"], train_cfg["seed"], rank, world, spec)
+    if len(loader) == 0:
+        raise CommandError(f"no training batch: {len(train_set)} images over {world} process(es)")
     optimizer = build_optimizer(model, optim)
     amp_dtype = mixed_precision_dtype(device) if train_cfg["amp"] else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-
-    start_epoch, best = 0, -math.inf
-    checkpoint_path = out / "checkpoint.pt"
-    if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
+    checkpoint = Checkpoint(out / "checkpoint.pt")
+    start_epoch, best = checkpoint.load(device, model, optimizer, scaler, loader) if resume else (0, -math.inf)
     history_path = out / "history.json"
     history = []
     if start_epoch and history_path.is_file():  # a resumed run keeps the epochs before its checkpoint
@@ -210,52 +290,23 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     if rank == 0:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(out / "tensorboard")
+    reduce = _sum_over_ranks(device)
 
-    steps_per_epoch = max(1, len(loader))
-    total_steps = train_cfg["epochs"] * steps_per_epoch
     end_epoch = train_cfg["epochs"] if stop_after is None else min(stop_after, train_cfg["epochs"])
     for epoch in range(start_epoch, end_epoch):
         train_set.set_epoch(epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        net.train()
-        if train_cfg["freeze_batchnorm"]:
-            # BatchNorm keeps its statistics: after the TFLite initialisation it is an identity over
-            # BN-folded weights, and batch statistics would undo the ImageNet features.
-            for module in model.modules():
-                if isinstance(module, torch.nn.BatchNorm2d):
-                    module.eval()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg['epochs']}", disable=rank != 0, leave=False)
-        running = []
-        for step, batch in enumerate(bar):
-            factor = learning_rate_factor(optim, epoch, (epoch * steps_per_epoch + step) / total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * factor
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            image = batch["image"].contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                outputs = dict(zip(spec.tasks, net(image)))
-            outputs = {task: output.float() for task, output in outputs.items()}  # losses in fp32
-            loss, parts = joint_loss(outputs, batch, train_cfg["segmentation_weight"])
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            running.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{running[-1]:.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
-            if writer:
-                global_step = epoch * steps_per_epoch + step
-                writer.add_scalar("loss/total", running[-1], global_step)
-                for k, v in parts.items():
-                    writer.add_scalar(f"loss/{k}", v, global_step)
-        record = {"epoch": epoch + 1, "train_loss": float(np.mean(running)) if running else float("nan")}
-        if rank == 0 and val_sets:
-            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device)
-            for task, values in record["val"].items():
-                for k, v in values.items():
-                    if isinstance(v, float):
-                        writer.add_scalar(f"val/{task}/{k}", v, epoch + 1)
+        if isinstance(loader.sampler, torch.utils.data.DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        losses = train_epoch(net, model, loader, optimizer, scaler, spec, config, epoch, amp_dtype, device, writer,
+                             show_progress=rank == 0)
+        # The mean loss over every rank's steps, not rank 0's alone.
+        total, steps = reduce(np.array([sum(losses), len(losses)]))
+        record = {"epoch": epoch + 1, "train_loss": finite_or_none(float(total / steps) if steps else math.nan)}
+        if val_sets:  # every rank scores its share of the frames; the sums are combined
+            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device,
+                                           shard=(rank, world), reduce=reduce)
         if rank == 0:
+            log_validation(writer, record, epoch)
             history.append(record)
             history_path.write_text(json.dumps(history, indent=1))  # every epoch: an interrupted run keeps it
             print(json.dumps({k: v for k, v in record.items() if k != "val"} |
@@ -266,13 +317,59 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
                 best = score
                 save_model(out / "best.pt", model, spec, half=train_cfg["save_half"])
             save_model(out / "last.pt", model, spec, half=train_cfg["save_half"])
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                        "best": best}, checkpoint_path)
+            checkpoint.save(epoch, best, model, optimizer, scaler, loader)
     if writer:
         writer.close()
     if world > 1:
         dist.destroy_process_group()
     return out / "best.pt"
+
+
+def train_epoch(net, model, loader, optimizer, scaler, spec: ModelSpec, config: dict, epoch: int, amp_dtype,
+                device, writer, show_progress: bool) -> list[float]:
+    """One pass over the loader; returns the loss of each step."""
+    train_cfg, optim = config["train"], config["optim"]
+    steps_per_epoch = len(loader)
+    total_steps = train_cfg["epochs"] * steps_per_epoch
+    net.train()
+    if train_cfg["freeze_batchnorm"]:
+        # BatchNorm keeps its statistics: after the TFLite initialisation it is an identity over
+        # BN-folded weights, and batch statistics would undo the ImageNet features.
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg['epochs']}", disable=not show_progress, leave=False)
+    losses = []
+    for step, batch in enumerate(bar):
+        factor = learning_rate_factor(optim, epoch, (epoch * steps_per_epoch + step) / total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        image = batch["image"].contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            outputs = dict(zip(spec.tasks, net(image)))
+        outputs = {task: output.float() for task, output in outputs.items()}  # losses in fp32
+        loss, parts = joint_loss(outputs, batch, train_cfg["segmentation_weight"])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(float(loss.detach()))
+        # Only the tasks this batch has labels for: a batch without depth shows no depth loss.
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{v:.3f}" for k, v in parts.items()})
+        if writer:
+            global_step = epoch * steps_per_epoch + step
+            writer.add_scalar("loss/total", losses[-1], global_step)
+            for k, v in parts.items():
+                writer.add_scalar(f"loss/{k}", v, global_step)
+    return losses
+
+
+def log_validation(writer, record: dict, epoch: int) -> None:
+    for task, values in record.get("val", {}).items():
+        for k, v in values.items():
+            if isinstance(v, float):
+                writer.add_scalar(f"val/{task}/{k}", v, epoch + 1)
 
 
 def _score(record: dict, max_depth: float) -> float:

@@ -1,0 +1,26 @@
+"""Model names a user can give (model_path, --model): a file, a shipped model's name, or
+`official:NAME` for an official checkpoint downloaded with `hydranet models download NAME`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydranet_ros.model import official
+from hydranet_ros.model.model_file import DEFAULT_MODEL
+
+
+def resolve_model_path(value: str) -> Path:
+    """An existing path as given; `official:NAME` from the user cache (a one-line error saying how to
+    download it when it is not there); a bare name (or empty: the street model) from the shipped models,
+    share/hydranet_ros/models when installed, else the source tree's models/."""
+    if value.startswith(official.PREFIX):
+        return official.model_file(value[len(official.PREFIX):])
+    path = Path(value or DEFAULT_MODEL)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    folders = [Path(__file__).resolve().parents[2] / "models"]
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        folders.insert(0, Path(get_package_share_directory("hydranet_ros")) / "models")
+    except (ImportError, LookupError, ValueError, OSError):  # not installed through colcon
+        pass
+    return next((folder / path for folder in folders if (folder / path).is_file()), path)

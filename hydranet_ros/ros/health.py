@@ -1,0 +1,123 @@
+"""What /diagnostics says about the node: honest about a blind or broken node (no rclpy here).
+
+Rates come from a wall-clock window, not from the last N frames, so a camera that stops shows as
+0 FPS. The level:
+  ERROR  no image ever arrived (after the grace time), every frame of the window was refused, or
+         every frame of the window gave no valid depth (a broken model or input);
+  WARN   waiting for the first image, no frame for `stale_after_s`, some frames refused, a
+         camera_info that could not be used, or camera frames lost before they reached the node;
+  OK     frames arrive and are processed.
+The message always says why.
+"""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+OK, WARN, ERROR = "OK", "WARN", "ERROR"
+LOSS_WARN_FRAMES, LOSS_WARN_FRACTION = 10, 0.05  # input loss worth a warning
+MIN_INTERVALS = 5  # stamp intervals needed before the camera's period is estimated
+
+
+@dataclass
+class HealthReport:
+    level: str
+    message: str
+    fps: float
+
+
+class HealthMonitor:
+    def __init__(self, window_s: float, stale_after_s: float, clock=time.monotonic):
+        self.window_s = window_s
+        self.stale_after_s = stale_after_s
+        self.clock = clock
+        self.started = clock()
+        # (time, detail) per event: whether depth was valid (None: not computed), why a frame was refused.
+        self.received: deque[tuple[float, None]] = deque()
+        self.processed: deque[tuple[float, bool | None]] = deque()
+        self.refused: deque[tuple[float, str]] = deque()
+        self.camera_problems: deque[tuple[float, str]] = deque()
+
+    def frame_received(self) -> None:
+        self.received.append((self.clock(), None))
+
+    def frame_processed(self, depth_valid: bool | None) -> None:
+        self.processed.append((self.clock(), depth_valid))
+
+    def frame_refused(self, reason: str) -> None:
+        self.refused.append((self.clock(), reason))
+
+    def camera_problem(self, reason: str) -> None:
+        """A camera_info that could not be used (the frames are still processed, without it)."""
+        self.camera_problems.append((self.clock(), reason))
+
+    def _trim(self, now: float) -> None:
+        for events in (self.received, self.processed, self.refused, self.camera_problems):
+            while events and now - events[0][0] > self.window_s:
+                events.popleft()
+
+    def report(self, topic: str, gaps: "StampGaps | None" = None) -> HealthReport:
+        now = self.clock()
+        last_received = self.received[-1][0] if self.received else None
+        last_processed = self.processed[-1][0] if self.processed else None
+        self._trim(now)
+        fps = len(self.processed) / min(self.window_s, max(now - self.started, 1e-9))
+        if last_received is None:
+            waited = now - self.started
+            if waited > self.stale_after_s:
+                return HealthReport(ERROR, f"no image received on {topic} in {waited:.0f} s since start", 0.0)
+            return HealthReport(WARN, f"waiting for the first image on {topic}", 0.0)
+        if self.refused and not self.processed and self.received:
+            return HealthReport(ERROR, f"every frame of the last {self.window_s:g} s was refused: "
+                                       f"{_reasons(self.refused)}", fps)
+        depth_checked = [valid for _, valid in self.processed if valid is not None]
+        if depth_checked and not any(depth_checked):
+            return HealthReport(ERROR, f"no valid depth in any of the last {len(depth_checked)} frames (all NaN): "
+                                       "the model or its input is broken", fps)
+        if last_processed is None or now - last_processed > self.stale_after_s:
+            since = now - (last_processed or last_received)
+            return HealthReport(WARN, f"no frame processed for {since:.1f} s (camera stopped, or the node is stuck)", fps)
+        problems = ([f"{len(self.refused)} frame(s) refused in the last {self.window_s:g} s: "
+                     f"{_reasons(self.refused)}"] if self.refused else []) + \
+            ([_reasons(self.camera_problems)] if self.camera_problems else [])
+        if problems:
+            return HealthReport(WARN, " | ".join(problems), fps)
+        if gaps is not None and gaps.lost > LOSS_WARN_FRAMES and gaps.lost_fraction > LOSS_WARN_FRACTION:
+            return HealthReport(WARN, f"about {gaps.lost_fraction:.0%} of the camera's frames never reached the "
+                                      "node (transport loss; README: QoS and transport)", fps)
+        return HealthReport(OK, "running", fps)
+
+
+def _reasons(events, most: int = 4) -> str:
+    """The distinct reasons of a window's events, the latest first."""
+    distinct = list(dict.fromkeys(reason for _, reason in reversed(events)))
+    return " | ".join(distinct[:most]) + (f" (and {len(distinct) - most} more)" if len(distinct) > most else "")
+
+
+class StampGaps:
+    """Camera frames that never reached the node, estimated from gaps in the image stamps: with the
+    camera's period taken as a low percentile of the recent intervals (robust to the gaps themselves),
+    an interval of k periods means k - 1 frames lost (on the way, or by a best-effort subscription)."""
+
+    def __init__(self, history: int = 50):
+        self.intervals: deque[int] = deque(maxlen=history)
+        self.last: int | None = None
+        self.lost = 0
+        self.arrived = 0
+
+    def add(self, stamp_ns: int) -> None:
+        self.arrived += 1
+        if self.last is not None and stamp_ns > self.last:
+            self.intervals.append(stamp_ns - self.last)
+            period = sorted(self.intervals)[len(self.intervals) // 10]
+            # The first intervals are judged once there are enough of them to know the period.
+            judged = list(self.intervals) if len(self.intervals) == MIN_INTERVALS else \
+                [self.intervals[-1]] if len(self.intervals) > MIN_INTERVALS else []
+            self.lost += sum(round(i / period) - 1 for i in judged if i > 1.5 * period)
+        self.last = stamp_ns if self.last is None else max(self.last, stamp_ns)
+
+    @property
+    def lost_fraction(self) -> float:
+        total = self.lost + self.arrived
+        return self.lost / total if total else 0.0

@@ -1,0 +1,103 @@
+"""/diagnostics across processes: it must say when the node is blind or broken, not OK."""
+import numpy as np
+import pytest
+import torch
+
+from ros_harness import NodeProcess, RosClient, image_message
+from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor
+
+rclpy = pytest.importorskip("rclpy")
+
+
+def _latest(tester):
+    for array in reversed(tester.diagnostics):
+        for status in array.status:
+            if "HydraNet" in status.name:
+                return status, {kv.key: kv.value for kv in status.values}
+    return None, {}
+
+
+def _wait_for_level(tester, level: bytes, timeout: float):
+    assert tester.wait_for(lambda: _latest(tester)[0] is not None and _latest(tester)[0].level == level, timeout), \
+        _latest(tester)[0]
+    return _latest(tester)
+
+
+def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clock(ros, street_model_file):
+    from diagnostic_msgs.msg import DiagnosticStatus
+    params = {"backend": "onnxruntime", "diagnostics_period": 0.2, "stale_after_periods": 5, "use_sim_time": "true"}
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with NodeProcess(street_model_file, params) as node:
+        tester = RosClient(topics=["segmentation"])
+        assert tester.wait_for_node(), node.stop()[1]
+        status, _ = _wait_for_level(tester, DiagnosticStatus.ERROR, 30.0)  # no /clock: the timer still fires
+        assert "no image received on /hydranet/image" in status.message
+        for index in range(30):  # 3 s at 10 Hz
+            tester.image_pub.publish(image_message(frame, 1_000 + index))
+            tester.spin(0.1)
+        status, values = _wait_for_level(tester, DiagnosticStatus.OK, 30.0)
+        assert status.message == "running" and float(values["fps"]) > 0
+        status, values = _wait_for_level(tester, DiagnosticStatus.WARN, 30.0)  # the camera stopped
+        assert "no frame processed for" in status.message
+        tester.spin(6.0)  # past the rate window
+        assert float(_latest(tester)[1]["fps"]) == 0.0
+        node.stop()
+        tester.destroy()
+
+
+def test_a_model_that_gives_only_nan_depth_is_an_error(ros, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
+    model = HydraNet(6)
+    with torch.no_grad():
+        model.depth.weight.fill_(float("nan"))
+    path = save_model(tmp_path / "nan.pt", model, ModelSpec(["segmentation", "depth"], load_label_space("kitti6"),
+                                                             (96, 320)))
+    frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with NodeProcess(path, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
+        tester = RosClient(topics=["depth"])
+        assert tester.wait_for_node(), node.stop()[1]
+        for index in range(5):
+            tester.image_pub.publish(image_message(frame, 1_000 + index))
+            assert tester.wait_for(lambda: 1_000 + index in tester.stamps("depth"), 60.0)
+        status, _ = _wait_for_level(tester, DiagnosticStatus.ERROR, 10.0)
+        assert "no valid depth" in status.message
+        node.stop()
+        tester.destroy()
+
+
+def test_health_rules_on_a_fake_clock():
+    now = [0.0]
+    monitor = HealthMonitor(window_s=5.0, stale_after_s=1.0, clock=lambda: now[0])
+    assert monitor.report("/image").level == WARN
+    now[0] = 2.0
+    assert monitor.report("/image").level == ERROR
+    for _ in range(10):
+        monitor.frame_received()
+        monitor.frame_processed(True)
+        now[0] += 0.1
+    report = monitor.report("/image")
+    assert (report.level, report.message) == (OK, "running") and report.fps == pytest.approx(10 / 3.0)  # 3 s since start
+    monitor.frame_received()
+    monitor.frame_refused("bad encoding")
+    assert monitor.report("/image").level == WARN and "bad encoding" in monitor.report("/image").message
+    now[0] += 6.0
+    monitor.frame_received()
+    monitor.frame_refused("bad encoding")
+    assert monitor.report("/image").level == ERROR  # every frame of the window refused
+
+
+def test_input_loss_is_estimated_from_gaps_in_the_camera_stamps():
+    from hydranet_ros.ros.health import StampGaps
+    gaps = StampGaps()
+    stamps = [i * 100_000_000 for i in range(100)]  # 10 Hz
+    kept = [s for i, s in enumerate(stamps) if i % 3 != 1]  # a third lost on the way
+    for stamp in kept:
+        gaps.add(stamp)
+    assert gaps.lost == 33 and gaps.arrived == 67
+    monitor = HealthMonitor(window_s=5.0, stale_after_s=1.0, clock=lambda: 0.0)
+    monitor.frame_received()
+    monitor.frame_processed(True)
+    report = monitor.report("/image", gaps)
+    assert report.level == WARN and "about 33% of the camera's frames never reached the node" in report.message
