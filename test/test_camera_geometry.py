@@ -85,6 +85,7 @@ def test_depth_is_rescaled_to_the_cameras_focal_length(street):
                 unscaled = result.depth[valid] / result.depth_scale
                 errors["zoomed, not rescaled"].append(np.abs(unscaled / frame.depth[valid] - 1))
     median = {k: float(np.median(np.concatenate(v))) for k, v in errors.items()}
+    print("median relative depth error:", median)
     assert median["zoomed, rescaled"] * 3 <= median["zoomed, not rescaled"], median
     assert median["zoomed, rescaled"] < 2 * median["training camera"] + 0.05, median
 
@@ -134,7 +135,9 @@ def test_distorted_images_are_rectified_and_their_clouds_land_where_the_geometry
     # by about what the blur of two resamplings costs it. Unrectified, points are far off.
     assert errors["auto"]["image"] <= 3 < errors["false"]["image"], errors
     assert abs(errors["auto"]["bias"]) < 0.01 and errors["auto"]["median"] < 0.02, errors
-    assert errors["false"]["median"] > 3 * errors["auto"]["median"], errors
+    # Distortion grows towards the edges: there, unrectified points are far off.
+    assert errors["false"]["p90"] > 3 * errors["auto"]["p90"], errors
+    print("point errors relative to depth:", errors)
 
 
 def test_fisheye_is_rectified_with_the_fisheye_model_and_unknown_models_are_refused():
