@@ -14,6 +14,7 @@ from hydranet_ros.inference.backends import create_backend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
+from hydranet_ros.ros.conversions import stamp_ns
 from hydranet_ros.training.metrics import DepthMetrics
 
 
@@ -28,7 +29,7 @@ def _read(bag):
 
 
 def _stamp(msg):
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+    return stamp_ns(msg.header)
 
 
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])

@@ -29,6 +29,7 @@ from hydranet_ros.inference.pipeline import FrameResult, to_rgb
 from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
+from hydranet_ros.ros.conversions import stamp_ns
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
@@ -138,7 +139,7 @@ class Recorder:
         from rclpy.serialization import deserialize_message
         msgtype = OUTPUTS[name]
         header = deserialize_message(raw, self.message_types[msgtype]).header
-        stamp = header.stamp.sec * 10**9 + header.stamp.nanosec
+        stamp = stamp_ns(header)
         if stamp == WARM_UP_STAMP:
             self.warmed_up = True
             return

@@ -23,6 +23,7 @@ from hydranet_ros.inference.backends import create_backend, onnxruntime_session
 from hydranet_ros.inference.benchmark import camera_frame, percentiles
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
+from hydranet_ros.ros.conversions import stamp_ns
 
 
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int) -> dict:
@@ -113,7 +114,7 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
         best_effort[name] = {}
         recorder.node.create_subscription(
             kind, f"/hydranet/{name}", lambda msg, n=name: best_effort[n].setdefault(
-                msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, time.perf_counter()), qos)
+                stamp_ns(msg.header), time.perf_counter()), qos)
     try:
         wait_until_ready(recorder, node, log)
         height, width = size

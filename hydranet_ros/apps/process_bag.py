@@ -70,9 +70,7 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
-    if not source.exists():
-        raise CommandError(f"bag {source} does not exist")
-    check_destination(destination)
+    check_paths(source, destination)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     builder = BagMessages(typestore)
     depth_range = perception.spec.label_space.depth_range_m
@@ -172,9 +170,11 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
     return counts
 
 
-def check_destination(destination: Path) -> None:
-    """The output bag's folder must be new; an existing empty folder is taken (and removed, since the
-    bag writer creates its folder itself)."""
+def check_paths(source: Path, destination: Path) -> None:
+    """The input bag must exist and the output bag's folder must be new; an existing empty folder is
+    taken (and removed, since the bag writer creates its folder itself)."""
+    if not source.exists():
+        raise CommandError(f"bag {source} does not exist")
     if destination.is_dir() and not any(destination.iterdir()):
         destination.rmdir()
     elif destination.exists():
@@ -218,9 +218,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    if not Path(args.input).exists():
-        raise CommandError(f"bag {args.input} does not exist")
-    check_destination(Path(args.output))  # before the model loads: a wrong path fails at once
+    check_paths(Path(args.input), Path(args.output))  # before the model loads: a wrong path fails at once
     perception = open_perception(args)
     counts = process_bag(Path(args.input), Path(args.output), args.image_topic, args.camera_info_topic, perception,
                          args.prefix, args.storage, args.points_stride)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hydranet_ros.cache import cache_dir
 from hydranet_ros.inference.export import export_onnx, file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, InferenceGraph
 from hydranet_ros.model.model_file import ModelSpec, load_model
@@ -37,10 +38,6 @@ class Prediction:
     labels: np.ndarray  # h x w uint8
     color: np.ndarray   # h x w x 3 uint8
     depth: np.ndarray   # h x w float32 metres
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("HYDRANET_CACHE", Path.home() / ".cache" / "hydranet_ros"))
 
 
 def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | None = None):

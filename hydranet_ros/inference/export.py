@@ -51,22 +51,22 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().eval().cpu()
     height, width = image_size or spec.input_size
-    fixed = image_size is not None or not raw
+    dynamic = None  # the post-processed graph is always made for one camera resolution
     if raw:
         module = model
         example = torch.zeros(1, 3, height, width)
         input_name, output_names = "input", [RAW_OUTPUT_NAMES[t] for t in spec.tasks]
-        dims = {2: "height", 3: "width"}
-        dynamic = {input_name: dims} | {n: {2: "out_height", 3: "out_width"} for n in output_names}
+        if image_size is None:
+            dims = {2: "height", 3: "width"}
+            dynamic = {input_name: dims} | {n: {2: "out_height", 3: "out_width"} for n in output_names}
     else:
         module = InferenceGraph(model, spec, output).eval()
         example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
         input_name, output_names = INPUT_NAME, list(OUTPUT_NAMES)
-        dynamic = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=output_names,
-                          dynamic_axes=None if fixed else dynamic, opset_version=OPSET, dynamo=False)
+                          dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     graph = onnx.load(str(path))
     meta = graph.metadata_props.add()
     meta.key, meta.value = METADATA_KEY, json.dumps(spec.to_dict() | {"graph": "raw" if raw else f"postprocessed/{output}"})

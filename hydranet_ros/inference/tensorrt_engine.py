@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.inference.backends import Backend, BackendError, Prediction, cache_dir
+from hydranet_ros.cache import cache_dir
+from hydranet_ros.inference.backends import Backend, BackendError, Prediction
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 

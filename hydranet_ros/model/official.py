@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydranet_ros.cache import cache_dir
 from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint
 from hydranet_ros.model.model_file import ModelFileError, load_label_space, save_model
 
@@ -51,7 +52,7 @@ OFFICIAL = {c.name: c for c in (
 
 
 def models_dir() -> Path:
-    return Path(os.environ.get("HYDRANET_CACHE", Path.home() / ".cache" / "hydranet_ros")) / "models"
+    return cache_dir() / "models"
 
 
 def git_blob_sha1(path: str | Path) -> str:
