@@ -17,7 +17,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz") + glob("config/*.xml")),
         (f"share/{PACKAGE}/models", glob("models/*.pt") + glob("models/*.md") + glob("models/*.json")),
     ],
-    install_requires=["numpy", "opencv-python-headless", "pyyaml", "tqdm"],
+    install_requires=["numpy", "opencv-python-headless", "simplejpeg", "pyyaml", "tqdm"],
     zip_safe=False,
     maintainer="hydranet_ros maintainers",
     maintainer_email="maintainers@hydranet-ros.dev",

@@ -132,3 +132,13 @@ def camera_info_message(intrinsics, header):
     msg.r = np.eye(3).ravel().tolist()
     msg.d = [0.0] * 5
     return msg
+
+
+def corrupt_but_decodable_jpeg(bgr: np.ndarray) -> bytes:
+    """A JPEG of bgr with one byte of its entropy-coded data flipped: OpenCV still decodes it (libjpeg
+    only warns "Corrupt JPEG data"), so a decoder that ignores the warning serves garbage."""
+    import cv2
+    data = bytearray(cv2.imencode(".jpg", bgr)[1].tobytes())
+    data[len(data) // 2] ^= 0xFF
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is not None
+    return bytes(data)

@@ -6,6 +6,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from hydranet_ros.inference.pipeline import to_rgb
+from ros_harness import corrupt_but_decodable_jpeg
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.ros.conversions import (ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
                                           compressed_to_array, image_to_array, output_camera_info)
@@ -81,6 +82,21 @@ def test_compressed_images_decode_and_corrupt_ones_are_refused():
     msg.data = encoded.tobytes()[:40]
     with pytest.raises(ImageFormatError, match="cannot be decoded"):
         compressed_to_array(msg)
+
+
+def test_a_corrupt_jpeg_that_libjpeg_decodes_with_a_warning_is_refused():
+    msg = CompressedImage(format="jpeg")
+    msg.data = corrupt_but_decodable_jpeg(np.random.default_rng(0).integers(0, 256, (96, 320, 3), np.uint8))
+    with pytest.raises(ImageFormatError, match="corrupt JPEG .*Corrupt JPEG data"):
+        compressed_to_array(msg)
+
+
+def test_jpeg_size_is_read_past_a_large_exif_block():
+    jpeg = cv2.imencode(".jpg", np.zeros((30, 50, 3), np.uint8))[1].tobytes()
+    app1 = b"\xff\xe1" + (65535).to_bytes(2, "big") + bytes(65533)  # the largest APP1 segment, twice
+    msg = CompressedImage(format="jpeg")
+    msg.data = jpeg[:2] + app1 * 2 + jpeg[2:]
+    assert compressed_to_array(msg, max_pixels=1500)[0].shape == (30, 50, 3)
 
 
 def _camera_info(width=1242, height=375):

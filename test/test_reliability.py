@@ -6,7 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message
+from ros_harness import (NodeProcess, OUTPUTS, RosClient, camera_info_message, corrupt_but_decodable_jpeg,
+                         image_message)
 from hydranet_ros.camera.intrinsics import Intrinsics
 
 rclpy = pytest.importorskip("rclpy")
@@ -115,7 +116,9 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         header = bytearray(small.data)
         header[16:24] = (40000).to_bytes(4, "big") * 2
         bomb.data = bytes(header)
-        for msg in (corrupt, big, bomb, small):
+        flipped = CompressedImage(format="jpeg")
+        flipped.data = corrupt_but_decodable_jpeg(_frame(seed=1, height=64, width=200))
+        for msg in (corrupt, big, bomb, flipped, small):
             tester.compressed_pub.publish(msg)
             tester.spin(0.6)
         assert tester.wait_for(lambda: tester.received["depth"], 20.0)
@@ -124,6 +127,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         tester.destroy()
     assert "cannot be decoded" in reported and "exceeds the limit of 20000 pixels" in reported
     assert "header says 40000x40000, which exceeds the limit of 20000 pixels (max_image_pixels); not decoded" in reported
+    assert "corrupt JPEG (Corrupt JPEG data" in reported
     assert tester.received["depth"][-1].header.stamp.sec == 7 and code == 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import simplejpeg
 
 from hydranet_ros.camera.calibration import CameraCalibration
 from hydranet_ros.camera.intrinsics import Intrinsics
@@ -52,29 +53,26 @@ def image_to_array(msg, max_pixels: int | None = None) -> np.ndarray:
 
 
 def compressed_dimensions(data: bytes | np.ndarray) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR or a JPEG's start-of-frame header, read without decoding."""
-    data = bytes(data[:1 << 16]) if isinstance(data, np.ndarray) else data[:1 << 16]
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:2] == b"\xff\xd8":
-        position = 2
-        while position + 9 <= len(data):
-            if data[position] != 0xFF:
-                break
-            marker = data[position + 1]
-            length = int.from_bytes(data[position + 2:position + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
-                return int.from_bytes(data[position + 7:position + 9], "big"), int.from_bytes(data[position + 5:position + 7], "big")
-            position += 2 + length
-        raise ImageFormatError("compressed image cannot be decoded: a JPEG without a readable frame header "
-                               "(corrupt or truncated)")
+    """(width, height) from a PNG's IHDR or a JPEG's frame header, read without decoding the pixels."""
+    data = np.frombuffer(memoryview(data), dtype=np.uint8)
+    head = data[:24].tobytes()
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:2] == b"\xff\xd8":  # libjpeg reads the markers; a large EXIF block before the frame is fine
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data, strict=False)
+        except (ValueError, KeyError) as error:  # KeyError: a header cut before its colour space
+            raise ImageFormatError(f"compressed image cannot be decoded: a JPEG without a readable frame "
+                                   f"header ({error})") from None
+        return width, height
     raise ImageFormatError("compressed image is neither JPEG nor PNG (what image_transport's compressed "
                            "transport sends)")
 
 
 def compressed_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
     """CompressedImage (JPEG/PNG) -> (BGR array, "bgr8"). The size is read from the header and
-    checked against max_pixels before decoding, so a small file claiming a huge image costs nothing."""
+    checked against max_pixels before decoding, so a small file claiming a huge image costs nothing.
+    A JPEG that libjpeg decodes only with a warning (corrupt entropy data) is refused, not served."""
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
     if data.size == 0:
         raise ImageFormatError("compressed image is empty")
@@ -84,6 +82,11 @@ def compressed_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray,
     if max_pixels and width * height > max_pixels:
         raise ImageFormatError(f"compressed image header says {width}x{height}, which exceeds the limit of "
                                f"{max_pixels} pixels (max_image_pixels); not decoded")
+    if data[:2].tobytes() == b"\xff\xd8":
+        try:  # strict: libjpeg's recoverable errors ("Corrupt JPEG data") raise instead of warning
+            return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True), "bgr8"
+        except (ValueError, KeyError) as error:
+            raise ImageFormatError(f"compressed image cannot be decoded: corrupt JPEG ({error})") from None
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as error:
