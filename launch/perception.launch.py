@@ -21,7 +21,7 @@ ARGUMENTS = {
     "config": ("outdoor_kitti6.yaml", "parameter file: a path, or a name in share/hydranet_ros/config "
                                       "(outdoor_kitti6.yaml, indoor_nyud40.yaml)"),
     "model_path": ("", "model file; empty: the config's model_path"),
-    "backend": ("", "auto, tensorrt, torch or onnxruntime; empty: the config's backend"),
+    "backend": ("", "auto, tensorrt, torch, onnxruntime or openvino; empty: the config's backend"),
     "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed)"),
     "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
     "use_sim_time": ("false", "use /clock, for bag playback"),

@@ -1,12 +1,14 @@
 """ONNX export, parity, TensorRT operator support, and the backends on CPU."""
+import logging
+
 import numpy as np
 import onnx
 import pytest
 import torch
 
-from hydranet_ros.inference.backends import (BackendError, OnnxRuntimeBackend, PerResolution, TorchBackend,
-                                             create_backend, onnx_for_model)
-from hydranet_ros.inference.export import OPSET, export_onnx, onnx_parity, unsupported_tensorrt_ops
+from hydranet_ros.inference.backend_base import BackendError, PerResolution
+from hydranet_ros.inference.backends import OnnxRuntimeBackend, TorchBackend, create_backend
+from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity, unsupported_tensorrt_ops
 from hydranet_ros.model.model_file import load_model
 
 CUDA = torch.cuda.is_available()
@@ -60,11 +62,13 @@ def test_torch_and_onnxruntime_backends_agree_on_cpu(street_model_file):
     assert np.array_equal(ort_prediction.color, palette[ort_prediction.labels])
 
 
-def test_auto_on_cpu_picks_onnxruntime_and_says_why(street_model_file):
-    backend, skipped = create_backend(street_model_file, "auto", "auto")
+def test_auto_on_cpu_picks_openvino_and_says_why(street_model_file, caplog):
     if CUDA:
         pytest.skip("this machine has a GPU; auto may choose a CUDA backend")
-    assert backend.name == "onnxruntime" and backend.device == "cpu"
+    with caplog.at_level(logging.INFO, logger="hydranet_ros.backends"):
+        backend, skipped = create_backend(street_model_file, "auto", "auto")
+    assert backend.name == "openvino" and backend.device == "cpu"
+    assert "auto chose openvino on cpu (fp32): the fastest CPU backend measured" in caplog.text
     assert any("tensorrt" in reason for reason in skipped)
 
 

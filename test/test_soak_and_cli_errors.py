@@ -8,7 +8,8 @@ import pytest
 from hydranet_ros.apps.soak import soak
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
 from hydranet_ros.inference import backends
-from hydranet_ros.inference.backends import BackendError, create_backend
+from hydranet_ros.inference.backend_base import BackendError
+from hydranet_ros.inference.backends import create_backend
 
 pytest.importorskip("rclpy")
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hydranet_ros.inference.backends import BackendError
+from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.tensorrt_engine import (EngineKey, ShapeProfile, current_platform, needs_rebuild,
                                                     sidecar)
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.apps.common import guess_intrinsics
+from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.infer_files import read_frames
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.camera.intrinsics import Intrinsics

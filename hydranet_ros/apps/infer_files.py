@@ -12,7 +12,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
+from hydranet_ros.apps.common import add_model_arguments, open_perception
+from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import write_depth_png
 from hydranet_ros.camera.intrinsics import Intrinsics

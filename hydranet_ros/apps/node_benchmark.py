@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.apps.common import guess_intrinsics
+from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.demo import OUTPUTS, Recorder, start_node, stop_node, wait_until_ready
 from hydranet_ros.inference.backends import create_backend, onnxruntime_session
 from hydranet_ros.inference.benchmark import camera_frame, percentiles

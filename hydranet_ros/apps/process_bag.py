@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hydranet_ros.apps.common import add_model_arguments, guess_intrinsics, open_perception
+from hydranet_ros.apps.common import add_model_arguments, open_perception
+from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError

@@ -10,75 +10,24 @@ and TensorRT use an ONNX export of it for each camera resolution, cached by the 
 from __future__ import annotations
 
 import logging
-import os
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cache import cache_dir
-from hydranet_ros.inference.export import export_onnx, file_sha256
+from hydranet_ros.inference.backend_base import Backend, BackendError, PerResolution, Prediction
+from hydranet_ros.inference.export import load_for_inference, onnx_for_model
 from hydranet_ros.inference.graph import INPUT_NAME, InferenceGraph
-from hydranet_ros.model.model_file import ModelSpec, load_model
+from hydranet_ros.inference.quantize import int8_onnx
+from hydranet_ros.model.model_file import ModelSpec
 
 LOG = logging.getLogger("hydranet_ros.backends")
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # auto tries these in order: the fastest first (measured: README, Benchmarks).
-AUTO_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"), ("onnxruntime", "cuda"), ("onnxruntime", "cpu"), ("torch", "cpu"))
-
-
-class BackendError(RuntimeError):
-    """A backend that cannot run here; the message says why."""
-
-
-@dataclass
-class Prediction:
-    labels: np.ndarray  # h x w uint8
-    color: np.ndarray   # h x w x 3 uint8
-    depth: np.ndarray   # h x w float32 metres
-
-
-def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | None = None):
-    """load_model, with the pixel budget overridden when input_size is given."""
-    model, spec = load_model(model_path)
-    if input_size:
-        spec = spec.with_pixel_budget(input_size)
-    return model, spec
-
-
-def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, int],
-                   input_size: tuple[int, int] | None = None) -> Path:
-    """The post-processed ONNX export of a model file for camera images of image_size (height, width),
-    made once and cached by content hash."""
-    model, spec = load_for_inference(model_path, input_size)
-    height, width = image_size
-    net_height, net_width = spec.network_size(image_size)
-    name = f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}.onnx"
-    path = cache_dir() / "onnx" / name
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BackendError(f"cannot write the cache folder {path.parent} ({error.strerror}); set engine_cache "
-                           "(or HYDRANET_CACHE) to a writable folder") from None
-    if not path.is_file():
-        LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, spec, temporary, output, image_size=image_size)
-        temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
-    return path
-
-
-class Backend:
-    name = "base"
-    device = "cpu"
-
-    def infer(self, rgb: np.ndarray) -> Prediction:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.name} on {self.device}"
+AUTO_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"), ("onnxruntime", "cuda"), ("openvino", "cpu"),
+              ("onnxruntime", "cpu"), ("torch", "cpu"))
+WHY_FIRST = {"openvino": "the fastest CPU backend measured (README, CPU backends)",
+             "tensorrt": "the fastest GPU backend"}
 
 
 class TorchBackend(Backend):
@@ -149,33 +98,6 @@ class TorchBackend(Backend):
             return Prediction(labels[0].cpu().numpy(), color[0].cpu().numpy(), depth[0].cpu().numpy())
 
 
-class PerResolution(Backend):
-    """One backend per camera resolution, made on first use: exported graphs (ONNX, TensorRT
-    engines) are built for one image size. Keeps the `limit` most recently used."""
-
-    def __init__(self, factory, first_size: tuple[int, int], limit: int = 4):
-        self.factory = factory
-        self.limit = limit
-        self._backends: OrderedDict[tuple[int, int], Backend] = OrderedDict()
-        first = self.for_size(tuple(first_size))  # fails here, at start, if the backend cannot run
-        self.name, self.device = first.name, first.device
-
-    def for_size(self, size: tuple[int, int]) -> Backend:
-        if size in self._backends:
-            self._backends.move_to_end(size)
-        else:
-            self._backends[size] = self.factory(size)
-            if len(self._backends) > self.limit:
-                self._backends.popitem(last=False)
-        return self._backends[size]
-
-    def infer(self, rgb: np.ndarray) -> Prediction:
-        return self.for_size(tuple(rgb.shape[:2])).infer(rgb)
-
-    def describe(self) -> str:
-        return next(reversed(self._backends.values())).describe()
-
-
 def onnxruntime_session(backend: Backend, image_size: tuple[int, int]):
     """The ONNX Runtime session a backend runs images of image_size with (None for other backends):
     benchmarks time it bare, beside the whole per-frame path."""
@@ -215,13 +137,19 @@ def _cuda_available() -> bool:
         return False
 
 
+def cpu_precision(precision: str) -> str:
+    """fp16 is the GPU default; CPUs run fp32 for it. bf16 and int8 are asked for on purpose."""
+    return "fp32" if precision == "fp16" else precision
+
+
 def create_backend(model_path: str | Path, backend: str = "auto", device: str = "auto",
                    precision: str = "fp16", output: str = "input", threads: int | None = None,
-                   engine_options: dict | None = None,
-                   input_size: tuple[int, int] | None = None) -> tuple[Backend, list[str]]:
+                   engine_options: dict | None = None, input_size: tuple[int, int] | None = None,
+                   calibration: str | Path | None = None) -> tuple[Backend, list[str]]:
     """Builds the backend and returns it with the reasons for skipping others (for `auto`).
 
-    device: auto, cpu or cuda. precision: fp16 (GPU default), fp32, int8 (TensorRT only).
+    device: auto, cpu or cuda. precision: fp16 (GPU default; fp32 on CPUs), fp32, bf16 (OpenVINO on
+    CPUs that have it), int8 (calibrated on the images in the calibration folder; inference/quantize.py).
     """
     if backend not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -238,26 +166,37 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
             skipped.append(f"{name}/cuda: no CUDA device")
             continue
         try:
-            chosen = _build(name, dev, model_path, precision if dev == "cuda" else "fp32", output, threads,
-                            engine_options, input_size)
+            chosen = _build(name, dev, model_path, precision if dev == "cuda" else cpu_precision(precision),
+                            output, threads, engine_options, input_size, calibration)
         except (BackendError, ImportError) as error:
             skipped.append(f"{name}/{dev}: {error}")
             if backend != "auto":
                 raise BackendError("; ".join(skipped)) from None
             LOG.warning("backend %s/%s unavailable, trying the next: %s", name, dev, error)
             continue
+        if backend == "auto" and name in WHY_FIRST:
+            LOG.info("auto chose %s: %s", chosen.describe(), WHY_FIRST[name])
         return chosen, skipped
     raise BackendError("no backend could start: " + "; ".join(skipped))
 
 
-def _build(name, device, model_path, precision, output, threads, engine_options, input_size) -> Backend:
+def _build(name, device, model_path, precision, output, threads, engine_options, input_size,
+           calibration) -> Backend:
     model, spec = load_for_inference(model_path, input_size)
     if name == "torch":
         return TorchBackend(model, spec, device, precision, output)
     first_size = tuple(spec.input_size)  # checks at start that the backend runs; cameras add their own
+
+    def graph(size):  # the fp32 export, or its calibrated int8 version
+        onnx_path = onnx_for_model(model_path, output, size, input_size)
+        return int8_onnx(onnx_path, calibration, size) if precision == "int8" else onnx_path
     if name == "onnxruntime":
-        return PerResolution(lambda size: OnnxRuntimeBackend(onnx_for_model(model_path, output, size, input_size),
-                                                             device, threads), first_size)
+        if precision not in ("fp32", "int8") and device == "cpu":
+            raise BackendError(f"ONNX Runtime on the CPU runs fp32 or int8, not {precision}")
+        return PerResolution(lambda size: OnnxRuntimeBackend(graph(size), device, threads), first_size)
+    if name == "openvino":
+        from hydranet_ros.inference.openvino_backend import OpenVinoBackend
+        return PerResolution(lambda size: OpenVinoBackend(graph(size), precision, threads), first_size)
     from hydranet_ros.inference.tensorrt_engine import ShapeProfile, TensorRTBackend, engine_for_onnx
 
     def engine(size):

@@ -4,11 +4,12 @@ Stages (inference/pipeline.py): pre (camera layout -> RGB), inference (the backe
 resize and normalisation, the network, argmax, colours, depth upsampling), post (REP 118 depth,
 overlay, point cloud at stride 2). For ONNX Runtime the bare session.run on the same graph and input
 is timed in alternation with our path, so the overhead ratio is measured side by side.
-With --node the same is done through perception_node in its own process (see node_benchmark.py).
+compare_cpu runs every CPU backend and precision interleaved, frame by frame, with each one's ratio to
+ONNX Runtime fp32. The command (apps/benchmark_cli.py) also measures through perception_node in its own
+process (apps/node_benchmark.py).
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -16,12 +17,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.inference.backends import AUTO_ORDER, BackendError, create_backend, onnxruntime_session
+from hydranet_ros.inference.backends import BackendError, create_backend, onnxruntime_session
 from hydranet_ros.inference.graph import INPUT_NAME
-from hydranet_ros.inference.pipeline import Perception
+from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
 from hydranet_ros.inference.postprocess import CloudSettings
-from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 
 SIZES = ((352, 1200), (480, 640), (240, 320))  # (height, width): camera image = network input
@@ -41,44 +40,91 @@ def camera_frame(height: int, width: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
 
 
-def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int, int], iterations: int,
-                      warmup: int, precision: str) -> dict:
-    backend, _ = create_backend(model_path, name, device, precision, "input", input_size=size)
-    perception = Perception(backend, load_model(model_path)[1])
-    height, width = size
-    frame = camera_frame(height, width)
-    from hydranet_ros.apps.common import guess_intrinsics
-    intrinsics = guess_intrinsics(perception.spec, width, height)
-    cloud_settings = CloudSettings(stride=2, max_depth=perception.spec.label_space.depth_range_m[1])
-    bare = onnxruntime_session(backend, size)
-    rgb = np.ascontiguousarray(frame[..., ::-1])[None]
-    stages = {"pre": [], "inference": [], "post": [], "total": []}
-    bare_ms = []
-    for index in range(warmup + iterations):
+class FramePath:
+    """One backend's whole per-frame path (pre, inference, post with the point cloud) on one camera frame;
+    for ONNX Runtime also the bare session.run on the same graph and input."""
+
+    def __init__(self, model_path: Path, name: str, device: str, size: tuple[int, int], precision: str,
+                 calibration=None):
+        backend, _ = create_backend(model_path, name, device, precision, "input", input_size=size,
+                                    calibration=calibration)
+        self.perception = Perception(backend, load_model(model_path)[1])
+        self.frame = camera_frame(*size)
+        self.intrinsics = guess_intrinsics(self.perception.spec, size[1], size[0])
+        self.cloud_settings = CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1])
+        self.bare = onnxruntime_session(backend, size)
+        self.rgb = np.ascontiguousarray(self.frame[..., ::-1])[None]
+        self.label = f"{backend.describe()}"
+        self.size = f"{size[1]}x{size[0]}"
+        self.samples = {"pre": [], "inference": [], "post": [], "total": [], "bare": []}
+
+    def step(self, record: bool) -> None:
         start = time.perf_counter()
-        result = perception.process(frame, "bgr8", overlay_alpha=0.5, camera=intrinsics)
-        perception.cloud(result, cloud_settings)
+        result = self.perception.process(self.frame, "bgr8", overlay_alpha=0.5, camera=self.intrinsics)
+        self.perception.cloud(result, self.cloud_settings)
         total = (time.perf_counter() - start) * 1e3
-        if bare is not None:  # the same graph and input, straight into ONNX Runtime
+        if self.bare is not None:  # the same graph and input, straight into ONNX Runtime
             bare_start = time.perf_counter()
-            bare.run(None, {INPUT_NAME: rgb})
+            self.bare.run(None, {INPUT_NAME: self.rgb})
             bare_time = (time.perf_counter() - bare_start) * 1e3
-        if index < warmup:
-            continue
+        if not record:
+            return
         timings = result.timings_ms
-        stages["pre"].append(timings["pre"])
-        stages["inference"].append(timings["inference"])
-        stages["post"].append(total - timings["pre"] - timings["inference"])  # includes the cloud
-        stages["total"].append(total)
-        if bare is not None:
-            bare_ms.append(bare_time)
-    record = {"backend": backend.describe(), "size": f"{width}x{height}",
-              **{stage: percentiles(values) for stage, values in stages.items()}}
-    record["fps"] = round(1000.0 / record["total"]["median_ms"], 2)
-    if bare_ms:
-        record["bare_session_run"] = percentiles(bare_ms)
-        record["total_over_bare_session_run"] = round(record["total"]["median_ms"] / record["bare_session_run"]["median_ms"], 3)
-    return record
+        self.samples["pre"].append(timings["pre"])
+        self.samples["inference"].append(timings["inference"])
+        self.samples["post"].append(total - timings["pre"] - timings["inference"])  # includes the cloud
+        self.samples["total"].append(total)
+        if self.bare is not None:
+            self.samples["bare"].append(bare_time)
+
+    def record(self) -> dict:
+        out = {"backend": self.label, "size": self.size,
+               **{stage: percentiles(self.samples[stage]) for stage in ("pre", "inference", "post", "total")}}
+        out["fps"] = round(1000.0 / out["total"]["median_ms"], 2)
+        if self.samples["bare"]:
+            out["bare_session_run"] = percentiles(self.samples["bare"])
+            out["total_over_bare_session_run"] = round(out["total"]["median_ms"] / out["bare_session_run"]["median_ms"], 3)
+        return out
+
+
+def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int, int], iterations: int,
+                      warmup: int, precision: str, calibration=None) -> dict:
+    path = FramePath(model_path, name, device, size, precision, calibration)
+    for index in range(warmup + iterations):
+        path.step(record=index >= warmup)
+    return path.record()
+
+
+# The CPU variants compared side by side; the first is the reference (the CPU path before OpenVINO).
+CPU_VARIANTS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"),
+                ("openvino", "int8"), ("torch", "fp32"))
+
+
+def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup: int, calibration) -> dict:
+    """Every CPU backend and precision on one size, interleaved frame by frame so that load on the
+    machine hits all alike; each total's median over the reference's (ONNX Runtime fp32)."""
+    paths, skipped = [], []
+    for name, precision in CPU_VARIANTS:
+        if precision == "int8" and not calibration:
+            skipped.append(f"{name}/{precision}: no --calibration")
+            continue
+        try:
+            path = FramePath(model_path, name, "cpu", size, precision, calibration)
+        except (BackendError, ImportError) as error:
+            skipped.append(f"{name}/{precision}: {error}")
+            continue
+        if path.label in {p.label for p in paths}:  # bf16 that fell back to fp32
+            skipped.append(f"{name}/{precision}: runs as {path.label} on this CPU")
+            continue
+        paths.append(path)
+    for index in tqdm(range(warmup + iterations), desc=f"cpu backends {size[1]}x{size[0]}", unit="round"):
+        for path in paths:
+            path.step(record=index >= warmup)
+    records = [path.record() for path in paths]
+    reference = records[0]["total"]["median_ms"]
+    for record in records:
+        record["total_vs_onnxruntime_fp32"] = round(record["total"]["median_ms"] / reference, 3)
+    return {"results": records, "skipped": skipped}
 
 
 def machine() -> dict:
@@ -95,63 +141,3 @@ def machine() -> dict:
     import onnxruntime
     info["onnxruntime"] = onnxruntime.__version__
     return info
-
-
-def format_table(records: list[dict]) -> str:
-    lines = [f"{'backend':<44} {'size':>9} {'pre':>7} {'infer':>8} {'post':>7} {'total':>8} {'p90':>8} {'p99':>8} {'FPS':>6} {'vs bare':>8}"]
-    for r in records:
-        ratio = f"{r['total_over_bare_session_run']:.3f}x" if "total_over_bare_session_run" in r else ""
-        lines.append(f"{r['backend']:<44} {r['size']:>9} {r['pre']['median_ms']:>7.2f} {r['inference']['median_ms']:>8.2f} "
-                     f"{r['post']['median_ms']:>7.2f} {r['total']['median_ms']:>8.2f} {r['total']['p90_ms']:>8.2f} "
-                     f"{r['total']['p99_ms']:>8.2f} {r['fps']:>6.1f} {ratio:>8}")
-    lines.append("(milliseconds; medians unless p90/p99; total = pre + inference + post incl. point cloud)")
-    return "\n".join(lines)
-
-
-def add_arguments(parser):
-    parser.add_argument("--model", default="hydranet_street.pt", help="model file or shipped name")
-    parser.add_argument("--backends", nargs="+", default=None,
-                        help="backend/device pairs, e.g. onnxruntime/cpu torch/cuda (default: every one available)")
-    parser.add_argument("--sizes", nargs="+", default=None, help="WIDTHxHEIGHT (default 1200x352 640x480 320x240)")
-    parser.add_argument("--iterations", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--precision", choices=["fp16", "fp32", "int8"], default="fp16", help="GPU precision")
-    parser.add_argument("--node", action="store_true",
-                        help="measure end to end through perception_node in another process (ROS 2)")
-    parser.add_argument("--delivery", action="store_true",
-                        help="outputs delivered on time through ROS 2 at --rate Hz, with Fast DDS's default "
-                             "transport and with config/fastdds_large_data.xml (one size, default 1242x375)")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate for --delivery (default 10 Hz)")
-    parser.add_argument("--json", dest="json_path", help="also write the results to this file")
-
-
-def run(args):
-    model_path = resolve_model_path(args.model)
-    if not model_path.is_file():
-        raise CommandError(f"model {model_path} does not exist")
-    try:
-        sizes = [tuple(int(v) for v in s.lower().split("x"))[::-1] for s in args.sizes] if args.sizes else list(SIZES)
-    except ValueError:
-        raise CommandError(f"sizes are WIDTHxHEIGHT, e.g. 640x480, not {args.sizes}") from None
-    if args.delivery:
-        from hydranet_ros.apps.node_benchmark import benchmark_delivery
-        size = sizes[0] if args.sizes else (375, 1242)
-        result = {"machine": machine(), "delivery": benchmark_delivery(model_path, args.iterations, args.rate, size)}
-        print(json.dumps(result, indent=1))
-    elif args.node:
-        from hydranet_ros.apps.node_benchmark import benchmark_node
-        result = {"machine": machine(), "node": benchmark_node(model_path, sizes, args.iterations)}
-        print(json.dumps(result, indent=1))
-    else:
-        pairs = [tuple(p.split("/")) for p in args.backends] if args.backends else list(AUTO_ORDER)
-        records, skipped = [], []
-        for (name, device), size in tqdm([(p, s) for p in pairs for s in sizes], desc="benchmark", unit="case"):
-            try:
-                records.append(benchmark_backend(model_path, name, device, size, args.iterations, args.warmup, args.precision))
-            except (BackendError, ImportError) as error:
-                skipped.append(f"{name}/{device} {size[1]}x{size[0]}: {error}")
-        result = {"machine": machine(), "model": model_path.name, "results": records, "skipped": skipped}
-        print(json.dumps(result, indent=1))
-        print(format_table(records))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=1))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -24,6 +26,8 @@ import numpy as np
 import onnx
 import torch
 
+from hydranet_ros.cache import cache_dir
+from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
@@ -31,6 +35,7 @@ from hydranet_ros.model.model_file import ModelSpec, load_model
 OPSET = 17
 RAW_OUTPUT_NAMES = {"segmentation": "segmentation_logits", "depth": "depth", "normals": "normals"}
 METADATA_KEY = "hydranet_ros.spec"
+LOG = logging.getLogger("hydranet_ros.export")
 
 # Operators the TensorRT ONNX parser supports (onnx-tensorrt docs/operators.md, the ops our
 # graphs can contain and their neighbours). export checks every node against this set.
@@ -75,6 +80,36 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
     unsupported = unsupported_tensorrt_ops(graph)
     if unsupported:
         raise RuntimeError(f"{path}: operators TensorRT cannot parse: {sorted(unsupported)}")
+    return path
+
+
+def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | None = None):
+    """load_model, with the pixel budget overridden when input_size is given."""
+    model, spec = load_model(model_path)
+    if input_size:
+        spec = spec.with_pixel_budget(input_size)
+    return model, spec
+
+
+def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, int],
+                   input_size: tuple[int, int] | None = None) -> Path:
+    """The post-processed ONNX export of a model file for camera images of image_size (height, width),
+    made once and cached by content hash."""
+    model, spec = load_for_inference(model_path, input_size)
+    height, width = image_size
+    net_height, net_width = spec.network_size(image_size)
+    name = f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}.onnx"
+    path = cache_dir() / "onnx" / name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BackendError(f"cannot write the cache folder {path.parent} ({error.strerror}); set engine_cache "
+                           "(or HYDRANET_CACHE) to a writable folder") from None
+    if not path.is_file():
+        LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        export_onnx(model, spec, temporary, output, image_size=image_size)
+        temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
     return path
 
 

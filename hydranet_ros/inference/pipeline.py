@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.backends import Backend, Prediction
+from hydranet_ros.inference.backend_base import Backend, Prediction
 from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.camera.network_input import depth_scale
+from hydranet_ros.data.synth import FOCAL_PER_WIDTH
 from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
+
+SCENE_OF_LABEL_SPACE = {"kitti6": "street", "nyud40": "indoor"}
 
 
 @dataclass
@@ -98,3 +101,14 @@ class Perception:
     def obstacles(self, cloud: np.ndarray, exclude: tuple[int, ...] | None = None) -> np.ndarray:
         """The same cloud without the ground and sky classes (or `exclude`), for costmaps."""
         return without_classes(cloud, tuple(self.ground_ids + self.sky_ids) if exclude is None else exclude)
+
+
+def guess_intrinsics(spec: ModelSpec, width: int, height: int) -> Intrinsics:
+    """A centred pinhole camera whose focal length at the network input is the model's training
+    camera's (so depth is taken as the network gives it); the generated scenes' field of view for
+    models that do not record one."""
+    if spec.focal_length_px:
+        focal = spec.focal_length_px * width / spec.network_size((height, width))[1]
+    else:
+        focal = FOCAL_PER_WIDTH[SCENE_OF_LABEL_SPACE.get(spec.label_space.name, "street")] * width
+    return Intrinsics(focal, focal, width / 2 - 0.5, height / 2 - 0.5, width, height)

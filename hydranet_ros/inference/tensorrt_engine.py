@@ -22,7 +22,7 @@ import numpy as np
 
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.cache import cache_dir
-from hydranet_ros.inference.backends import Backend, BackendError, Prediction
+from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
@@ -290,7 +290,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from hydranet_ros.inference.backends import onnx_for_model
+    from hydranet_ros.inference.export import onnx_for_model
     from hydranet_ros.model.catalog import resolve_model_path
     source = resolve_model_path(args.model)
     if not source.is_file():

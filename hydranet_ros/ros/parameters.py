@@ -27,10 +27,12 @@ PARAMETERS = (
     Parameter("model_path", "", "Model file (.pt), or the name of a shipped one (hydranet_street.pt, "
               "hydranet_indoor.pt); empty: hydranet_street.pt."),
     Parameter("backend", "auto", "Inference backend; auto picks the fastest available and logs why.",
-              choices=("auto", "tensorrt", "torch", "onnxruntime")),
+              choices=("auto", "tensorrt", "torch", "onnxruntime", "openvino")),
     Parameter("device", "auto", "Where to run: auto (GPU when present), cuda or cpu.", choices=("auto", "cuda", "cpu")),
-    Parameter("precision", "fp16", "GPU precision (CPU always runs fp32); int8 is TensorRT only.",
-              choices=("fp16", "fp32", "int8")),
+    Parameter("precision", "fp16", "fp16 (GPU; fp32 on a CPU), fp32, bf16 (OpenVINO, CPUs that have it, else fp32), "
+              "int8 (calibrated on int8_calibration's images).", choices=("fp16", "fp32", "bf16", "int8")),
+    Parameter("int8_calibration", "", "Folder of camera images (PNG/JPEG) that calibrates int8, once per camera "
+              "resolution (cached); needed for precision int8."),
     Parameter("input_size", [0, 0], "Pixel budget of the network input [height, width]: images keep their aspect "
               "ratio and are scaled to about height x width pixels; [0, 0] uses the model file's."),
     Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",

@@ -58,7 +58,8 @@ class PerceptionNode(Node):
             if p("engine_cache"):
                 os.environ["HYDRANET_CACHE"] = p("engine_cache")  # read by the backends' caches
             backend, skipped = create_backend(model_path, p("backend"), p("device"), p("precision"),
-                                              p("output_resolution"), input_size=input_size)
+                                              p("output_resolution"), input_size=input_size,
+                                              calibration=p("int8_calibration") or None)
         except (ModelFileError, BackendError) as error:
             raise StartupError(str(error)) from None
         if input_size:

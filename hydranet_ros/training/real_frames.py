@@ -1,0 +1,101 @@
+"""Scores a per-frame path (inference.pipeline.Perception) on the real frames in ../shared/data.
+
+Each image whole at its own resolution, with its camera's intrinsics where they are known (depth is
+rescaled to them); depth is scored only where there is ground truth and the model predicts depth:
+- street: CamVid val (KITTI-6 labels), KITTI 000099 (KITTI-6 labels), the KITTI tracking sequence
+  0001 against its projected LiDAR: frames 20-30, which no training job used, and all 31 frames;
+- indoor: the NYUDv2 example frames.
+The model card (scripts/model_card_metrics.py) and the int8/bf16 accuracy gate use the same code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydranet_ros.data.camvid import frame_names as camvid_frames, kitti6_lookup, read_frame
+from hydranet_ros.data.dataset import read_rgb
+from hydranet_ros.data.kitti import project_lidar, read_kitti6_labels, read_tracking_calibration, read_velodyne
+from hydranet_ros.data.nyud import example_frame_names, read_example_frame
+from hydranet_ros.inference.pipeline import Perception
+from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics
+
+LIDAR_HELD_OUT = range(20, 31)  # frames of KITTI tracking 0001 that no training job used
+
+
+def summary(segmentation=None, depth=None, **extra) -> dict:
+    out = {}
+    if segmentation is not None:
+        s = segmentation.summary()
+        out.update(miou=s["miou"], pixel_accuracy=s["pixel_accuracy"], per_class_iou=s["per_class_iou"])
+    if depth is not None:
+        out.update(depth.summary())
+    return out | extra
+
+
+def camvid_val(perception: Perception, data: Path, limit: int | None = None) -> dict:
+    segmentation = SegmentationMetrics(perception.spec.num_classes)
+    lookup = kitti6_lookup()
+    frames = camvid_frames(data / "camvid" / "val")[:limit]
+    for image_path in frames:
+        sample = read_frame(image_path, lookup)
+        segmentation.update(perception.process(sample.image, "rgb8").labels, sample.segmentation)
+    return summary(segmentation, frames=len(frames))
+
+
+def kitti_000099(perception: Perception, data: Path) -> dict:
+    segmentation = SegmentationMetrics(perception.spec.num_classes)
+    frame = perception.process(read_rgb(data / "kitti" / "000099.png"), "rgb8")
+    segmentation.update(frame.labels, read_kitti6_labels(data / "kitti" / "segm_gt_000099.png"))
+    return summary(segmentation)
+
+
+def kitti_lidar(perception: Perception, data: Path, frames=range(31)) -> dict:
+    """Depth metrics (cap 80 m) against the projected LiDAR of the given frames of sequence 0001."""
+    root = data / "kitti_tracking_0001"
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    depth = DepthMetrics(80.0)
+    images = sorted((root / "image_2" / "0001").glob("*.png"))
+    scans = sorted((root / "velodyne" / "0001").glob("*.bin"))
+    for index in frames:
+        rgb = read_rgb(images[index])
+        height, width = rgb.shape[:2]
+        frame = perception.process(rgb, "rgb8", camera=calibration.intrinsics(width, height))
+        depth.update(frame.depth, project_lidar(read_velodyne(scans[index]), calibration, width, height))
+    return summary(depth=depth, frames=len(frames), first_frame=frames[0], last_frame=frames[-1])
+
+
+def nyud_examples(perception: Perception, data: Path) -> dict:
+    segmentation, depth = SegmentationMetrics(perception.spec.num_classes), DepthMetrics(10.0)
+    names = example_frame_names(data / "nyud")
+    for name in names:
+        sample = read_example_frame(data / "nyud", name)
+        frame = perception.process(sample.image, "rgb8", camera=sample.intrinsics)
+        if sample.segmentation is not None:
+            segmentation.update(frame.labels, sample.segmentation)
+        if sample.depth is not None:
+            depth.update(frame.depth, sample.depth)
+    return summary(segmentation, depth, frames=len(names))
+
+
+def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisions=("int8", "bf16"),
+                   backend: str = "openvino", camvid_limit: int | None = None) -> dict:
+    """Real-frame metrics of fp32 and of each lower precision on the same backend, and what each loses:
+    mIoU in points, depth RMSE in percent. street: CamVid val and the held-out KITTI LiDAR frames;
+    indoor: the NYUDv2 example frames."""
+    from hydranet_ros.inference.backends import create_backend
+    from hydranet_ros.model.model_file import load_model
+    spec = load_model(model_path)[1]
+    scores = {}
+    for precision in ("fp32",) + tuple(precisions):
+        chosen, _ = create_backend(model_path, backend, "cpu", precision, calibration=calibration)
+        perception = Perception(chosen, spec)
+        if kind == "street":
+            scores[f"{precision}: {chosen.describe()}"] = {"camvid_val_miou": camvid_val(perception, data, camvid_limit)["miou"],
+                                         "kitti_lidar_heldout_rmse": kitti_lidar(perception, data, LIDAR_HELD_OUT)["rmse"]}
+        else:
+            nyud = nyud_examples(perception, data)
+            scores[f"{precision}: {chosen.describe()}"] = {"nyud_miou": nyud["miou"], "nyud_rmse": nyud["rmse"]}
+    reference = next(iter(scores.values()))
+    for name, score in scores.items():
+        score["miou_points_lost"] = round(100 * max(reference[k] - score[k] for k in score if k.endswith("miou")), 2)
+        score["rmse_percent_lost"] = round(100 * max(score[k] / reference[k] - 1 for k in score if k.endswith("rmse")), 2)
+    return scores
