@@ -92,8 +92,8 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
     quantized_inputs = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
     convolutions = {node.name: node for node in graph.node if node.op_type == "Conv"}
     kept_float = float_convolutions(fp32)
-    assert "/model/depth/Conv" in kept_float and "/model/layer1/layer1.0/Conv" in kept_float
-    assert len(kept_float) > 20  # MobileNet-v2's depthwise convolutions among them
+    assert {"/model/depth/Conv", "/model/segm/Conv", "/model/layer1/layer1.0/Conv"} <= set(kept_float)
+    assert not any(name.startswith(("/model/layer4/", "/model/crp")) for name in kept_float)
     for name, node in convolutions.items():
         assert (node.input[1] in quantized_inputs) == (name not in kept_float), name
     stamp = path.stat().st_mtime_ns
@@ -125,8 +125,9 @@ def test_cpu_benchmark_runs_every_variant_interleaved_with_ratios(street_model_f
     from hydranet_ros.inference.benchmark import compare_cpu
     result = compare_cpu(street_model_file, (96, 320), iterations=2, warmup=1, calibration=[calibration_folder])
     names = [record["backend"] for record in result["results"]]
-    assert names[0] == "onnxruntime on cpu" and result["results"][0]["total_vs_onnxruntime_fp32"] == 1.0
-    assert {"openvino on cpu (fp32)", "openvino on cpu (int8)", "torch on cpu (fp32)"} <= set(names)
+    assert names[0] == "onnxruntime on cpu (fp32)" and result["results"][0]["total_vs_onnxruntime_fp32"] == 1.0
+    assert {"onnxruntime on cpu (int8)", "openvino on cpu (fp32)", "openvino on cpu (int8)",
+            "torch on cpu (fp32)"} <= set(names)
     for record in result["results"]:
         assert len({record["total"]["median_ms"], record["inference"]["median_ms"]}) == 2
         assert record["total_vs_onnxruntime_fp32"] > 0
@@ -148,3 +149,22 @@ def test_int8_accuracy_gate_on_real_street_frames(tmp_path):
                             camvid_limit=20)
     int8 = next(score for name, score in scores.items() if name.startswith("int8"))
     assert int8["miou_points_lost"] <= 1.0 and int8["rmse_percent_lost"] <= 3.0, scores
+
+
+def test_node_runs_openvino_int8_from_its_parameters(ros, street_model_file, calibration_folder):
+    from hydranet_ros.camera.intrinsics import Intrinsics
+    from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+    params = {"backend": "openvino", "precision": "int8", "int8_calibration": str(calibration_folder)}
+    with NodeProcess(street_model_file, params) as node:
+        tester = RosClient(topics=["depth"])
+        assert tester.wait_for_node(), node.stop()[1]
+        image = image_message(camera_frame(96, 320), 7_000_000_000)
+        tester.info_pub.publish(camera_info_message(Intrinsics(300.0, 300.0, 159.5, 47.5, 320, 96), image.header))
+        tester.spin(0.05)
+        tester.image_pub.publish(image)
+        assert tester.wait_for(lambda: tester.received["depth"], 60.0)
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0 and "openvino on cpu (int8)" in output, output
+    depth = np.frombuffer(bytes(tester.received["depth"][-1].data), np.float32)
+    assert np.isfinite(depth).any()

@@ -142,6 +142,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     ({"model_path": "/tmp"}, "/tmp is a folder, not a model file"),
     ({"fallback_intrinsics": "[.nan,500.0,320.0,240.0]"}, "fallback_intrinsics must be finite"),
     ({"backend": "onnxruntime", "engine_cache": "/proc/hydranet"}, "cannot write the cache folder /proc/hydranet"),
+    ({"backend": "openvino", "precision": "int8"}, "precision int8 needs calibration frames: set int8_calibration"),
 ])
 def test_start_up_faults_exit_non_zero_naming_the_problem(ros, street_model_file, parameters, message):
     with NodeProcess(street_model_file, parameters) as node:

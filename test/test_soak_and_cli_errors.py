@@ -71,5 +71,5 @@ def test_help_explains_every_verb():
     code, output = _run_cli("--help")
     assert code == 0
     for verb in ("demo", "infer", "process-bag", "train", "distill", "evaluate", "export", "build-engine",
-                 "benchmark", "synth", "soak", "import-checkpoint"):
+                 "benchmark", "synth", "soak", "import-checkpoint", "quantize"):
         assert verb in output, verb

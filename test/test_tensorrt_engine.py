@@ -6,7 +6,7 @@ import pytest
 
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.tensorrt_engine import (EngineKey, ShapeProfile, current_platform, needs_rebuild,
-                                                    sidecar)
+                                                    sidecar, write_engine)
 
 
 def _key(**changes):
@@ -31,14 +31,20 @@ def test_rebuild_decision(tmp_path):
     assert needs_rebuild(engine, _key()) == "no cached engine"
     engine.write_bytes(b"serialized")
     assert needs_rebuild(engine, _key()) == "the cached engine has no key file"
-    sidecar(engine).write_text(json.dumps(_key().to_dict()))
+    write_engine(engine, b"serialized", _key())  # the writer build_engine uses
     assert needs_rebuild(engine, _key()) is None
+    assert engine.read_bytes() == b"serialized" and sorted(p.name for p in tmp_path.iterdir()) == ["x.engine", "x.json"]
     assert needs_rebuild(engine, _key(tensorrt_version="11.0.0")) == "changed: tensorrt_version"
     assert needs_rebuild(engine, _key(gpu_name="Orin", compute_capability="87")) == \
         "changed: gpu_name, compute_capability"
     assert needs_rebuild(engine, _key(profile=ShapeProfile(max=(720, 1280)))) == "changed: profile"
     sidecar(engine).write_text("{not json")
     assert needs_rebuild(engine, _key()).startswith("the key file is unreadable")
+    # the format build_engine wrote before: an extra entry made every start rebuild, then crash
+    sidecar(engine).write_text(json.dumps(_key().to_dict() | {"onnx_path": "/tmp/x.onnx"}))
+    assert needs_rebuild(engine, _key()).startswith("the key file is unreadable")
+    write_engine(engine, b"serialized", _key())
+    assert needs_rebuild(engine, _key()) is None
 
 
 def test_key_round_trips_through_json():

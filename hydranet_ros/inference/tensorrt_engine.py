@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.cache import cache_dir
 from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
 from hydranet_ros.inference.export import file_sha256
@@ -79,6 +79,27 @@ def sidecar(engine_path: Path) -> Path:
     return engine_path.with_suffix(".json")
 
 
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)  # another process sees the old file or the whole new one, never half
+
+
+def write_engine(engine_path: Path, serialized: bytes, key: EngineKey) -> None:
+    """The one writer of cached engines: the engine, then its key file, each atomically."""
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(engine_path, serialized)
+    _write_atomically(sidecar(engine_path), json.dumps(key.to_dict(), indent=1).encode())
+
+
+def read_key(engine_path: Path) -> EngineKey:
+    """The one reader of key files (write_engine writes them); ValueError when unreadable."""
+    try:
+        return EngineKey.from_dict(json.loads(sidecar(engine_path).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{sidecar(engine_path)} is not a key file written by write_engine ({error})") from None
+
+
 def needs_rebuild(engine_path: Path, key: EngineKey) -> str | None:
     """Why the engine must be (re)built, or None when the cached one is valid for this key."""
     if not engine_path.is_file():
@@ -86,8 +107,8 @@ def needs_rebuild(engine_path: Path, key: EngineKey) -> str | None:
     if not sidecar(engine_path).is_file():
         return "the cached engine has no key file"
     try:
-        cached = EngineKey.from_dict(json.loads(sidecar(engine_path).read_text()))
-    except (ValueError, KeyError, TypeError) as error:
+        cached = read_key(engine_path)
+    except ValueError as error:
         return f"the key file is unreadable ({error})"
     changed = [name for name, value in key.to_dict().items() if cached.to_dict().get(name) != value]
     return f"changed: {', '.join(changed)}" if changed else None
@@ -114,7 +135,7 @@ def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> Engine
 
 
 def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
-                    workspace_gib: float = 2.0, calibration_images: str | Path | None = None,
+                    workspace_gib: float = 2.0,
                     directory: str | Path | None = None) -> Path:
     """The cached engine for this ONNX file, GPU and TensorRT; built first when missing or stale."""
     onnx_path = Path(onnx_path)
@@ -123,31 +144,23 @@ def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: Sha
     reason = needs_rebuild(path, key)
     if reason:
         LOG.warning("building TensorRT engine %s (%s); this takes minutes once", path.name, reason)
-        build_engine(onnx_path, path, key, workspace_gib, calibration_images)
+        build_engine(onnx_path, path, key, workspace_gib)
     return path
 
 
-def _calibration_batches(folder: Path, opt: tuple[int, int], limit: int = 200):
-    import cv2
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))[:limit]
-    if not paths:
-        raise CommandError(f"no calibration images (.png/.jpg) in {folder}")
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CommandError(f"cannot read calibration image {path}")
-        yield np.ascontiguousarray(cv2.cvtColor(cv2.resize(image, opt[::-1]), cv2.COLOR_BGR2RGB)[None])
-
-
-def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float,
-                 calibration_images: str | Path | None) -> None:
+def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float) -> None:
+    """int8 builds a strongly typed network from the calibrated Q/DQ ONNX (inference/quantize.py):
+    explicit quantization, which TensorRT 10 and 11 support, instead of the implicit-quantization
+    calibrators (deprecated in 10.1, removed in 11). fp32 is strongly typed as well; fp16 still sets
+    BuilderFlag.FP16 on a weakly typed network until the export writes an fp16 graph."""
     import tensorrt as trt
-    import torch
     from tqdm import tqdm
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    strongly_typed = key.precision in ("int8", "fp32")
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
+    network = builder.create_network(flags)  # explicit batch is the only mode since TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -157,15 +170,8 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, *key.profile.input_shapes())
     config.add_optimization_profile(profile)
-    if key.precision in ("fp16", "int8"):
+    if key.precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
-    if key.precision == "int8":
-        if calibration_images is None:
-            raise CommandError("int8 needs --calibration-images, a folder of typical camera images")
-        config.set_flag(trt.BuilderFlag.INT8)
-        config.int8_calibrator = _make_calibrator(trt, torch, Path(calibration_images), key.profile.opt,
-                                                  engine_path.with_suffix(".calibration"))
-        config.set_calibration_profile(profile)
 
     class Progress(trt.IProgressMonitor):
         """Shows the builder's phases as progress bars (TensorRT 10's progress_monitor)."""
@@ -188,35 +194,7 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BackendError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(bytes(serialized))
-    sidecar(engine_path).write_text(json.dumps(key.to_dict() | {"onnx_path": str(onnx_path)}, indent=1))
-
-
-def _make_calibrator(trt, torch, folder: Path, opt: tuple[int, int], cache_path: Path):
-    class Calibrator(trt.IInt8EntropyCalibrator2):
-        def __init__(self):
-            trt.IInt8EntropyCalibrator2.__init__(self)
-            self.batches = _calibration_batches(folder, opt)
-            self.device_batch = None
-
-        def get_batch_size(self):
-            return 1
-
-        def get_batch(self, names):
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            self.device_batch = torch.from_numpy(batch).cuda()
-            return [int(self.device_batch.data_ptr())]
-
-        def read_calibration_cache(self):
-            return cache_path.read_bytes() if cache_path.is_file() else None
-
-        def write_calibration_cache(self, cache):
-            cache_path.write_bytes(bytes(cache))
-
-    return Calibrator()
+    write_engine(engine_path, bytes(serialized), key)
 
 
 class TensorRTBackend(Backend):
@@ -229,7 +207,10 @@ class TensorRTBackend(Backend):
         import torch
         engine_path = Path(engine_path)
         if sidecar(engine_path).is_file():
-            built_for = EngineKey.from_dict(json.loads(sidecar(engine_path).read_text()))
+            try:
+                built_for = read_key(engine_path)
+            except ValueError as error:
+                raise BackendError(f"{error}; rebuild the engine with `hydranet build-engine`") from None
             version, gpu, capability = current_platform()
             if (built_for.tensorrt_version, built_for.compute_capability) != (version, capability):
                 raise BackendError(
@@ -241,7 +222,10 @@ class TensorRTBackend(Backend):
             self.profile = None
         self.torch = torch
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        try:
+            self.engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        except Exception as error:  # TensorRT raises its own types; auto must be able to fall back
+            raise BackendError(f"TensorRT cannot load {engine_path}: {error}") from None
         if self.engine is None:
             raise BackendError(f"{engine_path} is not an engine this TensorRT can load; rebuild it")
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
@@ -284,23 +268,28 @@ def add_arguments(parser):
     parser.add_argument("--workspace-gib", type=float, default=2.0, help="builder workspace (GiB, default 2)")
     parser.add_argument("--image-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
                         help="the camera's image size; the graph and the engine are made for it (default 375 1242)")
-    parser.add_argument("--calibration-images", help="folder of images for int8 calibration")
+    parser.add_argument("--calibration", nargs="+", metavar="DIR",
+                        help="int8: folders of camera images; the engine is built from the calibrated Q/DQ graph "
+                             "(hydranet quantize), the same one OpenVINO and ONNX Runtime run")
     parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
     parser.add_argument("--cache", help="engine folder (default ~/.cache/hydranet_ros/engines or $HYDRANET_CACHE)")
 
 
 def run(args):
+    from hydranet_ros.cli.errors import CommandError
     from hydranet_ros.inference.export import onnx_for_model
+    from hydranet_ros.inference.quantize import int8_onnx
     from hydranet_ros.model.catalog import resolve_model_path
     source = resolve_model_path(args.model)
     if not source.is_file():
         raise CommandError(f"{source} does not exist")
     size = tuple(args.image_size)
-    onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution, size)
     try:
+        onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution, size)
+        if args.precision == "int8" and source.suffix != ".onnx":
+            onnx_path = int8_onnx(onnx_path, args.calibration, size)
         profile = ShapeProfile(size, size, size)
-        path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib,
-                               args.calibration_images, args.cache)
+        path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib, args.cache)
     except (BackendError, ValueError) as error:
         raise CommandError(str(error)) from None
     print(f"engine: {path}")
