@@ -21,8 +21,9 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
+from hydranet_ros.ros.outputs import OutputRequest, frame_messages
 from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, compressed_to_array,
-                                          image_fields, image_to_array, output_camera_info_fields, pointcloud2_fields,
+                                          image_fields, image_to_array, pointcloud2_fields,
                                           stamp_ns)
 from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
@@ -35,31 +36,29 @@ OUTPUT_TYPES = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "
 
 
 class BagMessages:
-    """Builds rosbags message objects from our plain field dicts."""
+    """frame_messages' factory for rosbags messages stamped with one input header."""
 
-    def __init__(self, typestore):
+    def __init__(self, typestore, header):
         self.typestore = typestore
         self.types = typestore.types
+        self.header = header
 
-    def image(self, header, array, encoding):
-        return self.types["sensor_msgs/msg/Image"](header=header, **image_fields(array, encoding))
+    def image(self, array, encoding):
+        return self.types["sensor_msgs/msg/Image"](header=self.header, **image_fields(array, encoding))
 
-    def camera_info(self, header, fields):
+    def camera_info(self, fields):
         import numpy as np
         roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
         return self.types[CAMERA_INFO_TYPE](
-            header=header, height=fields["height"], width=fields["width"], distortion_model=fields["distortion_model"],
-            d=np.asarray(fields["d"], np.float64), k=np.asarray(fields["k"], np.float64),
-            r=np.asarray(fields["r"], np.float64), p=np.asarray(fields["p"], np.float64),
-            binning_x=0, binning_y=0, roi=roi)
+            header=self.header, height=fields["height"], width=fields["width"],
+            distortion_model=fields["distortion_model"], d=np.asarray(fields["d"], np.float64),
+            k=np.asarray(fields["k"], np.float64), r=np.asarray(fields["r"], np.float64),
+            p=np.asarray(fields["p"], np.float64), binning_x=0, binning_y=0, roi=roi)
 
-    def cloud(self, header, cloud):
+    def cloud(self, cloud):
         point_field = self.types["sensor_msgs/msg/PointField"]
         fields = [point_field(name=n, offset=o, datatype=t, count=1) for n, o, t in CLOUD_FIELDS]
-        return self.types["sensor_msgs/msg/PointCloud2"](header=header, fields=fields, **pointcloud2_fields(cloud))
-
-    def serialize(self, msg, msgtype):
-        return self.typestore.serialize_cdr(msg, msgtype)
+        return self.types["sensor_msgs/msg/PointCloud2"](header=self.header, fields=fields, **pointcloud2_fields(cloud))
 
 
 def process_bag(source: Path, destination: Path, image_topic: str, camera_info_topic: str | None, perception,
@@ -73,7 +72,6 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
 
     check_paths(source, destination)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
-    builder = BagMessages(typestore)
     depth_range = perception.spec.label_space.depth_range_m
     settings = CloudSettings(points_stride, max_depth or depth_range[1])
     counts = {"images": 0, "unreadable_images": 0, "copied": 0, "interrupted": False}
@@ -107,7 +105,7 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                 try:
                     while (item := frames.get()) is not None:
                         timestamp, header, array, encoding, calibration = item
-                        results.put((timestamp, _output_messages(perception, builder, settings, header, array,
+                        results.put((timestamp, _output_messages(perception, typestore, settings, header, array,
                                                                  encoding, calibration)))
                 except BaseException as error:  # handed to the main thread, which raises it
                     results.put(error)
@@ -182,9 +180,9 @@ def check_paths(source: Path, destination: Path) -> None:
         raise CommandError(f"{destination} exists and is not an empty folder; choose a new output path")
 
 
-def _output_messages(perception, builder: BagMessages, settings: CloudSettings, header, array, encoding,
+def _output_messages(perception, typestore, settings: CloudSettings, header, array, encoding,
                      calibration) -> dict[str, bytes]:
-    """The serialized output messages for one image, keyed by output name."""
+    """The serialized output messages for one image, keyed by output name (the node's, but no overlay)."""
     height, width = array.shape[:2]
     camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)
     try:
@@ -192,19 +190,10 @@ def _output_messages(perception, builder: BagMessages, settings: CloudSettings, 
     except CalibrationError as error:
         raise CommandError(f"the bag's camera_info does not fit its images ({error}); fix it or leave out "
                            "--camera-info-topic to guess the intrinsics") from None
-    out_w, out_h = result.output_size
     column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
-    cloud = perception.cloud(result, settings)
-    messages = {
-        "segmentation": builder.image(header, result.labels, "mono8"),
-        "segmentation/color": builder.image(header, result.color, "rgb8"),
-        "depth": builder.image(header, result.depth, "32FC1"),
-        "depth/camera_info": builder.camera_info(header, output_camera_info_fields(result.intrinsics, out_w, out_h,
-                                                                                   column)),
-        "points": builder.cloud(header, cloud),
-        "points/obstacles": builder.cloud(header, perception.obstacles(cloud)),
-    }
-    return {name: builder.serialize(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
+    request = OutputRequest(frozenset(OUTPUT_TYPES), settings, projection_column=column)
+    messages = frame_messages(perception, result, request, BagMessages(typestore, header))
+    return {name: typestore.serialize_cdr(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
 
 
 def add_arguments(parser):

@@ -33,9 +33,9 @@ from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
-                                          cloud_to_pointcloud2, compressed_to_array, image_to_array,
-                                          output_camera_info, stamp_ns)
+                                          cloud_to_pointcloud2, compressed_to_array, image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, StampGaps
+from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages
 
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
@@ -82,15 +82,8 @@ class PerceptionNode(Node):
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("output_qos_depth"),
                                 reliability=ReliabilityPolicy.RELIABLE if p("output_qos_reliability") == "reliable"
                                 else ReliabilityPolicy.BEST_EFFORT)
-        self.pub = {
-            "segmentation": self.create_publisher(Image, "segmentation", output_qos),
-            "color": self.create_publisher(Image, "segmentation/color", output_qos),
-            "overlay": self.create_publisher(Image, "segmentation/overlay", output_qos),
-            "depth": self.create_publisher(Image, "depth", output_qos),
-            "camera_info": self.create_publisher(CameraInfo, "depth/camera_info", output_qos),
-            "points": self.create_publisher(PointCloud2, "points", output_qos),
-            "obstacles": self.create_publisher(PointCloud2, "points/obstacles", output_qos),
-        }
+        types = {"depth/camera_info": CameraInfo, "points": PointCloud2, "points/obstacles": PointCloud2}
+        self.pub = {topic: self.create_publisher(types.get(topic, Image), topic, output_qos) for topic in OUTPUT_TOPICS}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -227,12 +220,15 @@ class PerceptionNode(Node):
                 self.counts["errors"] += 1
                 self._report(f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
 
-    def _wanted(self) -> dict[str, bool]:
+    def _wanted(self) -> frozenset:
+        """The outputs switched on and subscribed to."""
         p = self._value
-        toggles = {"segmentation": "publish_segmentation", "color": "publish_color", "overlay": "publish_overlay",
-                   "depth": "publish_depth", "camera_info": "publish_depth", "points": "publish_points",
-                   "obstacles": "publish_obstacles"}
-        return {k: p(t) and self.pub[k].get_subscription_count() > 0 for k, t in toggles.items()}
+        toggles = {"segmentation": "publish_segmentation", "segmentation/color": "publish_color",
+                   "segmentation/overlay": "publish_overlay", "depth": "publish_depth",
+                   "depth/camera_info": "publish_depth", "points": "publish_points",
+                   "points/obstacles": "publish_obstacles"}
+        return frozenset(topic for topic, toggle in toggles.items()
+                         if p(toggle) and self.pub[topic].get_subscription_count() > 0)
 
     def _camera_info_for(self, header) -> CameraInfoMatch:
         """The CameraInfo paired with an image by stamp; waits briefly for a late one when the
@@ -272,7 +268,7 @@ class PerceptionNode(Node):
 
     def _process(self, msg, received_at: float):
         wanted = self._wanted()
-        if not any(wanted.values()):
+        if not wanted:
             self.counts["skipped_no_subscribers"] += 1
             self.health.frame_processed(None)
             return
@@ -285,7 +281,7 @@ class PerceptionNode(Node):
             if encoding not in COLOR_ENCODINGS:
                 raise ImageFormatError(f"encoding {encoding} is not a colour or mono8 image")
         decoded = time.perf_counter()
-        alpha = self._value("overlay_alpha") if wanted["overlay"] else None
+        alpha = self._value("overlay_alpha") if "segmentation/overlay" in wanted else None
         header = msg.header
         camera = self._camera(header, image.shape[1], image.shape[0])
         try:
@@ -294,33 +290,16 @@ class PerceptionNode(Node):
             self.counts["bad_camera_info"] += 1
             self._report(f"camera_info does not fit the image, processing without it: {error}")
             result = self.perception.process(image, encoding, alpha)
-        out_w, out_h = result.output_size
-        if wanted["segmentation"]:
-            self.pub["segmentation"].publish(array_to_image(result.labels, "mono8", header))
-        if wanted["color"]:
-            self.pub["color"].publish(array_to_image(result.color, "rgb8", header))
-        if wanted["overlay"]:
-            self.pub["overlay"].publish(array_to_image(result.overlay, "rgb8", header))
-        if wanted["depth"]:
-            self.pub["depth"].publish(array_to_image(result.depth, "32FC1", header))
-        if wanted["camera_info"] or wanted["points"] or wanted["obstacles"]:
-            if result.intrinsics is None:
-                self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
-                                          "points and depth/camera_info are not published",
-                                          throttle_duration_sec=ERROR_LOG_THROTTLE_S)
-            else:
-                if wanted["camera_info"]:
-                    column = camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0)
-                    self.pub["camera_info"].publish(output_camera_info(result.intrinsics, out_w, out_h, header, column))
-                settings = CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
-                                         self.points_exclude, self._value("points_organized"))
-                if wanted["points"] or wanted["obstacles"]:
-                    cloud = self.perception.cloud(result, settings)  # back-projected once
-                    if wanted["points"]:
-                        self.pub["points"].publish(cloud_to_pointcloud2(cloud, header))
-                    if wanted["obstacles"]:
-                        obstacles = self.perception.obstacles(cloud, self.obstacle_exclude)
-                        self.pub["obstacles"].publish(cloud_to_pointcloud2(obstacles, header))
+        if result.intrinsics is None and wanted & {"depth/camera_info", "points", "points/obstacles"}:
+            self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
+                                      "points and depth/camera_info are not published",
+                                      throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+        request = OutputRequest(wanted, CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
+                                                      self.points_exclude, self._value("points_organized")),
+                                self.obstacle_exclude,
+                                camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0))
+        for topic, message in frame_messages(self.perception, result, request, RclpyMessages(header)).items():
+            self.pub[topic].publish(message)
         end = time.perf_counter()
         timings = dict(result.timings_ms)
         timings["pre"] += (decoded - start) * 1e3
@@ -353,6 +332,22 @@ class PerceptionNode(Node):
             self._stopping = True
             self._lock.notify_all()
         self._worker.join(timeout=5.0)
+
+
+class RclpyMessages:
+    """frame_messages' factory for rclpy messages stamped with the input's header."""
+
+    def __init__(self, header):
+        self.header = header
+
+    def image(self, array, encoding):
+        return array_to_image(array, encoding, self.header)
+
+    def camera_info(self, fields):
+        return CameraInfo(header=self.header, **fields)
+
+    def cloud(self, cloud):
+        return cloud_to_pointcloud2(cloud, self.header)
 
 
 def main(args=None):

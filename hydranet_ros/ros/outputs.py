@@ -1,0 +1,47 @@
+"""One frame's result -> its output messages, for perception_node and process-bag alike (no rclpy).
+
+The caller passes a factory bound to the input image's header that turns arrays into its own message
+types: the node's makes rclpy messages, process-bag's rosbags ones. Keys are the output topics under
+the node's namespace.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hydranet_ros.inference.pipeline import FrameResult, Perception
+from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.ros.conversions import output_camera_info_fields
+
+OUTPUT_TOPICS = ("segmentation", "segmentation/color", "segmentation/overlay", "depth", "depth/camera_info",
+                 "points", "points/obstacles")
+
+
+@dataclass(frozen=True)
+class OutputRequest:
+    wanted: frozenset            # which of OUTPUT_TOPICS to build
+    cloud: CloudSettings
+    obstacle_exclude: tuple[int, ...] | None = None  # None: the label space's ground and sky
+    projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P's last column (stereo baseline)
+
+
+def frame_messages(perception: Perception, result: FrameResult, request: OutputRequest, factory) -> dict:
+    """The wanted messages for one frame. Without intrinsics there is no depth/camera_info and no cloud;
+    the cloud is back-projected once for both clouds."""
+    wanted = request.wanted
+    images = {"segmentation": (result.labels, "mono8"), "segmentation/color": (result.color, "rgb8"),
+              "segmentation/overlay": (result.overlay, "rgb8"), "depth": (result.depth, "32FC1")}
+    messages = {topic: factory.image(array, encoding) for topic, (array, encoding) in images.items()
+                if topic in wanted and array is not None}
+    if result.intrinsics is None:
+        return messages
+    if "depth/camera_info" in wanted:
+        width, height = result.output_size
+        messages["depth/camera_info"] = factory.camera_info(
+            output_camera_info_fields(result.intrinsics, width, height, request.projection_column))
+    if wanted & {"points", "points/obstacles"}:
+        cloud = perception.cloud(result, request.cloud)
+        if "points" in wanted:
+            messages["points"] = factory.cloud(cloud)
+        if "points/obstacles" in wanted:
+            messages["points/obstacles"] = factory.cloud(perception.obstacles(cloud, request.obstacle_exclude))
+    return messages
