@@ -7,10 +7,10 @@ import pytest
 import yaml
 
 from hydranet_ros.camera.intrinsics import depth_to_points
-from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.cli.main import main as hydranet
+from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.synth import render_frame, render_sequence
-from hydranet_ros.training.train import load_config, train
+from hydranet_ros.training.train import TrainingError, load_config, train
 
 
 @pytest.mark.parametrize("kind", ["indoor", "street"])
@@ -170,7 +170,7 @@ def _tiny_config(tmp_path, **train):
 
 def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path):
     config_path = _tiny_config(tmp_path)
-    with pytest.raises(CommandError, match="no checkpoint"):
+    with pytest.raises(TrainingError, match="no checkpoint"):
         train(load_config(config_path), resume=True)
     train(load_config(config_path))
     uninterrupted = [r["train_loss"] for r in json.loads((tmp_path / "run" / "history.json").read_text())]
@@ -189,7 +189,7 @@ def test_labels_outside_the_label_space_are_refused_before_training(tmp_path):
     bad = cv2.imread(str(labels), cv2.IMREAD_UNCHANGED)
     bad[0, 0] = 77
     cv2.imwrite(str(labels), bad)
-    with pytest.raises(CommandError, match=f"{labels.stem}.*label ids \\[77\\] are out of range for 40 classes"):
+    with pytest.raises(DatasetError, match=f"{labels.stem}.*label ids \\[77\\] are out of range for 40 classes"):
         train(load_config(config_path))
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 

@@ -1,2 +1,5 @@
-class CommandError(Exception):
-    """An error the user can fix (bad path, empty dataset, ...): printed as one line, no traceback."""
+from hydranet_ros.errors import UserError
+
+
+class CommandError(UserError):
+    """A command-line argument the user can fix (bad path, unknown option value): printed as one line."""

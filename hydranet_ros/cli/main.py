@@ -9,8 +9,7 @@ import argparse
 import sys
 from importlib import import_module
 
-from hydranet_ros.cli.errors import CommandError
-from hydranet_ros.model.model_file import ModelFileError
+from hydranet_ros.errors import UserError
 
 # verb -> (module with add_arguments(parser) and run(args), one-line help)
 VERBS = {
@@ -55,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     module = import_module(args.module_name)
     try:
         return int(module.run(args) or 0)
-    except (CommandError, ModelFileError) as error:
+    except UserError as error:
         print(f"hydranet {args.verb}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

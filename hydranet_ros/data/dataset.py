@@ -20,8 +20,12 @@ import cv2
 import numpy as np
 import yaml
 
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import UserError
 from hydranet_ros.camera.intrinsics import Intrinsics
+
+
+class DatasetError(UserError):
+    """A dataset folder or data file that cannot be used as it is; the message says why."""
 
 IGNORE_LABEL = 255
 
@@ -38,21 +42,21 @@ class Sample:
 def read_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        raise CommandError(f"cannot read image {path}")
+        raise DatasetError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def read_png_unchanged(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise CommandError(f"cannot read {path}")
+        raise DatasetError(f"cannot read {path}")
     return image
 
 
 def check_labels(labels: np.ndarray, num_classes: int, path: Path) -> np.ndarray:
     bad = (labels >= num_classes) & (labels != IGNORE_LABEL)
     if bad.any():
-        raise CommandError(f"{path}: label ids {sorted(np.unique(labels[bad]).tolist())[:10]} are out "
+        raise DatasetError(f"{path}: label ids {sorted(np.unique(labels[bad]).tolist())[:10]} are out "
                            f"of range for {num_classes} classes (0..{num_classes - 1}, 255 = ignore)")
     return labels
 
@@ -62,13 +66,13 @@ class FolderDataset:
         self.root = Path(root)
         meta_path = self.root / "dataset.yaml"
         if not meta_path.is_file():
-            raise CommandError(f"{self.root} is not a dataset folder: {meta_path} is missing")
+            raise DatasetError(f"{self.root} is not a dataset folder: {meta_path} is missing")
         self.meta = yaml.safe_load(meta_path.read_text())
         self.depth_scale = float(self.meta.get("depth_scale", 1000.0))
         self.label_space = self.meta["label_space"]
         self.names = sorted(p.stem for p in (self.root / "rgb").glob("*.png"))
         if not self.names:
-            raise CommandError(f"dataset {self.root} is empty: no images in {self.root / 'rgb'}")
+            raise DatasetError(f"dataset {self.root} is empty: no images in {self.root / 'rgb'}")
 
     def __len__(self) -> int:
         return len(self.names)

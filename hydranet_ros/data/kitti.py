@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import read_png_unchanged, read_rgb
 from hydranet_ros.data.labels import decode_color_labels
 from hydranet_ros.camera.intrinsics import Intrinsics
@@ -54,7 +54,7 @@ def read_tracking_calibration(path: str | Path) -> Calibration:
         v4[:3, :4] = velo.reshape(3, 4)
         return Calibration(values["P2"].reshape(3, 4), r4, v4)
     except (KeyError, AttributeError, ValueError) as error:
-        raise CommandError(f"{path} is not a KITTI calibration file ({error})") from None
+        raise DatasetError(f"{path} is not a KITTI calibration file ({error})") from None
 
 
 def read_velodyne(path: str | Path) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import (IGNORE_LABEL, Sample, check_labels, create_dataset_folder, read_png_unchanged,
                                        read_rgb, write_sample)
 from hydranet_ros.data.labels import decode_color_labels
@@ -59,7 +59,7 @@ def convert_labelled_mat(mat_path: str | Path, class_mapping: str | Path, out: s
     import h5py
     mapping = np.load(class_mapping)
     if mapping.shape != (895,) or ((mapping >= NUM_CLASSES) & (mapping != IGNORE_LABEL)).any():
-        raise CommandError(f"{class_mapping}: expected 895 entries with values 0..39 or 255")
+        raise DatasetError(f"{class_mapping}: expected 895 entries with values 0..39 or 255")
     mapping = mapping.astype(np.uint8)
     root = create_dataset_folder(out, "nyud40", NYUD_DEPTH_SCALE)
     with h5py.File(mat_path, "r") as mat:
@@ -69,6 +69,6 @@ def convert_labelled_mat(mat_path: str | Path, class_mapping: str | Path, out: s
             depth = np.asarray(depths[index], dtype=np.float32).T
             raw = np.asarray(labels[index]).T
             if raw.max() >= mapping.size:
-                raise CommandError(f"{mat_path}: frame {index} has raw label {raw.max()} > 894")
+                raise DatasetError(f"{mat_path}: frame {index} has raw label {raw.max()} > 894")
             write_sample(root, Sample(f"{index + 1:06d}", rgb, mapping[raw], depth, NYUD_INTRINSICS), NYUD_DEPTH_SCALE)
     return root

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hydranet_ros.errors import UserError
 
-class BackendError(RuntimeError):
+
+class BackendError(UserError):
     """A backend that cannot run here; the message says why."""
 
 

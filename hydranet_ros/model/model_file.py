@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from hydranet_ros.camera.network_input import network_input_size
+from hydranet_ros.errors import UserError
 
 from .hydranet import HydraNet
 
@@ -29,7 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class ModelFileError(RuntimeError):
+class ModelFileError(UserError):
     """A model file that cannot be used; the message names the file and the fix."""
 
 

@@ -24,12 +24,16 @@ import yaml
 from tqdm import tqdm
 
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import UserError
 from hydranet_ros.data.dataset import IGNORE_LABEL, FolderDataset, write_depth_png
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.model_file import IMAGENET_MEAN, IMAGENET_STD, load_label_space, load_model
+
+
+class TeacherError(UserError):
+    """A teacher or distillation request that cannot be used; the message says why."""
 
 KINDS = ("segmentation", "depth")
 
@@ -38,7 +42,7 @@ def class_lookup(map_path: Path, label_space: str) -> np.ndarray:
     """teacher id -> our id (255 = ignore) from a teacher map file."""
     data = yaml.safe_load(Path(map_path).read_text())
     if label_space not in data["targets"]:
-        raise CommandError(f"{map_path} maps onto {sorted(data['targets'])}, not {label_space}")
+        raise TeacherError(f"{map_path} maps onto {sorted(data['targets'])}, not {label_space}")
     space = load_label_space(label_space)
     lookup = np.full(max(256, len(data["teacher_classes"])), IGNORE_LABEL, np.uint8)
     for teacher_name, our_name in data["targets"][label_space].items():
@@ -52,9 +56,9 @@ class ModelTeacher:
     def __init__(self, path: Path, kind: str, label_space: str):
         self.model, self.spec = load_model(path)
         if kind not in self.spec.tasks:
-            raise CommandError(f"teacher {path} has no {kind} head (its tasks: {self.spec.tasks})")
+            raise TeacherError(f"teacher {path} has no {kind} head (its tasks: {self.spec.tasks})")
         if kind == "segmentation" and self.spec.label_space.name != label_space:
-            raise CommandError(f"teacher {path} labels {self.spec.label_space.name}, the dataset {label_space}")
+            raise TeacherError(f"teacher {path} labels {self.spec.label_space.name}, the dataset {label_space}")
         self.kind = kind
         # The node's own per-frame path: same resizing, depth rescaled to the sample's camera.
         self.perception = Perception(TorchBackend(self.model, self.spec, "cpu", "fp32"), self.spec)
@@ -82,11 +86,11 @@ class ExternalSegmentationTeacher:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             shape = self.session.get_inputs()[0].shape
             if not all(isinstance(v, int) for v in shape[2:]):
-                raise CommandError(f"{path}: the ONNX teacher needs a fixed input size, it has {shape}")
+                raise TeacherError(f"{path}: the ONNX teacher needs a fixed input size, it has {shape}")
             self.size = tuple(shape[2:])
             self.run, self.channel_axis = self._run_onnx, 0  # NCHW
         else:
-            raise CommandError(f"teacher {path}: use one of our model files (.pt), .onnx or .tflite")
+            raise TeacherError(f"teacher {path}: use one of our model files (.pt), .onnx or .tflite")
 
     def _run_tflite(self, rgb):
         self.interpreter.set_tensor(self.input["index"], rgb[None].astype(self.input["dtype"]))
@@ -131,15 +135,15 @@ def tile_positions(length: int, tile: int) -> list[tuple[int, tuple[int, int]]]:
 def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None, progress: bool = True) -> list[str]:
     """Writes the teacher's labels for samples missing `kind`; returns their names."""
     if kind not in KINDS:
-        raise CommandError(f"--labels must be one of {KINDS}")
+        raise TeacherError(f"--labels must be one of {KINDS}")
     if not teacher_path.is_file():
-        raise CommandError(f"teacher {teacher_path} does not exist")
+        raise TeacherError(f"teacher {teacher_path} does not exist")
     dataset = FolderDataset(data)
     if teacher_path.suffix == ".pt":
         teacher = ModelTeacher(teacher_path, kind, dataset.label_space)
     else:
         if kind != "segmentation":
-            raise CommandError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
+            raise TeacherError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
         default_map = resources.files("hydranet_ros.training") / "teacher_maps" / "pascal_voc21.yaml"
         teacher = ExternalSegmentationTeacher(teacher_path, class_lookup(Path(class_map or default_map), dataset.label_space))
     folder = "labels" if kind == "segmentation" else "depth"

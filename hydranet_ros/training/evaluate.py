@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import FolderDataset, check_labels
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
@@ -98,7 +98,7 @@ def run(args):
     datasets = [FolderDataset(p) for p in args.data]
     for dataset in datasets:
         if dataset.label_space != spec.label_space.name:
-            raise CommandError(f"{dataset.root} is labelled in {dataset.label_space}, the model in {spec.label_space.name}")
+            raise DatasetError(f"{dataset.root} is labelled in {dataset.label_space}, the model in {spec.label_space.name}")
     max_depth = args.max_depth or (80.0 if spec.label_space.name == "kitti6" else 10.0)
     result = evaluate_model(model, spec, datasets, max_depth, device, args.garg_crop, progress=True)
     print(format_table(result, spec.label_space.class_names))

@@ -20,13 +20,17 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from hydranet_ros.camera.network_input import focal_at
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import UserError
 from hydranet_ros.data.augment import Augmenter, collate
 from hydranet_ros.data.dataset import FolderDataset, check_labels, read_png_unchanged
 from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
 from hydranet_ros.training.evaluate import evaluate_model
 from hydranet_ros.training.losses import joint_loss
+
+
+class TrainingError(UserError):
+    """A training config or run that cannot go on as asked; the message says why."""
 
 DEFAULTS = {
     "model": {"label_space": "nyud40", "tasks": ["segmentation", "depth"], "input_size": [480, 640],
@@ -44,15 +48,15 @@ ENCODER_PREFIXES = tuple(f"layer{i}." for i in range(1, 9))
 def load_config(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CommandError(f"config {path} does not exist")
+        raise TrainingError(f"config {path} does not exist")
     user = yaml.safe_load(path.read_text()) or {}
     config = copy.deepcopy(DEFAULTS)
     for section, values in user.items():
         if section not in config:
-            raise CommandError(f"{path}: unknown section {section!r}; known: {sorted(config)}")
+            raise TrainingError(f"{path}: unknown section {section!r}; known: {sorted(config)}")
         unknown = set(values) - set(config[section])
         if unknown:
-            raise CommandError(f"{path}: unknown keys {sorted(unknown)} in {section}")
+            raise TrainingError(f"{path}: unknown keys {sorted(unknown)} in {section}")
         config[section].update(values)
     base = path.parent
     # Dataset paths are relative to the config file; a training entry may be {path, repeat}.
@@ -123,7 +127,7 @@ def build_optimizer(model: torch.nn.Module, optim: dict) -> torch.optim.Optimize
         return torch.optim.SGD(groups, momentum=optim["momentum"], weight_decay=optim["weight_decay"])
     if optim["name"] == "adam":
         return torch.optim.Adam(groups, weight_decay=optim["weight_decay"])
-    raise CommandError(f"optim.name must be sgd or adam, not {optim['name']!r}")
+    raise TrainingError(f"optim.name must be sgd or adam, not {optim['name']!r}")
 
 
 def learning_rate_factor(optim: dict, epoch: int, progress: float) -> float:
@@ -132,7 +136,7 @@ def learning_rate_factor(optim: dict, epoch: int, progress: float) -> float:
         return (1 - progress) ** optim["poly_power"]
     if optim["schedule"] == "step":
         return optim["step_gamma"] ** (epoch // optim["step_epochs"])
-    raise CommandError(f"optim.schedule must be poly or step, not {optim['schedule']!r}")
+    raise TrainingError(f"optim.schedule must be poly or step, not {optim['schedule']!r}")
 
 
 def mixed_precision_dtype(device: torch.device) -> torch.dtype | None:
@@ -206,7 +210,7 @@ def build_loader(train_set: Dataset, batch_size: int, workers: int, seed: int, r
         if world > 1 else None
     shard = math.ceil(len(train_set) / world)  # what each rank sees per epoch
     if shard == 0:
-        raise CommandError("the training folders hold no images")
+        raise TrainingError("the training folders hold no images")
     return DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                       num_workers=workers, drop_last=shard >= batch_size,  # a small set keeps its one batch
                       collate_fn=lambda items: collate(items, spec.mean, spec.std),
@@ -231,7 +235,7 @@ class Checkpoint:
     def load(self, device, model, optimizer, scaler, loader: DataLoader) -> tuple[int, float]:
         """Restores the state; returns (next epoch, best score). Older checkpoints lack the RNG states."""
         if not self.path.is_file():
-            raise CommandError(f"--resume: there is no checkpoint at {self.path}; start without --resume")
+            raise TrainingError(f"--resume: there is no checkpoint at {self.path}; start without --resume")
         state = torch.load(self.path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -264,7 +268,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     out = Path(train_cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     if not data_cfg["train"]:
-        raise CommandError("data.train lists no dataset folder")
+        raise TrainingError("data.train lists no dataset folder")
     folders = [FolderDataset(e["path"]) for e in data_cfg["train"]]
     spec = build_spec(config, folders)
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
@@ -275,7 +279,7 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
                                            jitter=data_cfg["jitter"]), train_cfg["seed"])
     loader = build_loader(train_set, train_cfg["batch_size"], data_cfg["workers"], train_cfg["seed"], rank, world, spec)
     if len(loader) == 0:
-        raise CommandError(f"no training batch: {len(train_set)} images over {world} process(es)")
+        raise TrainingError(f"no training batch: {len(train_set)} images over {world} process(es)")
     optimizer = build_optimizer(model, optim)
     amp_dtype = mixed_precision_dtype(device) if train_cfg["amp"] else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
