@@ -28,14 +28,15 @@ def test_auto_falls_back_when_a_backend_fails_at_start(street_model_file, monkey
     real_build = backends._build
 
     def failing_build(name, device, *args):
-        if name == "onnxruntime":
+        if name in ("openvino", "onnxruntime"):
             raise BackendError("out of GPU memory loading the model (simulated)")
         return real_build(name, device, *args)
 
     monkeypatch.setattr(backends, "_build", failing_build)
     backend, skipped = create_backend(street_model_file, "auto", "cpu")
     assert backend.name == "torch"
-    assert any("out of GPU memory" in reason for reason in skipped)
+    assert [reason.split(":")[0] for reason in skipped] == ["openvino/cpu", "onnxruntime/cpu"]
+    assert all("out of GPU memory" in reason for reason in skipped)
     with pytest.raises(BackendError, match="out of GPU memory"):
         create_backend(street_model_file, "onnxruntime", "cpu")
 

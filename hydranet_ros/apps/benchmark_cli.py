@@ -67,7 +67,10 @@ def run(args):
         print(json.dumps(result, indent=1))
         print(format_table([r for entry in result["cpu"] for r in entry["results"]]))
     elif args.node:
-        result = {"machine": machine(), "node": benchmark_node(model_path, sizes, args.iterations)}
+        name = args.backends[0].split("/")[0] if args.backends else "onnxruntime"
+        calibration = args.calibration[0] if args.calibration else None  # the node takes one folder
+        result = {"machine": machine(), "node": benchmark_node(model_path, sizes, args.iterations, name,
+                                                               args.precision, calibration)}
         print(json.dumps(result, indent=1))
     else:
         pairs = [tuple(p.split("/")) for p in args.backends] if args.backends else list(AUTO_ORDER)

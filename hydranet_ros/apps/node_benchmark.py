@@ -39,7 +39,9 @@ def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int) ->
     return percentiles(samples)
 
 
-def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: int) -> list[dict]:
+def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: int, backend: str = "onnxruntime",
+                   precision: str = "fp32", calibration=None) -> list[dict]:
+    """perception_node end to end with the given backend; beside it the bare ONNX Runtime fp32 session."""
     import rclpy
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -50,8 +52,11 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
         for height, width in sizes:
             bare = bare_backend_ms(model_path, (height, width), iterations)
             log = Path(tempfile.mkdtemp()) / "node.log"
-            node = start_node(model_path, "onnxruntime", log, {"input_size": f"[{height},{width}]",
-                                                                "points_stride": 2, "diagnostics_period": 0.5})
+            parameters = {"input_size": f"[{height},{width}]", "points_stride": 2, "diagnostics_period": 0.5,
+                          "precision": precision}
+            if calibration:
+                parameters["int8_calibration"] = calibration
+            node = start_node(model_path, backend, log, parameters)
             recorder = Recorder(None)
             try:
                 wait_until_ready(recorder, node, log)
@@ -74,7 +79,8 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                 inference = float(diagnostics["latency_inference_ms"])
                 overhead = float(diagnostics["latency_pre_ms"]) + float(diagnostics["latency_post_ms"])
                 records.append({
-                    "size": f"{width}x{height}", "frames": len(sent), "bare_backend": bare,
+                    "size": f"{width}x{height}", "backend": diagnostics["backend"], "frames": len(sent),
+                    "bare_onnxruntime_fp32": bare,
                     "end_to_end_all_outputs": percentiles([v * 1e3 for v in last]),
                     "end_to_end_per_output": end_to_end,
                     "node_stage_median_ms": {k: float(diagnostics[f"latency_{k}_ms"]) for k in ("pre", "inference", "post")},
