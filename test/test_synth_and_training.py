@@ -1,5 +1,6 @@
 """Generated scenes are exact and deterministic, and short CPU training lowers the loss on them."""
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -32,7 +33,8 @@ def test_indoor_depth_is_exact_metric_geometry():
 
 
 def test_room_layout_keeps_standing_furniture_apart_and_inside_the_room():
-    from hydranet_ros.data.synth import Box, IndoorSceneBuilder, Scene, _RoomLayout
+    from hydranet_ros.data.synth.indoor import IndoorSceneBuilder, _RoomLayout
+    from hydranet_ros.data.synth.scene import Box, Scene
     rng = np.random.default_rng(0)
     room = Box(np.array([-2.0, 0, -1.0]), np.array([2.0, 2.6, 5.0]), 0, None)
     layout, scene = _RoomLayout(room, rng), Scene("indoor", room=room)
@@ -203,3 +205,30 @@ def test_batches_without_depth_report_no_depth_loss():
     assert set(parts) == {"segmentation"}
     batch["depth"][0, 0, 0] = 5.0
     assert set(joint_loss(outputs, batch)[1]) == {"segmentation", "depth"}
+
+
+MONOLITHIC_SYNTH_COMMIT = "f220b9fdff6f40ed29d4be85aa6e4fe278f72791"  # the last commit with data/synth.py in one file
+
+
+def test_the_generator_package_renders_byte_identical_frames_to_the_single_module_it_replaced(tmp_path, monkeypatch):
+    """data/synth/ was split out of one module; the same seeds must give the same bytes."""
+    import importlib.util
+    import subprocess
+    from conftest import REPO
+    shown = subprocess.run(["git", "-C", str(REPO), "show", f"{MONOLITHIC_SYNTH_COMMIT}:hydranet_ros/data/synth.py"],
+                           capture_output=True, text=True)
+    if shown.returncode != 0:
+        pytest.skip(f"the old module is not in this checkout's history: {shown.stderr.strip()}")
+    (tmp_path / "synth_before_split.py").write_text(shown.stdout)
+    spec = importlib.util.spec_from_file_location("synth_before_split", tmp_path / "synth_before_split.py")
+    before = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, before)  # dataclasses look their module up there
+    spec.loader.exec_module(before)
+    for kind in ("indoor", "street"):
+        for seed in (0, 1, 2):
+            old, new = before.render_frame(kind, seed, 160, 120), render_frame(kind, seed, 160, 120)
+            for field in ("rgb", "labels", "depth"):
+                assert getattr(old, field).tobytes() == getattr(new, field).tobytes(), (kind, seed, field)
+        old_sequence = list(before.render_sequence(kind, 5, 96, 64, 3))
+        for old, new in zip(old_sequence, render_sequence(kind, 5, 96, 64, 3), strict=True):
+            assert old.rgb.tobytes() == new.rgb.tobytes() and old.depth.tobytes() == new.depth.tobytes()
