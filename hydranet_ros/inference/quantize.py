@@ -143,10 +143,8 @@ def run(args):
         raise CommandError(f"model {model_path} does not exist")
     size = tuple(args.image_size) if args.image_size else tuple(load_for_inference(model_path)[1].input_size)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        path = int8_onnx(onnx_for_model(model_path, args.output_resolution, size), args.calibration, size)
-    except BackendError as error:
-        raise CommandError(str(error)) from None
+    # A BackendError here (no such folder, no images) is a UserError: the command line prints its line.
+    path = int8_onnx(onnx_for_model(model_path, args.output_resolution, size), args.calibration, size)
     if args.out:
         shutil.copyfile(path, args.out)
         path = Path(args.out)
