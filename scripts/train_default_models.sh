@@ -42,5 +42,6 @@ $hydranet train config/train_indoor_synth.yaml --resume
 cp runs/indoor/best.pt models/hydranet_indoor.pt
 $hydranet train config/train_street.yaml --stop-after 6
 $hydranet train config/train_street.yaml --resume
+$hydranet train config/train_street.yaml --epochs 30 --resume  # stopped after epoch 28; epoch 27 kept
 cp runs/street/best.pt models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py
