@@ -111,7 +111,9 @@ def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_fil
     assert refused.returncode == 2 and "exists and is not an empty folder" in refused.stderr
     assert "model" not in refused.stdout  # refused before the model was loaded
     (tmp_path / "empty").mkdir()  # an existing empty folder is fine
-    process = subprocess.Popen(command + [str(tmp_path / "empty")] + options, stdout=subprocess.PIPE,
+    # PyTorch on the CPU, the slowest backend: the signal must arrive while frames are still being read
+    slow = options[:-1] + ["torch"]
+    process = subprocess.Popen(command + [str(tmp_path / "empty")] + slow, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     stderr = []
     reader = threading.Thread(target=lambda: stderr.extend(iter(lambda: process.stderr.read(1), "")), daemon=True)
