@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cache import cache_dir
+from hydranet_ros.cache import cache_dir, write_atomically
 from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
@@ -78,9 +77,7 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"OpenVINO could not compile {self.onnx_path}: {error}") from None
         try:
             blob.parent.mkdir(parents=True, exist_ok=True)
-            temporary = blob.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_bytes(compiled.export_model().getvalue())
-            temporary.replace(blob)  # atomic: another node starting at once reads a whole file or none
+            write_atomically(blob, compiled.export_model().getvalue())
         except OSError as error:
             LOG.warning("cannot cache the compiled OpenVINO model in %s (%s); it is compiled on every start",
                         blob.parent, error.strerror)

@@ -14,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cache import cache_dir
+from hydranet_ros.cache import cache_dir, write_atomically
 from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
@@ -79,17 +78,11 @@ def sidecar(engine_path: Path) -> Path:
     return engine_path.with_suffix(".json")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    temporary.replace(path)  # another process sees the old file or the whole new one, never half
-
-
 def write_engine(engine_path: Path, serialized: bytes, key: EngineKey) -> None:
     """The one writer of cached engines: the engine, then its key file, each atomically."""
     engine_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(engine_path, serialized)
-    _write_atomically(sidecar(engine_path), json.dumps(key.to_dict(), indent=1).encode())
+    write_atomically(engine_path, serialized)
+    write_atomically(sidecar(engine_path), json.dumps(key.to_dict(), indent=1).encode())
 
 
 def read_key(engine_path: Path) -> EngineKey:
