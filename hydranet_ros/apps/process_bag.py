@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -66,27 +67,16 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                 max_depth: float | None = None, progress: bool = True) -> dict:
     """Returns counts: images processed, images skipped as unreadable, messages copied, and whether
     Ctrl-C interrupted it (the bag is then closed properly and holds the frames processed so far)."""
-    from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
     check_paths(source, destination)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
-    depth_range = perception.spec.label_space.depth_range_m
-    settings = CloudSettings(points_stride, max_depth or depth_range[1])
+    settings = CloudSettings(points_stride, max_depth or perception.spec.label_space.depth_range_m[1])
     counts = {"images": 0, "unreadable_images": 0, "copied": 0, "interrupted": False}
-    reader = AnyReader([source], default_typestore=typestore)
+    reader = open_bag(source, typestore)
     try:
-        reader.open()
-    except Exception as error:  # rosbags raises several types for unreadable bags
-        raise CommandError(f"cannot read bag {source}: {error}") from None
-    try:
-        topics = {c.topic: c.msgtype for c in reader.connections}
-        if image_topic not in topics or topics[image_topic] not in IMAGE_TYPES:
-            raise CommandError(f"{source} has no image topic {image_topic}; its topics: "
-                               + ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())))
-        if camera_info_topic and topics.get(camera_info_topic) != CAMERA_INFO_TYPE:
-            raise CommandError(f"{source} has no CameraInfo topic {camera_info_topic}")
+        check_topics(reader, source, image_topic, camera_info_topic)
         total = sum(c.msgcount for c in reader.connections if c.topic == image_topic)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(destination, version=9, storage_plugin=plugin) as writer:
@@ -96,77 +86,154 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                       for c in reader.connections}
             outputs = {name: writer.add_connection(f"{prefix}/{name}", msgtype, typestore=typestore)
                        for name, msgtype in OUTPUT_TYPES.items()}
-            frames: queue.Queue = queue.Queue(maxsize=8)
-            results: queue.Queue = queue.Queue()
+            worker = InferenceWorker(lambda frame: _output_messages(perception, typestore, settings, frame))
+            bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
 
-            def infer_all():
-                """Worker: model and message building, while the main thread reads and writes the bag
-                (SQLite handles must stay in the thread that opened them)."""
-                try:
-                    while (item := frames.get()) is not None:
-                        timestamp, header, array, encoding, calibration = item
-                        results.put((timestamp, _output_messages(perception, typestore, settings, header, array,
-                                                                 encoding, calibration)))
-                except BaseException as error:  # handed to the main thread, which raises it
-                    results.put(error)
-                results.put(None)
-
-            def write_results(block: bool):
-                while True:
-                    try:
-                        item = results.get(block=block)
-                    except queue.Empty:
-                        return
-                    if item is None:
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    timestamp, messages = item
+            def write_results(block: bool) -> None:
+                for timestamp, messages in worker.results(block):
                     for name, data in messages.items():
                         writer.write(outputs[name], timestamp, data)
                     counts["images"] += 1
                     bar.update(1)
 
-            worker = threading.Thread(target=infer_all, name="hydranet_bag_worker", daemon=True)
-            worker.start()
-            bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
-            camera_infos = CameraInfoBuffer(CAMERA_INFO_TOLERANCE_S)  # paired by stamp, as the node does
+            inputs = InputFrames(image_topic, camera_info_topic)
             try:
                 for connection, timestamp, raw in reader.messages():
                     writer.write(copies[connection.id], timestamp, raw)
                     counts["copied"] += 1
-                    if connection.topic == camera_info_topic:
-                        msg = reader.deserialize(raw, connection.msgtype)
-                        try:
-                            camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, camera_info_to_calibration(msg))
-                        except CalibrationError as error:
-                            raise CommandError(f"the bag's camera_info at {timestamp} ns cannot be used ({error}); "
-                                               "fix it or leave out --camera-info-topic to guess the intrinsics") from None
-                    elif connection.topic == image_topic:
-                        msg = reader.deserialize(raw, connection.msgtype)
-                        try:
-                            if connection.msgtype.endswith("CompressedImage"):
-                                array, encoding = compressed_to_array(msg)
-                            else:
-                                array, encoding = image_to_array(msg), msg.encoding
-                        except ImageFormatError:
-                            counts["unreadable_images"] += 1
-                            continue
-                        frames.put((timestamp, msg.header, array, encoding,
-                                    camera_infos.match(stamp_ns(msg.header)).calibration))
+                    frame = inputs.read(reader, connection, timestamp, raw)
+                    if frame is InputFrames.UNREADABLE:
+                        counts["unreadable_images"] += 1
+                    elif frame is not None:
+                        worker.submit(frame)
                     write_results(block=False)
             except KeyboardInterrupt:
                 counts["interrupted"] = True
-                while not frames.empty():  # frames not started are dropped; the one in flight finishes
-                    frames.get_nowait()
+                worker.drop_pending()  # frames not started are dropped; the one in flight finishes
             finally:
-                frames.put(None)
-                worker.join()  # no inference thread may outlive the bag (or the interpreter)
+                worker.stop()  # no inference thread may outlive the bag (or the interpreter)
             write_results(block=True)
             bar.close()
     finally:
         reader.close()
     return counts
+
+
+def open_bag(source: Path, typestore):
+    from rosbags.highlevel import AnyReader
+    reader = AnyReader([source], default_typestore=typestore)
+    try:
+        reader.open()
+    except Exception as error:  # rosbags raises several types for unreadable bags
+        raise CommandError(f"cannot read bag {source}: {error}") from None
+    return reader
+
+
+def check_topics(reader, source: Path, image_topic: str, camera_info_topic: str | None) -> None:
+    topics = {c.topic: c.msgtype for c in reader.connections}
+    if image_topic not in topics or topics[image_topic] not in IMAGE_TYPES:
+        raise CommandError(f"{source} has no image topic {image_topic}; its topics: "
+                           + ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())))
+    if camera_info_topic and topics.get(camera_info_topic) != CAMERA_INFO_TYPE:
+        raise CommandError(f"{source} has no CameraInfo topic {camera_info_topic}")
+
+
+@dataclass
+class Frame:
+    timestamp: int
+    header: object
+    array: object
+    encoding: str
+    calibration: object
+
+
+class InputFrames:
+    """Turns the bag's image messages into frames, each paired by stamp with its camera_info as the
+    node pairs them."""
+    UNREADABLE = object()
+
+    def __init__(self, image_topic: str, camera_info_topic: str | None):
+        self.image_topic = image_topic
+        self.camera_info_topic = camera_info_topic
+        self.camera_infos = CameraInfoBuffer(CAMERA_INFO_TOLERANCE_S)
+
+    def read(self, reader, connection, timestamp: int, raw: bytes):
+        """A Frame for an image, UNREADABLE for an image that cannot be decoded, None for other topics."""
+        if connection.topic == self.camera_info_topic:
+            msg = reader.deserialize(raw, connection.msgtype)
+            try:
+                self.camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, camera_info_to_calibration(msg))
+            except CalibrationError as error:
+                raise CommandError(f"the bag's camera_info at {timestamp} ns cannot be used ({error}); "
+                                   "fix it or leave out --camera-info-topic to guess the intrinsics") from None
+            return None
+        if connection.topic != self.image_topic:
+            return None
+        msg = reader.deserialize(raw, connection.msgtype)
+        try:
+            if connection.msgtype.endswith("CompressedImage"):
+                array, encoding = compressed_to_array(msg)
+            else:
+                array, encoding = image_to_array(msg), msg.encoding
+        except ImageFormatError:
+            return self.UNREADABLE
+        return Frame(timestamp, msg.header, array, encoding, self.camera_infos.match(stamp_ns(msg.header)).calibration)
+
+
+class InferenceWorker:
+    """Runs the model and builds the messages in a thread while the main thread reads and writes the
+    bag (SQLite handles must stay in the thread that opened them)."""
+
+    def __init__(self, build):
+        self.build = build
+        self.frames: queue.Queue = queue.Queue(maxsize=8)
+        self.finished: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="hydranet_bag_worker", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (frame := self.frames.get()) is not None:
+                self.finished.put((frame.timestamp, self.build(frame)))
+        except BaseException as error:  # handed to the main thread, which raises it
+            self.finished.put(error)
+        self.finished.put(None)
+
+    def submit(self, frame: Frame) -> None:
+        while True:
+            try:
+                self.frames.put(frame, timeout=0.5)
+                return
+            except queue.Full:
+                if not self.thread.is_alive():  # a worker that died no longer takes frames: raise its error
+                    list(self.results(block=False))
+                    return
+
+    def results(self, block: bool):
+        """The (timestamp, messages) pairs finished so far; with block, all of them until the worker ends."""
+        while True:
+            try:
+                item = self.finished.get(block=block)
+            except queue.Empty:
+                return
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def drop_pending(self) -> None:
+        while not self.frames.empty():
+            self.frames.get_nowait()
+
+    def stop(self) -> None:
+        while self.thread.is_alive():  # the frames queued before the end marker are still processed
+            try:
+                self.frames.put(None, timeout=0.5)
+                break
+            except queue.Full:
+                continue
+        self.thread.join()
 
 
 def check_paths(source: Path, destination: Path) -> None:
@@ -180,19 +247,19 @@ def check_paths(source: Path, destination: Path) -> None:
         raise CommandError(f"{destination} exists and is not an empty folder; choose a new output path")
 
 
-def _output_messages(perception, typestore, settings: CloudSettings, header, array, encoding,
-                     calibration) -> dict[str, bytes]:
+def _output_messages(perception, typestore, settings: CloudSettings, frame: Frame) -> dict[str, bytes]:
     """The serialized output messages for one image, keyed by output name (the node's, but no overlay)."""
-    height, width = array.shape[:2]
+    height, width = frame.array.shape[:2]
+    calibration = frame.calibration
     camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)
     try:
-        result = perception.process(array, encoding, camera=camera)
+        result = perception.process(frame.array, frame.encoding, camera=camera)
     except CalibrationError as error:
         raise CommandError(f"the bag's camera_info does not fit its images ({error}); fix it or leave out "
                            "--camera-info-topic to guess the intrinsics") from None
     column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
     request = OutputRequest(frozenset(OUTPUT_TYPES), settings, projection_column=column)
-    messages = frame_messages(perception, result, request, BagMessages(typestore, header))
+    messages = frame_messages(perception, result, request, BagMessages(typestore, frame.header))
     return {name: typestore.serialize_cdr(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
 
 

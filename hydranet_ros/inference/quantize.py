@@ -135,12 +135,12 @@ def add_arguments(parser):
 
 def run(args):
     import shutil
-    from hydranet_ros.cli.errors import CommandError
     from hydranet_ros.inference.export import load_for_inference, onnx_for_model
     from hydranet_ros.model.catalog import resolve_model_path
+    from hydranet_ros.model.model_file import ModelFileError
     model_path = resolve_model_path(args.model)
     if not model_path.is_file():
-        raise CommandError(f"model {model_path} does not exist")
+        raise ModelFileError(f"model {model_path} does not exist")
     size = tuple(args.image_size) if args.image_size else tuple(load_for_inference(model_path)[1].input_size)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A BackendError here (no such folder, no images) is a UserError: the command line prints its line.

@@ -269,13 +269,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    from hydranet_ros.cli.errors import CommandError
     from hydranet_ros.inference.export import onnx_for_model
     from hydranet_ros.inference.quantize import int8_onnx
     from hydranet_ros.model.catalog import resolve_model_path
+    from hydranet_ros.model.model_file import ModelFileError
     source = resolve_model_path(args.model)
     if not source.is_file():
-        raise CommandError(f"{source} does not exist")
+        raise ModelFileError(f"{source} does not exist")
     size = tuple(args.image_size)
     try:
         onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution, size)
@@ -283,6 +283,6 @@ def run(args):
             onnx_path = int8_onnx(onnx_path, args.calibration, size)
         profile = ShapeProfile(size, size, size)
         path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib, args.cache)
-    except (BackendError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    except ValueError as error:  # an ONNX file the builder cannot read
+        raise BackendError(str(error)) from None
     print(f"engine: {path}")

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -259,14 +260,28 @@ def finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def train(config: dict, resume: bool = False, stop_after: int | None = None) -> Path:
-    """Trains, validating and checkpointing each epoch. stop_after ends the run early at that epoch while
-    the learning-rate schedule still spans train.epochs, so a later --resume continues the same curve."""
+@dataclass
+class TrainingRun:
+    """What one run works with, built once from the config; one per process under torchrun."""
+    config: dict
+    spec: ModelSpec
+    model: HydraNet
+    net: torch.nn.Module  # the model, wrapped in DistributedDataParallel under torchrun
+    train_set: AugmentedDataset
+    loader: DataLoader
+    val_sets: list[FolderDataset]
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    device: torch.device
+    rank: int
+    world: int
+
+
+def prepare_run(config: dict) -> TrainingRun:
     rank, world, device = _distributed()
-    train_cfg, data_cfg, optim = config["train"], config["data"], config["optim"]
+    train_cfg, data_cfg = config["train"], config["data"]
     seed_everything(train_cfg["seed"] + rank)
-    out = Path(train_cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
     if not data_cfg["train"]:
         raise TrainingError("data.train lists no dataset folder")
     folders = [FolderDataset(e["path"]) for e in data_cfg["train"]]
@@ -274,75 +289,101 @@ def train(config: dict, resume: bool = False, stop_after: int | None = None) -> 
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
     check_training_labels(folders + val_sets, spec.num_classes)
     model = build_model(spec, config["model"]["imagenet_init"], device)
-    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]],
-                                 Augmenter(spec, tuple(data_cfg["crop"] or spec.input_size), tuple(data_cfg["zoom"]),
-                                           jitter=data_cfg["jitter"]), train_cfg["seed"])
+    augmenter = Augmenter(spec, tuple(data_cfg["crop"] or spec.input_size), tuple(data_cfg["zoom"]),
+                          jitter=data_cfg["jitter"])
+    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]], augmenter, train_cfg["seed"])
     loader = build_loader(train_set, train_cfg["batch_size"], data_cfg["workers"], train_cfg["seed"], rank, world, spec)
     if len(loader) == 0:
         raise TrainingError(f"no training batch: {len(train_set)} images over {world} process(es)")
-    optimizer = build_optimizer(model, optim)
     amp_dtype = mixed_precision_dtype(device) if train_cfg["amp"] else None
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return TrainingRun(config, spec, model, torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model,
+                       train_set, loader, val_sets, build_optimizer(model, config["optim"]),
+                       torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), amp_dtype, device, rank, world)
+
+
+def train(config: dict, resume: bool = False, stop_after: int | None = None) -> Path:
+    """Trains, validating and checkpointing each epoch. stop_after ends the run early at that epoch while
+    the learning-rate schedule still spans train.epochs, so a later --resume continues the same curve."""
+    train_cfg = config["train"]
+    out = Path(train_cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    run = prepare_run(config)
     checkpoint = Checkpoint(out / "checkpoint.pt")
-    start_epoch, best = checkpoint.load(device, model, optimizer, scaler, loader) if resume else (0, -math.inf)
-    history_path = out / "history.json"
-    history = []
-    if start_epoch and history_path.is_file():  # a resumed run keeps the epochs before its checkpoint
-        history = [r for r in json.loads(history_path.read_text()) if r["epoch"] <= start_epoch]
+    start_epoch, best = checkpoint.load(run.device, run.model, run.optimizer, run.scaler, run.loader) \
+        if resume else (0, -math.inf)
+    history = EpochHistory(out / "history.json", start_epoch)
     writer = None
-    if rank == 0:
+    if run.rank == 0:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(out / "tensorboard")
-    reduce = _sum_over_ranks(device)
+    reduce = _sum_over_ranks(run.device)
 
     end_epoch = train_cfg["epochs"] if stop_after is None else min(stop_after, train_cfg["epochs"])
     for epoch in range(start_epoch, end_epoch):
-        train_set.set_epoch(epoch)
-        if isinstance(loader.sampler, torch.utils.data.DistributedSampler):
-            loader.sampler.set_epoch(epoch)
-        losses = train_epoch(net, model, loader, optimizer, scaler, spec, config, epoch, amp_dtype, device, writer,
-                             show_progress=rank == 0)
-        # The mean loss over every rank's steps, not rank 0's alone.
-        total, steps = reduce(np.array([sum(losses), len(losses)]))
-        record = {"epoch": epoch + 1, "train_loss": finite_or_none(float(total / steps) if steps else math.nan)}
-        if val_sets:  # every rank scores its share of the frames; the sums are combined
-            record["val"] = evaluate_model(model, spec, val_sets, train_cfg["max_depth_eval"], device,
-                                           shard=(rank, world), reduce=reduce)
-        if rank == 0:
+        run.train_set.set_epoch(epoch)
+        if isinstance(run.loader.sampler, torch.utils.data.DistributedSampler):
+            run.loader.sampler.set_epoch(epoch)
+        losses = train_epoch(run, epoch, writer)
+        record = epoch_record(run, epoch, losses, reduce)
+        if run.rank == 0:
             log_validation(writer, record, epoch)
-            history.append(record)
-            history_path.write_text(json.dumps(history, indent=1))  # every epoch: an interrupted run keeps it
-            print(json.dumps({k: v for k, v in record.items() if k != "val"} |
-                             {"val": {t: {k: v for k, v in m.items() if k != "per_class_iou"}
-                                      for t, m in record.get("val", {}).items()}}), flush=True)
+            history.add(record)
             score = _score(record, train_cfg["max_depth_eval"])
             if score >= best:
                 best = score
-                save_model(out / "best.pt", model, spec, half=train_cfg["save_half"])
-            save_model(out / "last.pt", model, spec, half=train_cfg["save_half"])
-            checkpoint.save(epoch, best, model, optimizer, scaler, loader)
+                save_model(out / "best.pt", run.model, run.spec, half=train_cfg["save_half"])
+            save_model(out / "last.pt", run.model, run.spec, half=train_cfg["save_half"])
+            checkpoint.save(epoch, best, run.model, run.optimizer, run.scaler, run.loader)
     if writer:
         writer.close()
-    if world > 1:
+    if run.world > 1:
         dist.destroy_process_group()
     return out / "best.pt"
 
 
-def train_epoch(net, model, loader, optimizer, scaler, spec: ModelSpec, config: dict, epoch: int, amp_dtype,
-                device, writer, show_progress: bool) -> list[float]:
-    """One pass over the loader; returns the loss of each step."""
-    train_cfg, optim = config["train"], config["optim"]
+def epoch_record(run: TrainingRun, epoch: int, losses: list[float], reduce) -> dict:
+    """The epoch's mean training loss over every rank's steps, and its validation metrics (each rank
+    scores its share of the frames; the sums are combined)."""
+    total, steps = reduce(np.array([sum(losses), len(losses)]))
+    record = {"epoch": epoch + 1, "train_loss": finite_or_none(float(total / steps) if steps else math.nan)}
+    if run.val_sets:
+        record["val"] = evaluate_model(run.model, run.spec, run.val_sets, run.config["train"]["max_depth_eval"],
+                                       run.device, shard=(run.rank, run.world), reduce=reduce)
+    return record
+
+
+class EpochHistory:
+    """history.json, rewritten every epoch so that an interrupted run keeps it; a resumed run keeps the
+    epochs before its checkpoint. Each record is also printed as one JSON line."""
+
+    def __init__(self, path: Path, start_epoch: int):
+        self.path = path
+        self.records = []
+        if start_epoch and path.is_file():
+            self.records = [r for r in json.loads(path.read_text()) if r["epoch"] <= start_epoch]
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        self.path.write_text(json.dumps(self.records, indent=1))
+        print(json.dumps({k: v for k, v in record.items() if k != "val"} |
+                         {"val": {t: {k: v for k, v in m.items() if k != "per_class_iou"}
+                                  for t, m in record.get("val", {}).items()}}), flush=True)
+
+
+def train_epoch(run: TrainingRun, epoch: int, writer) -> list[float]:
+    """One pass over the loader; returns the loss of each step. Only rank 0 shows progress and logs."""
+    train_cfg, optim = run.config["train"], run.config["optim"]
+    loader, optimizer, scaler, spec, device = run.loader, run.optimizer, run.scaler, run.spec, run.device
     steps_per_epoch = len(loader)
     total_steps = train_cfg["epochs"] * steps_per_epoch
-    net.train()
+    run.net.train()
     if train_cfg["freeze_batchnorm"]:
         # BatchNorm keeps its statistics: after the TFLite initialisation it is an identity over
         # BN-folded weights, and batch statistics would undo the ImageNet features.
-        for module in model.modules():
+        for module in run.model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.eval()
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg['epochs']}", disable=not show_progress, leave=False)
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{train_cfg['epochs']}", disable=run.rank != 0, leave=False)
     losses = []
     for step, batch in enumerate(bar):
         factor = learning_rate_factor(optim, epoch, (epoch * steps_per_epoch + step) / total_steps)
@@ -350,8 +391,8 @@ def train_epoch(net, model, loader, optimizer, scaler, spec: ModelSpec, config: 
             group["lr"] = group["initial_lr"] * factor
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         image = batch["image"].contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            outputs = dict(zip(spec.tasks, net(image)))
+        with torch.autocast(device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
+            outputs = dict(zip(spec.tasks, run.net(image)))
         outputs = {task: output.float() for task, output in outputs.items()}  # losses in fp32
         loss, parts = joint_loss(outputs, batch, train_cfg["segmentation_weight"])
         optimizer.zero_grad(set_to_none=True)
