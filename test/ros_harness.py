@@ -123,6 +123,33 @@ def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_
     return msg
 
 
+def camera_encoded(rgb: np.ndarray, encoding: str) -> np.ndarray:
+    """rgb (H x W x 3 uint8) as a camera would send it: a Bayer mosaic (bayer_rggb8, ...), packed
+    YUV 4:2:2 in BT.601 video range (yuv422 is UYVY, yuv422_yuy2 YUYV), or rgb16. Written from the
+    encodings' definitions, independently of the node's OpenCV conversions."""
+    channel = {"r": 0, "g": 1, "b": 2}
+    if encoding.startswith("bayer_"):
+        mosaic = np.zeros(rgb.shape[:2], np.uint8)
+        for index, letter in enumerate(encoding[6:10]):  # the 2x2 tile, row by row
+            row, column = divmod(index, 2)
+            mosaic[row::2, column::2] = rgb[row::2, column::2, channel[letter]]
+        return mosaic
+    if encoding in ("yuv422", "yuv422_yuy2"):
+        r, g, b = (rgb[..., i].astype(float) for i in range(3))
+        luma = 0.299 * r + 0.587 * g + 0.114 * b
+        planes = {"Y": luma * 219 / 255 + 16, "U": (b - luma) * 0.564 * 224 / 255 + 128,
+                  "V": (r - luma) * 0.713 * 224 / 255 + 128}
+        packed = np.zeros(rgb.shape[:2] + (2,))
+        for position, letter in enumerate("UYVY" if encoding == "yuv422" else "YUYV"):  # 4 bytes per 2 pixels
+            pixel, byte = divmod(position, 2)
+            packed[:, pixel::2, byte] = planes[letter][:, pixel::2] if letter == "Y" else \
+                (planes[letter][:, 0::2] + planes[letter][:, 1::2]) / 2
+        return np.round(packed).clip(0, 255).astype(np.uint8)
+    if encoding == "rgb16":
+        return rgb.astype(np.uint16) * 257
+    raise ValueError(encoding)
+
+
 def camera_info_message(intrinsics, header):
     from sensor_msgs.msg import CameraInfo
     msg = CameraInfo(width=intrinsics.width, height=intrinsics.height, distortion_model="plumb_bob")

@@ -6,10 +6,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from hydranet_ros.inference.pipeline import to_rgb
-from ros_harness import corrupt_but_decodable_jpeg
+from ros_harness import camera_encoded, corrupt_but_decodable_jpeg
 from hydranet_ros.camera.intrinsics import CalibrationError
-from hydranet_ros.ros.conversions import (ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
-                                          compressed_to_array, image_to_array, output_camera_info)
+from hydranet_ros.ros.conversions import (CAMERA_ENCODINGS, ENCODINGS, ImageFormatError, array_to_image,
+                                          camera_image_to_array, camera_info_to_calibration, compressed_to_array,
+                                          image_to_array, output_camera_info)
 
 
 def _message(array, encoding, padding=0, bigendian=False):
@@ -53,8 +54,61 @@ def test_colour_layouts_become_the_same_rgb():
     assert np.array_equal(to_rgb(gray, "mono8"), np.dstack([gray] * 3))
 
 
+def _smooth_rgb(height=48, width=64):
+    """R rises left to right, B top to bottom, G constant: a swapped R and B shows at once."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.dstack([x * 255 // (width - 1), np.full_like(x, 120), y * 255 // (height - 1)]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_bayer_mosaics_are_demosaiced_to_the_scene(pattern):
+    rgb = _smooth_rgb()
+    array, encoding = camera_image_to_array(_message(camera_encoded(rgb, f"bayer_{pattern}8"), f"bayer_{pattern}8",
+                                                     padding=3))
+    inner = (slice(2, -2), slice(2, -2))  # demosaicing guesses at the border
+    error = np.abs(array[inner].astype(int) - rgb[inner].astype(int))
+    assert encoding == "rgb8" and array.shape == rgb.shape
+    assert error.max() <= 4, (pattern, error.max())
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2"])
+def test_yuv422_byte_orders_become_rgb(encoding):
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128], [200, 100, 50]], np.uint8)
+    rgb = np.repeat(np.repeat(colours[None], 2, axis=1), 3, axis=0)  # two pixels of each colour share U, V
+    array, out_encoding = camera_image_to_array(_message(camera_encoded(rgb, encoding), encoding))
+    assert out_encoding == "rgb8"
+    assert np.abs(array.astype(int) - rgb.astype(int)).max() <= 3
+
+
+@pytest.mark.parametrize("encoding, expected", [("rgb16", "rgb8"), ("bgr16", "bgr8"), ("rgba16", "rgba8"),
+                                                ("bgra16", "bgra8")])
+def test_sixteen_bit_colour_is_scaled_to_eight_bits(encoding, expected):
+    channels = ENCODINGS[encoding][1]
+    eight = np.random.default_rng(3).integers(0, 256, (4, 5, channels), dtype=np.uint8)
+    array, out_encoding = camera_image_to_array(_message(eight.astype(np.uint16) * 257, encoding, bigendian=True))
+    assert out_encoding == expected and np.array_equal(array, eight)
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "32FC1", "mono16", "8UC3", "nv21"])
+def test_a_camera_image_in_another_encoding_is_refused_naming_what_is_accepted(encoding):
+    dtype, channels = ENCODINGS.get(encoding, (np.uint8, 1))
+    msg = _message(np.zeros((4, 4, channels) if channels > 1 else (4, 4), dtype), encoding)
+    with pytest.raises(ImageFormatError) as refused:
+        camera_image_to_array(msg)
+    accepted = str(refused.value).split("accepted: ")[1].split(", ")
+    assert accepted == list(CAMERA_ENCODINGS) and encoding not in accepted
+    assert {"bayer_rggb8", "yuv422", "yuv422_yuy2", "rgb16", "bgr16", "rgb8", "mono8"} <= set(accepted)
+
+
+def test_odd_sized_bayer_and_yuv_images_are_refused():
+    with pytest.raises(ImageFormatError, match="even width"):
+        camera_image_to_array(_message(np.zeros((2, 3, 2), np.uint8), "yuv422"))
+    with pytest.raises(ImageFormatError, match="at least 2x2"):
+        camera_image_to_array(_message(np.zeros((1, 8), np.uint8), "bayer_rggb8"))
+
+
 @pytest.mark.parametrize("mutate, message", [
-    (lambda m: setattr(m, "encoding", "yuv422"), "unsupported encoding"),
+    (lambda m: setattr(m, "encoding", "nv21"), "unsupported encoding"),
     (lambda m: setattr(m, "data", bytes(m.data)[:-1]), "needs"),
     (lambda m: setattr(m, "step", 5), "step 5 is smaller"),
     (lambda m: setattr(m, "width", 0), "zero size"),

@@ -3,10 +3,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_path
-from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_info_message, image_message
+from conftest import REPO, shared_path
+from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_encoded, camera_info_message, image_message
 from hydranet_ros.data.kitti import read_tracking_calibration
-from hydranet_ros.ros.conversions import pointcloud2_to_array
+from hydranet_ros.ros.conversions import pointcloud2_to_array, stamp_ns
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -17,6 +17,39 @@ def _kitti_frames(count):
     calibration = read_tracking_calibration(root / "calib" / "0001.txt")
     frames = [cv2.imread(str(p)) for p in paths]
     return frames, calibration.intrinsics(frames[0].shape[1], frames[0].shape[0])
+
+
+def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
+    """The same KITTI frame sent as each camera encoding to the shipped street model: every output
+    arrives, and the segmentation agrees with the bgr8 frame's (demosaicing and 4:2:2 chroma move
+    class boundaries by a pixel here and there; a wrong Bayer pattern or byte order changes far more)."""
+    frames, intrinsics = _kitti_frames(1)
+    rgb = np.ascontiguousarray(frames[0][..., ::-1])
+    encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "rgb16"]
+    with NodeProcess(REPO / "models" / "hydranet_street.pt", {"backend": "onnxruntime"}) as node:
+        tester = RosClient()
+        assert tester.wait_for_node(), node.stop()[1]
+        labels = {}
+        for index, encoding in enumerate(encodings):
+            stamp = 1_700_000_000_000_000_000 + index * 100_000_000
+            msg = image_message(frames[0], stamp)
+            if encoding != "bgr8":
+                array = camera_encoded(rgb, encoding)
+                msg.encoding, msg.step = encoding, array.shape[1] * array[0, 0].nbytes
+                msg.data = array.tobytes()
+            tester.info_pub.publish(camera_info_message(intrinsics, msg.header))
+            tester.spin(0.05)
+            tester.image_pub.publish(msg)
+            assert tester.wait_for(lambda: all(stamp in tester.stamps(t) for t in OUTPUTS), 20.0), encoding
+            segmentation = next(m for m in tester.received["segmentation"] if stamp_ns(m.header) == stamp)
+            labels[encoding] = np.frombuffer(bytes(segmentation.data), np.uint8)
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0 and "dropping frame" not in output, output
+    assert labels["rgb16"].tobytes() == labels["bgr8"].tobytes()  # 16-bit values that are 8-bit ones x 257
+    for encoding in encodings[1:-1]:
+        agreement = float((labels[encoding] == labels["bgr8"]).mean())
+        assert agreement >= 0.9, (encoding, agreement)
 
 
 def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, street_model_file):

@@ -38,7 +38,7 @@ def _bad_messages():
             setattr(msg, key, value)
         cases.append((description, msg))
 
-    variant("unsupported encoding", encoding="yuv422")
+    variant("unsupported encoding", encoding="nv21")
     variant("not a colour image", encoding="16UC1", step=320 * 2)
     variant("data shorter than step x height", data=bytes(good.data)[:-100])
     variant("step smaller than width x bytes per pixel", step=300)
@@ -90,10 +90,10 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
     assert code == 0 and "Traceback" not in output
     # Each refusal is reported in /diagnostics with its reason; the log is throttled, so a flood
     # of bad frames prints only a line every few seconds.
-    for reason in ("unsupported encoding", "not a colour or mono8 image", "step 300 is smaller", "zero size",
+    for reason in ("'nv21' is not a camera image", "'16UC1' is not a camera image", "step 300 is smaller", "zero size",
                    "needs", "unusable K", "focal length fx=0", "camera_info is for 640x96"):
         assert reason in reported, reason
-    assert "unsupported encoding" in output
+    assert "accepted: rgb8, bgr8, rgba8, bgra8, mono8, bayer_rggb8" in output
     assert output.count("dropping frame") <= 3
 
 

@@ -67,7 +67,7 @@ def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: st
     if (source / "metadata.yaml").is_file() or source.suffix in (".mcap", ".db3"):
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
-        from hydranet_ros.ros.conversions import camera_info_to_calibration, compressed_to_array, image_to_array
+        from hydranet_ros.ros.conversions import camera_info_to_calibration, input_image_to_array
         with AnyReader([source], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
             images = [c for c in reader.connections if c.msgtype.endswith(("/Image", "/CompressedImage"))
                       and (image_topic is None or c.topic == image_topic)]
@@ -79,8 +79,7 @@ def input_camera(source: Path, spec, count: int, rate_hz: float, image_topic: st
                 if connection.msgtype.endswith("CameraInfo"):
                     intrinsics = intrinsics or camera_info_to_calibration(msg).pinhole()
                 elif len(frames) < count:
-                    array, encoding = compressed_to_array(msg) if connection.msgtype.endswith("CompressedImage") \
-                        else (image_to_array(msg), msg.encoding)
+                    array, encoding = input_image_to_array(msg)
                     frames.append(np.ascontiguousarray(to_rgb(array, encoding)[..., ::-1]))
     else:
         for _, bgr in read_frames(source):

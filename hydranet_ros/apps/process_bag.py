@@ -23,9 +23,8 @@ from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.ros.outputs import OutputRequest, frame_messages
-from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, compressed_to_array,
-                                          image_fields, image_to_array, pointcloud2_fields,
-                                          stamp_ns)
+from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, image_fields,
+                                          input_image_to_array, pointcloud2_fields, stamp_ns)
 from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -171,10 +170,7 @@ class InputFrames:
             return None
         msg = reader.deserialize(raw, connection.msgtype)
         try:
-            if connection.msgtype.endswith("CompressedImage"):
-                array, encoding = compressed_to_array(msg)
-            else:
-                array, encoding = image_to_array(msg), msg.encoding
+            array, encoding = input_image_to_array(msg)
         except ImageFormatError:
             return self.UNREADABLE
         return Frame(timestamp, msg.header, array, encoding, self.camera_infos.match(stamp_ns(msg.header)).calibration)

@@ -17,8 +17,21 @@ ENCODINGS = {
     "rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "rgba8": (np.uint8, 4), "bgra8": (np.uint8, 4),
     "mono8": (np.uint8, 1), "8UC1": (np.uint8, 1), "8UC3": (np.uint8, 3),
     "mono16": (np.uint16, 1), "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1),
+    "bayer_rggb8": (np.uint8, 1), "bayer_bggr8": (np.uint8, 1), "bayer_gbrg8": (np.uint8, 1),
+    "bayer_grbg8": (np.uint8, 1), "yuv422": (np.uint8, 2), "yuv422_yuy2": (np.uint8, 2),
+    "rgb16": (np.uint16, 3), "bgr16": (np.uint16, 3), "rgba16": (np.uint16, 4), "bgra16": (np.uint16, 4),
 }
+# What the network takes as is (inference/pipeline.to_rgb).
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+# Camera encodings converted to rgb8 with OpenCV. OpenCV names a Bayer pattern by the second row's
+# second and third pixels, so ROS's RGGB is OpenCV's BG (test_conversions checks each against a mosaic).
+CAMERA_CONVERSIONS = {
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY, "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2,
+}
+SIXTEEN_BIT_COLOR = {"rgb16": "rgb8", "bgr16": "bgr8", "rgba16": "rgba8", "bgra16": "bgra8"}
+CAMERA_ENCODINGS = COLOR_ENCODINGS + tuple(CAMERA_CONVERSIONS) + tuple(SIXTEEN_BIT_COLOR)
 
 
 class ImageFormatError(ValueError):
@@ -50,6 +63,32 @@ def image_to_array(msg, max_pixels: int | None = None) -> np.ndarray:
     array = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order))
     array = array.reshape(height, width, channels) if channels > 1 else array.reshape(height, width)
     return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def camera_image_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """A camera's Image message -> (array, encoding) in one of COLOR_ENCODINGS: Bayer mosaics are
+    demosaiced, YUV 4:2:2 converted to RGB, 16-bit colour scaled to 8 bits."""
+    if msg.encoding not in CAMERA_ENCODINGS:
+        raise ImageFormatError(f"encoding {msg.encoding!r} is not a camera image the node takes; accepted: "
+                               f"{', '.join(CAMERA_ENCODINGS)}")
+    array = image_to_array(msg, max_pixels)
+    if msg.encoding in CAMERA_CONVERSIONS:
+        if msg.encoding.startswith("bayer_") and min(array.shape) < 2:
+            raise ImageFormatError(f"a {msg.encoding} image needs at least 2x2 pixels, not {msg.width}x{msg.height}")
+        if msg.encoding.startswith("yuv422") and msg.width % 2:
+            raise ImageFormatError(f"a {msg.encoding} image has an even width (two pixels share U and V), "
+                                   f"not {msg.width}")
+        return cv2.cvtColor(array, CAMERA_CONVERSIONS[msg.encoding]), "rgb8"
+    if msg.encoding in SIXTEEN_BIT_COLOR:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8), SIXTEEN_BIT_COLOR[msg.encoding]
+    return array, msg.encoding
+
+
+def input_image_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarray, str]:
+    """An Image or CompressedImage from a camera -> (array, encoding) in one of COLOR_ENCODINGS."""
+    if hasattr(msg, "encoding"):
+        return camera_image_to_array(msg, max_pixels)
+    return compressed_to_array(msg, max_pixels)
 
 
 def compressed_dimensions(data: bytes | np.ndarray) -> tuple[int, int]:

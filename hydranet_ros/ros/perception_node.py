@@ -32,8 +32,8 @@ from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
-from hydranet_ros.ros.conversions import (COLOR_ENCODINGS, ImageFormatError, array_to_image, camera_info_to_calibration,
-                                          cloud_to_pointcloud2, compressed_to_array, image_to_array, stamp_ns)
+from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
+                                          cloud_to_pointcloud2, input_image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, StampGaps
 from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages
 
@@ -274,12 +274,7 @@ class PerceptionNode(Node):
             return
         max_pixels = self._value("max_image_pixels")
         start = time.perf_counter()
-        if isinstance(msg, CompressedImage):
-            image, encoding = compressed_to_array(msg, max_pixels)
-        else:
-            image, encoding = image_to_array(msg, max_pixels), msg.encoding
-            if encoding not in COLOR_ENCODINGS:
-                raise ImageFormatError(f"encoding {encoding} is not a colour or mono8 image")
+        image, encoding = input_image_to_array(msg, max_pixels)
         decoded = time.perf_counter()
         alpha = self._value("overlay_alpha") if "segmentation/overlay" in wanted else None
         header = msg.header
