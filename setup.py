@@ -27,6 +27,7 @@ setup(
         "console_scripts": [
             "hydranet = hydranet_ros.cli.main:main",
             "perception_node = hydranet_ros.ros.perception_node:main",
+            "managed_perception_node = hydranet_ros.ros.managed_perception_node:main",
         ],
     },
 )

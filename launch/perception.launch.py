@@ -1,10 +1,13 @@
 """ros2 launch hydranet_ros perception.launch.py [argument:=value ...]
 
-Starts perception_node with a parameter file, remaps its inputs to the camera's topics and,
-optionally, rviz with config/perception.rviz. With large_data_transport (the default) the processes
-it starts use config/fastdds_large_data.xml, so multi-megabyte outputs arrive on time on one host.
+Starts perception_node (managed_perception_node with lifecycle:=true) with a parameter file,
+remaps its inputs to the camera's topics and, optionally, rviz with config/perception.rviz rewritten
+for the namespace, image topic and frame given here. With large_data_transport (the default) the
+processes it starts use config/fastdds_large_data.xml, so multi-megabyte outputs arrive on time on
+one host.
 `ros2 launch hydranet_ros perception.launch.py -s` lists the arguments.
 """
+import tempfile
 from pathlib import Path
 
 from launch import LaunchDescription
@@ -12,7 +15,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
+
+from hydranet_ros.ros.rviz_view import follow_launch
 
 PACKAGE = "hydranet_ros"
 
@@ -25,7 +30,10 @@ ARGUMENTS = {
     "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed)"),
     "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
     "use_sim_time": ("false", "use /clock, for bag playback"),
-    "rviz": ("false", "also start rviz2 with config/perception.rviz"),
+    "lifecycle": ("false", "start managed_perception_node, a lifecycle node that loads the model on configure "
+                           "and subscribes on activate (for Nav2's lifecycle manager)"),
+    "rviz": ("false", "also start rviz2 with config/perception.rviz, showing this launch's topics"),
+    "frame": ("camera_optical_frame", "rviz's fixed frame: the camera's optical frame (the images' frame_id)"),
     "large_data_transport": ("true", "Fast DDS with large shared-memory segments and socket buffers "
                                      "(config/fastdds_large_data.xml) for the processes started here"),
 }
@@ -37,17 +45,23 @@ def _share(*parts: str) -> str:
     return str(Path(get_package_share_directory(PACKAGE)).joinpath(*parts))
 
 
+def _is_true(text: str) -> bool:
+    return text.lower() in ("true", "1", "yes")
+
+
 def _perception_node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     config = value["config"] if Path(value["config"]).is_file() else _share("config", value["config"])
-    overrides = {"use_sim_time": value["use_sim_time"].lower() in ("true", "1", "yes")}
+    overrides = {"use_sim_time": _is_true(value["use_sim_time"])}
     for name in ("model_path", "backend"):  # only when given, so the config file's values hold
         if value[name]:
             overrides[name] = value[name]
     image = value["image_topic"]
-    return [Node(
+    managed = _is_true(value["lifecycle"])
+    node_action = LifecycleNode if managed else Node
+    return [node_action(
         package=PACKAGE,
-        executable="perception_node",
+        executable="managed_perception_node" if managed else "perception_node",
         name="perception_node",
         namespace=value["namespace"],
         parameters=[config, overrides],
@@ -58,6 +72,18 @@ def _perception_node(context):
     )]
 
 
+def _rviz(context):
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    if not _is_true(value["rviz"]):
+        return []
+    view = follow_launch(Path(_share("config", "perception.rviz")).read_text(), value["namespace"],
+                         value["image_topic"], value["frame"])
+    with tempfile.NamedTemporaryFile("w", prefix="hydranet_", suffix=".rviz", delete=False) as handle:
+        handle.write(view)
+    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", handle.name],
+                 parameters=[{"use_sim_time": _is_true(value["use_sim_time"])}])]
+
+
 def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=description)
@@ -65,8 +91,4 @@ def generate_launch_description():
         + [SetEnvironmentVariable(variable, _share("config", "fastdds_large_data.xml"),
                                   condition=IfCondition(LaunchConfiguration("large_data_transport")))
            for variable in PROFILE_VARIABLES]
-        + [OpaqueFunction(function=_perception_node),
-           Node(package="rviz2", executable="rviz2", name="rviz2",
-                arguments=["-d", _share("config", "perception.rviz")],
-                parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
-                condition=IfCondition(LaunchConfiguration("rviz")))])
+        + [OpaqueFunction(function=_perception_node), OpaqueFunction(function=_rviz)])

@@ -14,6 +14,7 @@ from hydranet_ros.ros.conversions import stamp_ns
 OUTPUTS = {"segmentation": "Image", "segmentation/color": "Image", "segmentation/overlay": "Image",
            "depth": "Image", "depth/camera_info": "CameraInfo", "points": "PointCloud2",
            "points/obstacles": "PointCloud2"}
+OFF_BY_DEFAULT = {"segmentation/confidence": "Image"}
 
 
 def isolate_ros_graph() -> None:
@@ -26,9 +27,10 @@ class NodeProcess:
     """Images travel reliably here: best-effort samples of megabytes are lost on this machine's
     loopback (its 208 KB default socket buffer holds a fraction of a frame)."""
 
-    def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet"):
+    def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet",
+                 module: str = "hydranet_ros.ros.perception_node"):
         parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
-        args = [sys.executable, "-m", "hydranet_ros.ros.perception_node", "--ros-args", "-r", f"__ns:={namespace}",
+        args = [sys.executable, "-m", module, "--ros-args", "-r", f"__ns:={namespace}",
                 "-p", f"model_path:={model_path}"]
         for name, value in parameters.items():
             args += ["-p", f"{name}:={value}"]
@@ -74,9 +76,9 @@ class RosClient:
         self.image_pub = self.node.create_publisher(sensor.Image, f"{namespace}/image", qos)
         self.compressed_pub = self.node.create_publisher(sensor.CompressedImage, f"{namespace}/image/compressed", qos)
         self.info_pub = self.node.create_publisher(sensor.CameraInfo, f"{namespace}/camera_info", qos)
-        self.received: dict[str, list] = {topic: [] for topic in OUTPUTS}
+        self.received: dict[str, list] = {topic: [] for topic in OUTPUTS | OFF_BY_DEFAULT}
         self.arrival: dict[tuple[str, int], float] = {}
-        for topic, type_name in ((t, OUTPUTS[t]) for t in topics):
+        for topic, type_name in ((t, (OUTPUTS | OFF_BY_DEFAULT)[t]) for t in topics):
             self.node.create_subscription(getattr(sensor, type_name), f"{namespace}/{topic}",
                                           lambda m, t=topic: self._record(t, m), 10)
         self.diagnostics = []
@@ -106,6 +108,18 @@ class RosClient:
             self.node.count_publishers(f"{namespace}/{topic}") > 0 for topic in self.topics), timeout)
         self.spin(1.0)  # lets the node's side of discovery see our subscriptions too
         return matched
+
+    def call(self, service_type, name: str, request, timeout: float = 30.0):
+        """Calls a service of the node and returns the response (None when it does not answer)."""
+        client = self.node.create_client(service_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                return None
+            future = client.call_async(request)
+            self.wait_for(future.done, timeout)
+            return future.result() if future.done() else None
+        finally:
+            self.node.destroy_client(client)
 
     def stamps(self, topic: str) -> set[int]:
         return {stamp_ns(m.header) for m in self.received[topic]}

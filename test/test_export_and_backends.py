@@ -9,6 +9,7 @@ import torch
 from hydranet_ros.inference.backend_base import BackendError, PerResolution
 from hydranet_ros.inference.backends import OnnxRuntimeBackend, TorchBackend, create_backend
 from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity, unsupported_tensorrt_ops
+from hydranet_ros.model.hydranet import HEAD_NAMES
 from hydranet_ros.model.model_file import load_model
 
 CUDA = torch.cuda.is_available()
@@ -27,7 +28,7 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
         onnx.checker.check_model(graph)
         assert graph.opset_import[0].version >= OPSET
         assert [i.name for i in graph.graph.input] == ["image"]
-        assert [o.name for o in graph.graph.output] == ["labels", "color", "depth"]
+        assert [o.name for o in graph.graph.output] == ["labels", "color", "confidence", "depth"]
         assert unsupported_tensorrt_ops(graph) == set()
         parity = onnx_parity(model, spec, path, _image(height, width), output)
         assert parity["depth_max_abs_diff_m"] < 1e-3
@@ -60,6 +61,27 @@ def test_torch_and_onnxruntime_backends_agree_on_cpu(street_model_file):
     assert np.abs(torch_prediction.depth - ort_prediction.depth).max() < 1e-3
     palette = spec.palette_array()
     assert np.array_equal(ort_prediction.color, palette[ort_prediction.labels])
+    assert ort_prediction.confidence.dtype == np.uint8 and ort_prediction.confidence.shape == (150, 500)
+    assert np.abs(torch_prediction.confidence.astype(int) - ort_prediction.confidence).max() <= 1
+
+
+@pytest.mark.parametrize("bias, expected", [(0.0, int(255 / 6 + 0.5)), (30.0, 255)])  # 42.5 rounds up
+def test_confidence_is_255_times_the_highest_class_probability(street_model_file, tmp_path, bias, expected):
+    """A segmentation head with zero weights gives every pixel the logits of its bias: all zero is
+    a uniform softmax over the 6 classes (255 / 6); one class far ahead is certainty (255)."""
+    from hydranet_ros.model.model_file import save_model
+    model, spec = load_model(street_model_file)
+    head = getattr(model, HEAD_NAMES["segmentation"])
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[2] = bias
+    path = save_model(tmp_path / "flat.pt", model, spec)
+    image = _image(96, 320)
+    for prediction in (TorchBackend(*load_model(path)).infer(image),
+                       OnnxRuntimeBackend(onnx_for_model(path, "input", (96, 320))).infer(image)):
+        assert (prediction.labels == (2 if bias else 0)).all()
+        assert (prediction.confidence == expected).all(), np.unique(prediction.confidence)
 
 
 def test_auto_on_cpu_picks_openvino_and_says_why(street_model_file, caplog):

@@ -22,6 +22,10 @@ class _Recorded:
         self.args, self.kwargs = args, kwargs
 
 
+class _RecordedLifecycleNode(_Recorded):
+    pass
+
+
 class _LaunchConfiguration:
     def __init__(self, name):
         self.name = name
@@ -37,7 +41,8 @@ def launch_module(monkeypatch):
                                                                        "OpaqueFunction": _Recorded,
                                                                        "SetEnvironmentVariable": _Recorded},
         "launch.conditions": {"IfCondition": _Recorded}, "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
-        "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded},
+        "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded,
+                                                                 "LifecycleNode": _RecordedLifecycleNode},
         "ament_index_python": {}, "ament_index_python.packages": {"get_package_share_directory": lambda _: str(REPO)},
     }
     for name, attributes in stand_ins.items():
@@ -61,9 +66,7 @@ def test_launch_description_declares_the_documented_arguments(launch_module):
     description = launch_module.generate_launch_description()
     declared = {action.args[0] for action in description.args[0] if isinstance(action, _Recorded) and action.args}
     assert {"namespace", "config", "model_path", "backend", "image_topic", "camera_info_topic", "use_sim_time",
-            "rviz"} <= declared
-    rviz = [a for a in description.args[0] if a.kwargs.get("package") == "rviz2"][0]
-    assert Path(rviz.kwargs["arguments"][1]).is_file()
+            "rviz", "frame", "lifecycle"} <= declared
     environment = {a.args[0]: a for a in description.args[0] if a.args and a.args[0].endswith("PROFILES_FILE")}
     assert set(environment) == {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
     for action in environment.values():
@@ -84,6 +87,52 @@ def test_the_node_it_starts_exists_with_existing_config_and_known_names(launch_m
     assert overrides["model_path"] == "/models/mine.pt" and "backend" not in overrides
     assert {source for source, _ in kwargs["remappings"]} <= NODE_INPUTS
     assert dict(kwargs["remappings"])["image"] == "/camera/image_raw"
+
+
+def _context(launch_module, **changes):
+    return {name: default for name, (default, _) in launch_module.ARGUMENTS.items()} | changes
+
+
+def _rviz_view(launch_module, **changes):
+    actions = launch_module._rviz(_context(launch_module, rviz="true", **changes))
+    [rviz] = actions
+    assert rviz.kwargs["package"] == "rviz2" and rviz.kwargs["arguments"][0] == "-d"
+    path = Path(rviz.kwargs["arguments"][1])
+    view = yaml.safe_load(path.read_text())
+    path.unlink()
+    displays = view["Visualization Manager"]["Displays"]
+    return {d["Name"]: d["Topic"]["Value"] for d in displays if "Topic" in d}, \
+        view["Visualization Manager"]["Global Options"]["Fixed Frame"]
+
+
+def test_rviz_follows_the_namespace_image_topic_and_frame(launch_module):
+    shipped = yaml.safe_load((REPO / "config" / "perception.rviz").read_text())["Visualization Manager"]
+    default_topics, default_frame = _rviz_view(launch_module)
+    assert default_topics == {d["Name"]: d["Topic"]["Value"] for d in shipped["Displays"] if "Topic" in d}
+    assert default_frame == shipped["Global Options"]["Fixed Frame"] == "camera_optical_frame"
+    topics, frame = _rviz_view(launch_module, namespace="robot1/perception", image_topic="front/image_color",
+                               frame="front_camera_optical")
+    assert frame == "front_camera_optical"
+    assert topics["Camera image"] == "/front/image_color"
+    outputs = {name: topic for name, topic in topics.items() if name != "Camera image"}
+    assert outputs and all(t.startswith("/robot1/perception/") for t in outputs.values())
+    assert {t.removeprefix("/robot1/perception/") for t in outputs.values()} == \
+        {t.removeprefix("/hydranet/") for n, t in default_topics.items() if n != "Camera image"}
+    root_topics, _ = _rviz_view(launch_module, namespace="")  # the node in the root namespace
+    assert root_topics["Segmentation overlay"] == "/segmentation/overlay"
+    assert launch_module._rviz(_context(launch_module)) == []  # rviz:=false starts nothing
+
+
+def test_lifecycle_argument_starts_the_managed_node(launch_module):
+    [plain] = launch_module._perception_node(_context(launch_module))
+    [managed] = launch_module._perception_node(_context(launch_module, lifecycle="true"))
+    assert type(plain) is _Recorded and plain.kwargs["executable"] == "perception_node"
+    assert isinstance(managed, _RecordedLifecycleNode)
+    assert managed.kwargs["executable"] == "managed_perception_node" in _entry_points()
+    # LifecycleNode needs a name and a namespace; the rest is the plain node's.
+    assert managed.kwargs["name"] == "perception_node" and managed.kwargs["namespace"] == "hydranet"
+    assert {k: v for k, v in managed.kwargs.items() if k != "executable"} == \
+        {k: v for k, v in plain.kwargs.items() if k != "executable"}
 
 
 NODE_CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if not p.name.startswith("train_")]
@@ -136,3 +185,40 @@ def test_ci_runs_the_readme_test_command():
     readme = (REPO / "README.md").read_text()
     command = "scripts/setup.sh && .venv/bin/python -m pytest -q test"
     assert command in readme and command in (REPO / ".ci" / "run").read_text()
+
+
+def _layout_panels(tree):
+    """Panel ids in a Foxglove layout tree (a panel id, or a split with first and second)."""
+    if isinstance(tree, str):
+        return [tree]
+    return _layout_panels(tree["first"]) + _layout_panels(tree["second"])
+
+
+def test_foxglove_layout_shows_the_node_outputs_and_colours_the_cloud_by_rgb_and_by_label():
+    import json
+    from hydranet_ros.ros.outputs import OUTPUT_TOPICS
+    layout = json.loads((REPO / "config" / "foxglove_layout.json").read_text())
+    panels = layout["configById"]
+    assert sorted(_layout_panels(layout["layout"])) == sorted(panels)  # every panel placed, none missing
+    images = {config["imageMode"]["imageTopic"] for name, config in panels.items() if name.startswith("Image!")}
+    assert images == {"/camera/image_raw", "/hydranet/segmentation/overlay", "/hydranet/depth"}
+    clouds = [(topic, settings) for name, config in panels.items() if name.startswith("3D!")
+              for topic, settings in config["topics"].items()]
+    assert {topic.removeprefix("/hydranet/") for topic, _ in clouds} <= set(OUTPUT_TOPICS)
+    coloured_by = {(settings["colorField"], settings["colorMode"]) for topic, settings in clouds
+                   if topic == "/hydranet/points" and settings["visible"]}
+    assert coloured_by == {("rgb", "rgb"), ("label", "colormap")}
+    assert panels["DiagnosticSummary!diagnostics"]["topicToRender"] == "/diagnostics"
+
+
+def test_package_xml_declares_the_ros_packages_the_code_imports_and_only_rosdep_keys():
+    import re
+    from test_package_structure import imported_names
+    package_xml = (REPO / "package.xml").read_text()
+    depends = set(re.findall(r"<(?:exec_|build_|buildtool_|test_)?depend>([^<]+)<", package_xml))
+    assert "ament_python" not in depends  # not a rosdep key: rosdep install fails on it
+    ros_packages = {"rclpy", "std_msgs", "sensor_msgs", "diagnostic_msgs", "rcl_interfaces", "vision_msgs",
+                    "lifecycle_msgs", "launch", "launch_ros", "ament_index_python"}
+    imported = {name.split(".")[0] for path in [*(REPO / "hydranet_ros").rglob("*.py"), REPO / "launch" /
+                                                "perception.launch.py"] for name in imported_names(path)}
+    assert imported & ros_packages <= depends, sorted(imported & ros_packages - depends)

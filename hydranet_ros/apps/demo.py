@@ -226,7 +226,7 @@ def write_pictures(recorder: Recorder, camera: Camera, stamps: list[int], spec, 
         overlay = image_to_array(deserialize_message(raw["segmentation/overlay"], Image))
         depth = image_to_array(deserialize_message(raw["depth"], Image))
         cloud = pointcloud2_to_array(deserialize_message(raw["points"], PointCloud2))
-        result = FrameResult(bgr[..., ::-1], np.zeros(depth.shape, np.uint8), overlay, depth, overlay)
+        result = FrameResult(bgr[..., ::-1], np.zeros(depth.shape, np.uint8), overlay, depth, overlay=overlay)
         picture = overview(result, cloud, spec.label_space.depth_range_m, caption=f"frame {index}")
         path = folder / f"{index:04d}.png"
         cv2.imwrite(str(path), picture[..., ::-1])

@@ -1,6 +1,6 @@
 """What every inference backend shares: the interface, its result and its error.
 
-    backend.infer(rgb HxWx3 uint8) -> Prediction(labels, color, depth)
+    backend.infer(rgb HxWx3 uint8) -> Prediction(labels, color, confidence, depth)
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ class BackendError(UserError):
 class Prediction:
     labels: np.ndarray  # h x w uint8
     color: np.ndarray   # h x w x 3 uint8
+    confidence: np.ndarray  # h x w uint8, 255 x the highest class probability
     depth: np.ndarray   # h x w float32 metres
 
 

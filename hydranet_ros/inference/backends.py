@@ -1,6 +1,6 @@
 """Inference backends behind one small interface: an RGB uint8 image in, host arrays out.
 
-    backend.infer(rgb HxWx3 uint8) -> Prediction(labels, color, depth)
+    backend.infer(rgb HxWx3 uint8) -> Prediction(labels, color, confidence, depth)
 
 Every backend runs the same InferenceGraph (inference/graph.py), so resizing, normalisation,
 argmax, colouring and depth upsampling run on the backend's device and only the finished
@@ -16,7 +16,7 @@ import numpy as np
 
 from hydranet_ros.inference.backend_base import Backend, BackendError, PerResolution, Prediction
 from hydranet_ros.inference.export import load_for_inference, onnx_for_model
-from hydranet_ros.inference.graph import INPUT_NAME, InferenceGraph
+from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.model.model_file import ModelSpec
 
@@ -95,8 +95,7 @@ class TorchBackend(Backend):
             image = torch.from_numpy(np.ascontiguousarray(rgb))[None]
             if self.device != "cpu":
                 image = image.pin_memory().to(self.device, non_blocking=True)
-            labels, color, depth = self._run_graph(image)
-            return Prediction(labels[0].cpu().numpy(), color[0].cpu().numpy(), depth[0].cpu().numpy())
+            return Prediction(*(output[0].cpu().numpy() for output in self._run_graph(image)))
 
 
 def onnxruntime_session(backend: Backend, image_size: tuple[int, int]):
@@ -131,8 +130,8 @@ class OnnxRuntimeBackend(Backend):
         return f"onnxruntime on {self.device} ({self.precision})"
 
     def infer(self, rgb: np.ndarray) -> Prediction:
-        labels, color, depth = self.session.run(None, {INPUT_NAME: np.ascontiguousarray(rgb)[None]})
-        return Prediction(labels[0], color[0], depth[0])
+        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(rgb)[None]})
+        return Prediction(*(output[0] for output in outputs))
 
 
 def _cuda_available() -> bool:

@@ -28,7 +28,7 @@ import torch
 
 from hydranet_ros.cache import cache_dir
 from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
 
@@ -98,7 +98,9 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     model, spec = load_for_inference(model_path, input_size)
     height, width = image_size
     net_height, net_width = spec.network_size(image_size)
-    name = f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}.onnx"
+    # The graph code, the opset and the exporter (torch) shape the file as much as the weights do.
+    name = (f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}"
+            f"-graph{GRAPH_VERSION}-opset{OPSET}-torch{torch.__version__}.onnx")
     path = cache_dir() / "onnx" / name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,9 +131,10 @@ def onnx_parity(model, spec: ModelSpec, onnx_path: Path, image: np.ndarray, outp
     """Max |depth| difference and label agreement between PyTorch and ONNX Runtime on one image."""
     import onnxruntime as ort
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    labels, _, depth = session.run(None, {INPUT_NAME: image[None]})
+    labels, depth = session.run(["labels", "depth"], {INPUT_NAME: image[None]})
     with torch.no_grad():
-        ref_labels, _, ref_depth = InferenceGraph(model.float().eval(), spec, output)(torch.from_numpy(image[None]))
+        reference = dict(zip(OUTPUT_NAMES, InferenceGraph(model.float().eval(), spec, output)(torch.from_numpy(image[None]))))
+    ref_labels, ref_depth = reference["labels"], reference["depth"]
     return {"depth_max_abs_diff_m": float(np.abs(ref_depth.numpy() - depth).max()),
             "label_agreement": float((ref_labels.numpy() == labels).mean())}
 

@@ -7,6 +7,10 @@
       -> labels uint8   [1, h, w]      argmax of upsampled logits (bilinear; bicubic for the
                                        authors' checkpoints, as their recipe does)
          color  uint8   [1, h, w, 3]   labels through the model's palette
+         confidence uint8 [1, h, w]    255 x the highest class probability (softmax at the decoder's
+                                       resolution, then upsampled bilinearly: the classes' exponentials
+                                       cost a sixteenth of what they would at h x w); 0 without a
+                                       segmentation head
          depth  float32 [1, h, w]      |depth| in metres for the model's training camera, upsampled
                                        likewise (the per-frame path rescales it to the actual camera)
 where h x w is the network size (output="network") or H x W (output="input"). A single-task model
@@ -27,7 +31,9 @@ from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec
 
 INPUT_NAME = "image"
-OUTPUT_NAMES = ("labels", "color", "depth")
+OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
+# Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
+GRAPH_VERSION = 2
 OUTPUT_RESOLUTIONS = ("network", "input")
 
 
@@ -54,7 +60,7 @@ class InferenceGraph(nn.Module):
         palette[:spec.num_classes] = torch.as_tensor(spec.palette_array().astype("int32"))
         self.register_buffer("palette", palette)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         network_size = self.spec.network_size((int(image.shape[1]), int(image.shape[2])))
         x = resize_antialiased(image.permute(0, 3, 1, 2).float(), network_size)
         x = (x * self.scale + self.offset).to(next(self.model.parameters()).dtype)
@@ -64,8 +70,12 @@ class InferenceGraph(nn.Module):
             logits = F.interpolate(outputs[self.segmentation_index], size=size, mode=self.spec.upsampling,
                                    align_corners=False)
             labels = logits.argmax(dim=1).to(torch.uint8)
+            probability = outputs[self.segmentation_index].float().softmax(dim=1).amax(dim=1, keepdim=True)
+            probability = F.interpolate(probability, size=size, mode="bilinear", align_corners=False)[:, 0]
+            confidence = (probability * 255 + 0.5).clamp(0, 255).to(torch.uint8)  # Cast truncates: +0.5 rounds
         else:
             labels = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.uint8, device=image.device)
+            confidence = torch.zeros_like(labels)
         color = self.palette[labels.long()].to(torch.uint8)
         if self.depth_index is not None:
             depth = F.interpolate(outputs[self.depth_index].float(), size=size, mode=self.spec.upsampling,
@@ -73,4 +83,4 @@ class InferenceGraph(nn.Module):
             depth = depth[:, 0].abs()
         else:
             depth = torch.full((image.shape[0],) + tuple(size), float("nan"), device=image.device)
-        return labels, color, depth
+        return labels, color, confidence, depth

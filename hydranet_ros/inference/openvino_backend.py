@@ -88,5 +88,4 @@ class OpenVinoBackend(Backend):
 
     def infer(self, rgb: np.ndarray) -> Prediction:
         results = self.request.infer({INPUT_NAME: np.ascontiguousarray(rgb)[None]})
-        labels, color, depth = (results[self.compiled.output(name)] for name in OUTPUT_NAMES)
-        return Prediction(labels[0], color[0], depth[0])
+        return Prediction(*(results[self.compiled.output(name)][0] for name in OUTPUT_NAMES))

@@ -2,7 +2,7 @@
 
     pre        camera image (any supported layout) -> contiguous RGB uint8, rectified when its
                CameraInfo says it is distorted (camera/calibration.py)
-    inference  backend: on-device resize/normalise, network, argmax, colour, depth upsampling
+    inference  backend: on-device resize/normalise, network, argmax, colour, confidence, depth upsampling
     post       depth rescaled to the actual camera's focal length (camera/network_input.py),
                REP 118 depth, optional overlay, optional point clouds
 Each stage is timed; the timings feed diagnostics and the benchmark.
@@ -32,6 +32,7 @@ class FrameResult:
     labels: np.ndarray
     color: np.ndarray
     depth: np.ndarray               # NaN where invalid (REP 118)
+    confidence: np.ndarray | None = None  # uint8, 255 x the highest class probability
     overlay: np.ndarray | None = None
     timings_ms: dict = field(default_factory=dict)
     depth_scale: float = 1.0        # applied to the network's depth for this camera
@@ -86,7 +87,7 @@ class Perception:
         depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids, scale=scale)
         blended = overlay(rgb, prediction.color, overlay_alpha) if overlay_alpha is not None else None
         end = time.perf_counter()
-        return FrameResult(rgb, prediction.labels, prediction.color, depth, blended, {
+        return FrameResult(rgb, prediction.labels, prediction.color, depth, prediction.confidence, blended, {
             "pre": (after_pre - start) * 1e3, "inference": (after_inference - after_pre) * 1e3,
             "post": (end - after_inference) * 1e3}, scale, intrinsics, rectified)
 

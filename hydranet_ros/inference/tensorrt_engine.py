@@ -191,7 +191,7 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
 
 
 class TensorRTBackend(Backend):
-    """Runs a serialized engine; tensors are bound by name (labels, color, depth)."""
+    """Runs a serialized engine; tensors are bound by name (graph.OUTPUT_NAMES)."""
     name = "tensorrt"
     device = "cuda"
 
@@ -252,7 +252,7 @@ class TensorRTBackend(Backend):
                 raise BackendError("TensorRT execution failed")
             host = {name: tensor[0].cpu() for name, tensor in outputs.items()}
         self.stream.synchronize()
-        return Prediction(host["labels"].numpy(), host["color"].numpy(), host["depth"].numpy())
+        return Prediction(*(host[name].numpy() for name in OUTPUT_NAMES))
 
 
 def add_arguments(parser):

@@ -12,8 +12,8 @@ from hydranet_ros.inference.pipeline import FrameResult, Perception
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.ros.conversions import output_camera_info_fields
 
-OUTPUT_TOPICS = ("segmentation", "segmentation/color", "segmentation/overlay", "depth", "depth/camera_info",
-                 "points", "points/obstacles")
+OUTPUT_TOPICS = ("segmentation", "segmentation/color", "segmentation/overlay", "segmentation/confidence", "depth",
+                 "depth/camera_info", "points", "points/obstacles")
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,8 @@ def frame_messages(perception: Perception, result: FrameResult, request: OutputR
     the cloud is back-projected once for both clouds."""
     wanted = request.wanted
     images = {"segmentation": (result.labels, "mono8"), "segmentation/color": (result.color, "rgb8"),
-              "segmentation/overlay": (result.overlay, "rgb8"), "depth": (result.depth, "32FC1")}
+              "segmentation/overlay": (result.overlay, "rgb8"), "segmentation/confidence": (result.confidence, "mono8"),
+              "depth": (result.depth, "32FC1")}
     messages = {topic: factory.image(array, encoding) for topic, (array, encoding) in images.items()
                 if topic in wanted and array is not None}
     if result.intrinsics is None:
@@ -45,3 +46,11 @@ def frame_messages(perception: Perception, result: FrameResult, request: OutputR
         if "points/obstacles" in wanted:
             messages["points/obstacles"] = factory.cloud(perception.obstacles(cloud, request.obstacle_exclude))
     return messages
+
+
+def label_info(label_info_type, vision_class_type, class_names, header):
+    """vision_msgs/LabelInfo for the model's classes, built with the caller's message types: class id
+    = index in class_names = the value in segmentation and in the clouds' label field. threshold 0:
+    every pixel gets its most probable class, none is left unlabelled."""
+    return label_info_type(header=header, threshold=0.0, class_map=[
+        vision_class_type(class_id=index, class_name=name) for index, name in enumerate(class_names)])

@@ -48,6 +48,8 @@ PARAMETERS = (
     Parameter("publish_segmentation", True, "Publish segmentation (mono8 class ids).", dynamic=True),
     Parameter("publish_color", True, "Publish segmentation/color (rgb8 palette colours).", dynamic=True),
     Parameter("publish_overlay", True, "Publish segmentation/overlay (colours blended on the image).", dynamic=True),
+    Parameter("publish_confidence", False, "Publish segmentation/confidence (mono8: 255 x the highest class "
+              "probability), e.g. for Nav2's semantic segmentation layer.", dynamic=True),
     Parameter("publish_depth", True, "Publish depth (32FC1 metres, NaN invalid) and depth/camera_info.", dynamic=True),
     Parameter("publish_points", True, "Publish points (PointCloud2: x y z rgb label).", dynamic=True),
     Parameter("publish_obstacles", True, "Publish points/obstacles (points without the obstacle_exclude_classes).",
@@ -58,6 +60,9 @@ PARAMETERS = (
               dynamic=True, minimum=1, maximum=16),
     Parameter("points_max_depth", 40.0, "Points farther than this (metres) are left out.", dynamic=True,
               minimum=0.1, maximum=1000.0),
+    Parameter("points_aligned", False, "points is aligned pixel for pixel with segmentation: organised, one point "
+              "per pixel (points_stride and points_organized are ignored), NaN where invalid or excluded.",
+              dynamic=True),
     Parameter("points_organized", True, "Organised clouds (NaN for invalid points, is_dense false) or only valid points.",
               dynamic=True),
     Parameter("points_exclude_classes", ["sky"], "Class names left out of points.", dynamic=True),

@@ -20,8 +20,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
 
 from hydranet_ros.camera.calibration import CameraCalibration
 from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_plausible
@@ -35,7 +36,7 @@ from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, StampGaps
-from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages
+from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info
 
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
@@ -46,10 +47,23 @@ class StartupError(RuntimeError):
     """The node cannot start; the message names the file or parameter and the fix."""
 
 
-class PerceptionNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("perception_node", **kwargs)
+class PerceptionCore:
+    """The node's work, in the steps of a managed node's transitions: load (configure), start
+    (activate), stop (deactivate), unload (cleanup). PerceptionNode runs them all at start; the
+    managed node (managed_perception_node.py) on request. Mixed into an rclpy Node or LifecycleNode."""
+
+    def _setup(self):
+        """Parameters, declared once for the node's life (both variants, at construction)."""
+        self._lock = threading.Condition()
+        self._subscriptions = []
+        self._worker = None
+        self._diagnostics_timer = None
+        self.perception = None
         self._declare_parameters()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _load(self):
+        """Model, backend and publishers; raises StartupError with the fix."""
         p = self._value
         try:
             model_path = resolve_model_path(p("model_path"))
@@ -69,25 +83,47 @@ class PerceptionNode(Node):
         self.spec = spec
         self.perception = Perception(backend, spec)
         self._resolve_class_parameters()
+        if not self.has_parameter("class_names"):  # the model's, for tools that map ids to names
+            self.declare_parameter("class_names", list(spec.label_space.class_names), ParameterDescriptor(
+                description="The model's class names; index = class id in segmentation and the clouds' label.",
+                read_only=True), ignore_override=True)
 
-        reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
-        input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("image_qos_depth"), reliability=reliability)
-        if p("subscribe_compressed"):
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
-        else:
-            self.create_subscription(Image, "image", self._on_image, input_qos)
-        # Several camera_infos are kept: each image is paired with the one of its stamp.
-        self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                 QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("output_qos_depth"),
                                 reliability=ReliabilityPolicy.RELIABLE if p("output_qos_reliability") == "reliable"
                                 else ReliabilityPolicy.BEST_EFFORT)
         types = {"depth/camera_info": CameraInfo, "points": PointCloud2, "points/obstacles": PointCloud2}
         self.pub = {topic: self.create_publisher(types.get(topic, Image), topic, output_qos) for topic in OUTPUT_TOPICS}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._label_info_pub = self._publish_label_info()
+        h, w = spec.input_size
+        size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
+        camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
+        self.get_logger().info(
+            f"HydraNet ready: model {model_path} ({spec.label_space.name}, {spec.num_classes} classes), backend "
+            f"{backend.describe()}, network input {size}, training camera focal length {camera}, outputs at "
+            f"{p('output_resolution')} resolution")
 
-        self._lock = threading.Condition()
+    def _publish_label_info(self):
+        """vision_msgs/LabelInfo on segmentation/label_info, reliable and transient local (late joiners
+        get it), once: the class map does not change while the model is loaded."""
+        try:
+            from vision_msgs.msg import LabelInfo, VisionClass
+        except ImportError:
+            self.get_logger().info("vision_msgs is not installed: segmentation/label_info is not published "
+                                   "(the class names are in the class_names parameter)")
+            return None
+        publisher = self.create_publisher(LabelInfo, "segmentation/label_info", QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        header = Header(stamp=self.get_clock().now().to_msg())
+        publisher.publish(label_info(LabelInfo, VisionClass, self.spec.label_space.class_names, header))
+        return publisher
+
+    def _start(self):
+        """Subscriptions, the worker thread and /diagnostics: frames flow."""
+        p = self._value
+        reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("image_qos_depth"), reliability=reliability)
         self._pending = None
         self._camera_infos = CameraInfoBuffer(p("camera_info_tolerance"))
         self._stopping = False
@@ -100,15 +136,43 @@ class PerceptionNode(Node):
         self.input_gaps = StampGaps()
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
+        if p("subscribe_compressed"):
+            image = self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
+        else:
+            image = self.create_subscription(Image, "image", self._on_image, input_qos)
+        # Several camera_infos are kept: each image is paired with the one of its stamp.
+        info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                        QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
+        self._subscriptions = [image, info]
         # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
-        self.create_timer(period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
-        h, w = spec.input_size
-        size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
-        camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
-        self.get_logger().info(
-            f"HydraNet ready: model {model_path} ({spec.label_space.name}, {spec.num_classes} classes), backend "
-            f"{backend.describe()}, network input {size}, training camera focal length {camera}, outputs at "
-            f"{p('output_resolution')} resolution")
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics,
+                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _stop(self):
+        """No more frames: subscriptions and the diagnostics timer go, the worker finishes its frame."""
+        for subscription in self._subscriptions:
+            self.destroy_subscription(subscription)
+        self._subscriptions = []
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if self._worker is not None:
+            with self._lock:
+                self._stopping = True
+                self._lock.notify_all()
+            self._worker.join(timeout=5.0)
+            self._worker = None
+
+    def _unload(self):
+        """Publishers and the backend go (GPU memory and engines are freed with it)."""
+        for publisher in [*self.pub.values(), self.diagnostics_pub, self._label_info_pub]:
+            if publisher is not None:
+                self.destroy_publisher(publisher)
+        self.pub = {}
+        self.perception = None
+
+    def stop(self):
+        self._stop()
 
     # Parameters -------------------------------------------------------------------------------
     def _declare_parameters(self):
@@ -163,7 +227,7 @@ class PerceptionNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
             if change.name in ("points_exclude_classes", "obstacle_exclude_classes"):
                 class_overrides[change.name] = list(change.value)
-        if class_overrides:
+        if class_overrides and self.perception is not None:  # else checked when the model loads
             try:
                 self._resolve_class_parameters(class_overrides)
             except StartupError as error:
@@ -224,7 +288,8 @@ class PerceptionNode(Node):
         """The outputs switched on and subscribed to."""
         p = self._value
         toggles = {"segmentation": "publish_segmentation", "segmentation/color": "publish_color",
-                   "segmentation/overlay": "publish_overlay", "depth": "publish_depth",
+                   "segmentation/overlay": "publish_overlay", "segmentation/confidence": "publish_confidence",
+                   "depth": "publish_depth",
                    "depth/camera_info": "publish_depth", "points": "publish_points",
                    "points/obstacles": "publish_obstacles"}
         return frozenset(topic for topic, toggle in toggles.items()
@@ -266,6 +331,12 @@ class PerceptionNode(Node):
                 self._report(str(error))
         return None
 
+    def _cloud_settings(self) -> CloudSettings:
+        p = self._value
+        aligned = p("points_aligned")  # one point per segmentation pixel, as Nav2's semantic layer needs
+        return CloudSettings(1 if aligned else p("points_stride"), p("points_max_depth"), self.points_exclude,
+                             aligned or p("points_organized"))
+
     def _process(self, msg, received_at: float):
         wanted = self._wanted()
         if not wanted:
@@ -289,8 +360,7 @@ class PerceptionNode(Node):
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                       "points and depth/camera_info are not published",
                                       throttle_duration_sec=ERROR_LOG_THROTTLE_S)
-        request = OutputRequest(wanted, CloudSettings(self._value("points_stride"), self._value("points_max_depth"),
-                                                      self.points_exclude, self._value("points_organized")),
+        request = OutputRequest(wanted, self._cloud_settings(),
                                 self.obstacle_exclude,
                                 camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0))
         for topic, message in frame_messages(self.perception, result, request, RclpyMessages(header)).items():
@@ -322,11 +392,16 @@ class PerceptionNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
 
-    def stop(self):
-        with self._lock:
-            self._stopping = True
-            self._lock.notify_all()
-        self._worker.join(timeout=5.0)
+
+
+class PerceptionNode(PerceptionCore, Node):
+    """Loads the model and starts processing at construction."""
+
+    def __init__(self, **kwargs):
+        super().__init__("perception_node", **kwargs)
+        self._setup()
+        self._load()
+        self._start()
 
 
 class RclpyMessages:
@@ -345,13 +420,14 @@ class RclpyMessages:
         return cloud_to_pointcloud2(cloud, self.header)
 
 
-def main(args=None):
+def run(node_class, args=None) -> int:
+    """Spins a node until Ctrl-C or SIGTERM; a StartupError is one line and exit code 1."""
     # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) wake the executor at once; a Python
     # handler would replace them and run only when spin next returns (up to a timer period later).
     rclpy.init(args=args)
     node = None
     try:
-        node = PerceptionNode()
+        node = node_class()
         rclpy.spin(node)
     except StartupError as error:
         print(f"[perception_node] cannot start: {error}", file=sys.stderr)
@@ -364,6 +440,10 @@ def main(args=None):
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def main(args=None):
+    return run(PerceptionNode, args)
 
 
 if __name__ == "__main__":

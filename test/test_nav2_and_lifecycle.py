@@ -1,0 +1,156 @@
+"""What Nav2 consumes (confidence, the aligned cloud, LabelInfo, class_names) and the managed
+(lifecycle) node, each across processes."""
+import numpy as np
+import pytest
+
+from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+from hydranet_ros.camera.intrinsics import Intrinsics
+from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.model.model_file import load_label_space
+from hydranet_ros.ros.conversions import image_to_array, pointcloud2_to_array, stamp_ns
+from hydranet_ros.ros.outputs import label_info
+
+rclpy = pytest.importorskip("rclpy")
+K = Intrinsics(300.0, 300.0, 159.5, 47.5, 320, 96)
+NODE = "/hydranet/perception_node"
+KITTI6 = ["sky", "building", "road", "sidewalk", "vegetation", "car"]  # label_spaces/kitti6.json, by id
+
+
+def _frame(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+
+
+def _send(tester, bgr, stamp):
+    msg = image_message(bgr, stamp)
+    tester.info_pub.publish(camera_info_message(K, msg.header))
+    tester.spin(0.05)
+    tester.image_pub.publish(msg)
+
+
+def _parameter(tester, name):
+    from rcl_interfaces.srv import GetParameters
+    response = tester.call(GetParameters, f"{NODE}/get_parameters", GetParameters.Request(names=[name]))
+    return response.values[0] if response else None
+
+
+def _set_parameter(tester, name, value):
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+    return tester.call(SetParameters, f"{NODE}/set_parameters", request).results[0]
+
+
+class _Fields:
+    """A message stand-in that keeps its fields (vision_msgs is not installable here)."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def test_label_info_maps_every_class_id_to_its_name():
+    header = object()
+    message = label_info(_Fields, _Fields, load_label_space("kitti6").class_names, header)
+    assert message.header is header and message.threshold == 0.0
+    assert [(c.class_id, c.class_name) for c in message.class_map] == list(enumerate(KITTI6))
+
+
+def test_confidence_aligned_cloud_and_class_names_for_nav2(ros, street_model_file):
+    topics = ("segmentation", "segmentation/confidence", "points")
+    params = {"backend": "onnxruntime", "publish_confidence": "true", "points_aligned": "true",
+              "points_stride": 4, "points_organized": "false"}  # aligned overrides both
+    with NodeProcess(street_model_file, params) as node:
+        tester = RosClient(topics=topics)
+        assert tester.wait_for_node(), node.stop()[1]
+        _send(tester, _frame(1), 1000)
+        assert tester.wait_for(lambda: all(1000 in tester.stamps(t) for t in topics), 30.0)
+        class_names = _parameter(tester, "class_names")
+        refused = _set_parameter(tester, "class_names", ["a", "b"])
+        switched_off = _set_parameter(tester, "publish_confidence", False)
+        _send(tester, _frame(2), 2000)
+        assert tester.wait_for(lambda: 2000 in tester.stamps("points"), 30.0)
+        tester.spin(0.5)
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0, output
+    segmentation, confidence, cloud = (next(m for m in tester.received[t] if stamp_ns(m.header) == 1000)
+                                       for t in topics)
+    labels = image_to_array(segmentation)
+    # Confidence: mono8 at the segmentation's size and header, the graph's own values.
+    assert confidence.encoding == "mono8" and confidence.header == segmentation.header
+    expected, _ = create_backend(street_model_file, "onnxruntime", "cpu", "fp32")
+    reference = expected.infer(_frame(1)[..., ::-1].copy()).confidence
+    assert np.abs(image_to_array(confidence).astype(int) - reference).max() <= 1
+    assert reference.min() >= 255 // 6  # the highest of 6 probabilities is at least 1/6
+    # The aligned cloud: one point per segmentation pixel, in the same order, labels equal.
+    assert (cloud.height, cloud.width) == (segmentation.height, segmentation.width)
+    points = pointcloud2_to_array(cloud)
+    assert np.array_equal(points["label"], labels)
+    # class_names: the model's, read-only.
+    assert list(class_names.string_array_value) == KITTI6
+    assert not refused.successful
+    # publish_confidence off at run time: the next frame has no confidence.
+    assert switched_off.successful and 2000 not in tester.stamps("segmentation/confidence")
+    assert "vision_msgs is not installed: segmentation/label_info is not published" in output
+
+
+def _lifecycle(tester, transition=None):
+    """Requests a transition (by label), or none; returns (success, the state's label afterwards)."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    success = None
+    if transition:
+        ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+        response = tester.call(ChangeState, f"{NODE}/change_state",
+                               ChangeState.Request(transition=Transition(id=ids[transition])), timeout=120.0)
+        success = response.success
+    return success, tester.call(GetState, f"{NODE}/get_state", GetState.Request()).current_state.label
+
+
+def _counts(tester):
+    image_subscribers = tester.image_pub.get_subscription_count()
+    segmentation_publishers = tester.node.count_publishers("/hydranet/segmentation")
+    return image_subscribers, segmentation_publishers
+
+
+def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, street_model_file):
+    module = "hydranet_ros.ros.managed_perception_node"
+    with NodeProcess(street_model_file, {"backend": "onnxruntime"}, module=module) as node:
+        tester = RosClient(topics=("segmentation",))
+        assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
+        steps = {"start": (_lifecycle(tester), _counts(tester))}
+        for transition in ("configure", "activate", "deactivate", "cleanup", "configure", "activate"):
+            result = _lifecycle(tester, transition)
+            tester.spin(1.0)  # discovery catches up with created and destroyed endpoints
+            stamp = len(steps) * 1000
+            _send(tester, _frame(stamp), stamp)
+            tester.wait_for(lambda: stamp in tester.stamps("segmentation"), 20.0 if result[1] == "active" else 2.0)
+            steps[f"{len(steps)} {transition}"] = (result, _counts(tester), stamp in tester.stamps("segmentation"))
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0 and "Traceback" not in output, output
+    assert steps["start"] == ((None, "unconfigured"), (0, 0))
+    outcomes = [(success, state, subscribers > 0, publishers > 0, served)
+                for (success, state), (subscribers, publishers), served in list(steps.values())[1:]]
+    assert outcomes == [
+        (True, "inactive", False, True, False),     # configure: model loaded, publishers, no subscription
+        (True, "active", True, True, True),         # activate: frames served
+        (True, "inactive", False, True, False),     # deactivate: unsubscribed
+        (True, "unconfigured", False, False, False),  # cleanup: backend and publishers gone
+        (True, "inactive", False, True, False),     # configure again
+        (True, "active", True, True, True),         # and serving again
+    ], steps
+    assert output.count("HydraNet ready") == 2
+
+
+def test_managed_node_configure_fails_with_the_reason_and_stays_unconfigured(ros, tmp_path):
+    module = "hydranet_ros.ros.managed_perception_node"
+    with NodeProcess(tmp_path / "missing.pt", {"backend": "onnxruntime"}, module=module) as node:
+        tester = RosClient(topics=("segmentation",))
+        assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
+        result = _lifecycle(tester, "configure")
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert result == (False, "unconfigured")
+    assert "cannot configure:" in output and "missing.pt" in output and "Traceback" not in output
+    assert code == 0
