@@ -28,18 +28,19 @@ class NodeProcess:
     loopback (its 208 KB default socket buffer holds a fraction of a frame)."""
 
     def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet",
-                 module: str = "hydranet_ros.ros.perception_node"):
+                 module: str = "hydranet_ros.ros.perception_node", env: dict | None = None):
         parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
         args = [sys.executable, "-m", module, "--ros-args", "-r", f"__ns:={namespace}",
                 "-p", f"model_path:={model_path}"]
         for name, value in parameters.items():
             args += ["-p", f"{name}:={value}"]
         self.args = args
+        self.env = os.environ | (env or {})
         self.process = None
 
     def __enter__(self):
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=os.environ.copy())
+                                        env=self.env)
         return self
 
     def stop(self, sig=None, timeout=10.0) -> tuple[int, str, float]:

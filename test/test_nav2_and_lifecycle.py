@@ -93,6 +93,56 @@ def test_confidence_aligned_cloud_and_class_names_for_nav2(ros, street_model_fil
     assert "vision_msgs is not installed: segmentation/label_info is not published" in output
 
 
+LATE_SUBSCRIBER = """
+import json, sys, time
+import rclpy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from vision_msgs.msg import LabelInfo
+rclpy.init()
+node = rclpy.create_node("late_label_info_subscriber")
+received = []
+qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+node.create_subscription(LabelInfo, "/hydranet/segmentation/label_info", received.append, qos)
+end = time.monotonic() + 30
+while not received and time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(json.dumps([{"class_map": [[c.class_id, c.class_name] for c in m.class_map], "threshold": m.threshold}
+                  for m in received]))
+"""
+
+
+def _vision_msgs_environment() -> dict:
+    """PYTHONPATH and LD_LIBRARY_PATH for a vision_msgs built by scripts/build_vision_msgs.sh."""
+    import os
+    from pathlib import Path
+    prefix = os.environ.get("VISION_MSGS_PREFIX")
+    if not prefix:
+        pytest.skip("vision_msgs is not on PyPI: build it with scripts/build_vision_msgs.sh and set VISION_MSGS_PREFIX")
+    site = next(Path(prefix).glob("lib/python3*/site-packages"))
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "LD_LIBRARY_PATH": os.pathsep.join([str(Path(prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")])}
+
+
+def test_label_info_reaches_a_late_subscriber_with_the_class_map(ros, street_model_file):
+    """With the real vision_msgs interface: LabelInfo is latched (transient local), so a subscriber
+    that joins after the model loaded still gets the class map once."""
+    import json
+    import os
+    import subprocess
+    import sys
+    environment = _vision_msgs_environment()
+    with NodeProcess(street_model_file, {"backend": "onnxruntime"}, env=environment) as node:
+        tester = RosClient(topics=("segmentation",))
+        assert tester.wait_for_node(), node.stop()[1]
+        tester.destroy()
+        late = subprocess.run([sys.executable, "-c", LATE_SUBSCRIBER], capture_output=True, text=True, timeout=60,
+                              env=os.environ | environment)
+        code, output, _ = node.stop()
+    assert code == 0 and "vision_msgs is not installed" not in output, output
+    [message] = json.loads(late.stdout)
+    assert message == {"class_map": [[i, name] for i, name in enumerate(KITTI6)], "threshold": 0.0}
+
+
 def _lifecycle(tester, transition=None):
     """Requests a transition (by label), or none; returns (success, the state's label afterwards)."""
     from lifecycle_msgs.msg import Transition
