@@ -8,9 +8,9 @@
                                        authors' checkpoints, as their recipe does)
          color  uint8   [1, h, w, 3]   labels through the model's palette
          confidence uint8 [1, h, w]    255 x the highest class probability (softmax at the decoder's
-                                       resolution, then upsampled bilinearly: the classes' exponentials
-                                       cost a sixteenth of what they would at h x w); 0 without a
-                                       segmentation head
+                                       resolution, then upsampled with the logits: the classes'
+                                       exponentials cost a sixteenth of what they would at h x w); 0
+                                       without a segmentation head
          depth  float32 [1, h, w]      |depth| in metres for the model's training camera, upsampled
                                        likewise (the per-frame path rescales it to the actual camera)
 where h x w is the network size (output="network") or H x W (output="input"). A single-task model
@@ -33,7 +33,7 @@ from hydranet_ros.model.model_file import ModelSpec
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
 # Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
-GRAPH_VERSION = 2
+GRAPH_VERSION = 3
 OUTPUT_RESOLUTIONS = ("network", "input")
 
 
@@ -66,21 +66,26 @@ class InferenceGraph(nn.Module):
         x = (x * self.scale + self.offset).to(next(self.model.parameters()).dtype)
         outputs = self.model(x)
         size = network_size if self.output == "network" else (int(image.shape[1]), int(image.shape[2]))
+        # One Resize for every per-pixel map (they share the decoder's resolution): on OpenVINO's
+        # blocked layouts a Resize of one channel costs about what one of sixteen does.
+        maps = []
         if self.segmentation_index is not None:
-            logits = F.interpolate(outputs[self.segmentation_index], size=size, mode=self.spec.upsampling,
-                                   align_corners=False)
-            labels = logits.argmax(dim=1).to(torch.uint8)
-            probability = outputs[self.segmentation_index].float().softmax(dim=1).amax(dim=1, keepdim=True)
-            probability = F.interpolate(probability, size=size, mode="bilinear", align_corners=False)[:, 0]
-            confidence = (probability * 255 + 0.5).clamp(0, 255).to(torch.uint8)  # Cast truncates: +0.5 rounds
+            logits = outputs[self.segmentation_index].float()
+            maps += [logits, logits.softmax(dim=1).amax(dim=1, keepdim=True)]
+        if self.depth_index is not None:
+            maps.append(outputs[self.depth_index].float())
+        upsampled = F.interpolate(torch.cat(maps, dim=1), size=size, mode=self.spec.upsampling, align_corners=False)
+        if self.segmentation_index is not None:
+            classes = logits.shape[1]
+            # argmax over the last axis: OpenVINO's TopK across the channels of NCHW is several times slower
+            labels = upsampled[:, :classes].permute(0, 2, 3, 1).argmax(dim=-1).to(torch.uint8)
+            confidence = (upsampled[:, classes] * 255 + 0.5).clamp(0, 255).to(torch.uint8)  # +0.5: Cast truncates
         else:
             labels = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.uint8, device=image.device)
             confidence = torch.zeros_like(labels)
         color = self.palette[labels.long()].to(torch.uint8)
         if self.depth_index is not None:
-            depth = F.interpolate(outputs[self.depth_index].float(), size=size, mode=self.spec.upsampling,
-                                  align_corners=False)
-            depth = depth[:, 0].abs()
+            depth = upsampled[:, -1].abs()
         else:
             depth = torch.full((image.shape[0],) + tuple(size), float("nan"), device=image.device)
         return labels, color, confidence, depth
