@@ -41,6 +41,7 @@ def choices(graph) -> dict:
             "encoder in float (decoder int8)": starting(HEADS_AND_FIRST) + starting(STAGES.values()),
             "first conv, heads, stages 1-5 in float": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 6)),
             "first conv, heads, stages 1-3 in float (shipped)": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 4)),
+            "first conv, heads, stages 1-2 in float": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 3)),
             "first conv and heads in float": starting(HEADS_AND_FIRST)}
 
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from conftest import shared_path
 from hydranet_ros.inference.backend_base import BackendError
@@ -104,6 +105,9 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
         backend = create_backend(street_model_file, name, "cpu", "int8", calibration=calibration_folder)[0]
         labels_agree, depth_change = _agreement(backend.infer(frame), reference)
         assert labels_agree > 0.9 and depth_change < 0.1, (name, labels_agree, depth_change)
+    if not torch.cuda.is_available():  # auto takes OpenVINO for int8 on a CPU (fastest there)
+        assert create_backend(street_model_file, "auto", "auto", "int8", calibration=calibration_folder)[0] \
+            .describe() == "openvino on cpu (int8)"
 
 
 def test_quantize_command_writes_the_graph_and_refuses_a_missing_folder(street_model_file, calibration_folder,

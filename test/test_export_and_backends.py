@@ -84,13 +84,13 @@ def test_confidence_is_255_times_the_highest_class_probability(street_model_file
         assert (prediction.confidence == expected).all(), np.unique(prediction.confidence)
 
 
-def test_auto_on_cpu_picks_openvino_and_says_why(street_model_file, caplog):
+def test_auto_on_cpu_picks_onnxruntime_for_fp32_and_says_why(street_model_file, caplog):
     if CUDA:
         pytest.skip("this machine has a GPU; auto may choose a CUDA backend")
     with caplog.at_level(logging.INFO, logger="hydranet_ros.backends"):
         backend, skipped = create_backend(street_model_file, "auto", "auto")
-    assert backend.name == "openvino" and backend.device == "cpu"
-    assert "auto chose openvino on cpu (fp32): the fastest CPU backend measured" in caplog.text
+    assert backend.name == "onnxruntime" and backend.device == "cpu"
+    assert "auto chose onnxruntime on cpu (fp32): the fastest fp32 CPU backend measured" in caplog.text
     assert any("tensorrt" in reason for reason in skipped)
 
 
@@ -136,3 +136,41 @@ def test_benchmark_times_the_whole_path_beside_the_bare_onnxruntime_session(stre
                                precision="fp32")
     assert {"pre", "inference", "post", "total"} <= set(record)
     assert record["bare_session_run"]["median_ms"] > 0 and record["total_over_bare_session_run"] > 0
+
+
+def test_fp16_export_runs_the_network_in_fp16_and_matches_fp32(street_model_file):
+    """The graph a strongly typed TensorRT network builds in fp16; ONNX Runtime runs it here."""
+    import onnxruntime as ort
+    fp32 = onnx_for_model(street_model_file, "input", (96, 320))
+    fp16 = onnx_for_model(street_model_file, "input", (96, 320), precision="fp16")
+    assert fp16 != fp32 and "-fp16-" in fp16.name
+    graph = onnx.load(str(fp16))
+    weights = {i.name: i.data_type for i in graph.graph.initializer}
+    conv_weights = [n.input[1] for n in graph.graph.node if n.op_type == "Conv"]
+    assert conv_weights and all(weights[w] == onnx.TensorProto.FLOAT16 for w in conv_weights)
+    assert [o.name for o in graph.graph.output] == ["labels", "color", "confidence", "depth"]
+    assert unsupported_tensorrt_ops(graph) == set()
+    image = _image(96, 320, seed=3)
+    run = {path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        ["labels", "depth"], {"image": image[None]}) for path in (fp32, fp16)}
+    (labels32, depth32), (labels16, depth16) = run[fp32], run[fp16]
+    assert depth16.dtype == np.float32  # outputs stay fp32 for every consumer
+    assert (labels16 == labels32).mean() > 0.99
+    assert np.abs(depth16 - depth32).max() < 0.05
+
+
+def test_onnxruntime_that_falls_back_to_the_cpu_is_refused(street_model_file, monkeypatch):
+    """onnxruntime-gpu without its CUDA libraries builds a CPU-only session; reporting cuda would lie."""
+    import onnxruntime as ort
+
+    class CpuOnlySession:
+        def __init__(self, path, options, providers):
+            pass
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession", CpuOnlySession)
+    with pytest.raises(BackendError, match="could not start its CUDAExecutionProvider"):
+        OnnxRuntimeBackend(onnx_for_model(street_model_file, "input", (96, 320)), device="cuda")

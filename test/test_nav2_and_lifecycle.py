@@ -163,14 +163,25 @@ def _counts(tester):
     return image_subscribers, segmentation_publishers
 
 
+def _camera_exports():
+    import os
+    from pathlib import Path
+    return sorted(p.name.split("-")[1] for p in (Path(os.environ["HYDRANET_CACHE"]) / "onnx").glob("*.onnx"))
+
+
 def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, street_model_file):
+    """image_size: configure also prepares the graph for the camera's resolution, so activate is instant."""
     module = "hydranet_ros.ros.managed_perception_node"
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}, module=module) as node:
+    params = {"backend": "onnxruntime", "image_size": "[120, 400]"}
+    exported_before = _camera_exports()
+    with NodeProcess(street_model_file, params, module=module) as node:
         tester = RosClient(topics=("segmentation",))
         assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
         steps = {"start": (_lifecycle(tester), _counts(tester))}
         for transition in ("configure", "activate", "deactivate", "cleanup", "configure", "activate"):
             result = _lifecycle(tester, transition)
+            if len(steps) == 1:
+                exported_on_configure = _camera_exports()
             tester.spin(1.0)  # discovery catches up with created and destroyed endpoints
             stamp = len(steps) * 1000
             _send(tester, _frame(stamp), stamp)
@@ -191,6 +202,7 @@ def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, s
         (True, "active", True, True, True),         # and serving again
     ], steps
     assert output.count("HydraNet ready") == 2
+    assert "120x400" not in exported_before and "120x400" in exported_on_configure
 
 
 def test_managed_node_configure_fails_with_the_reason_and_stays_unconfigured(ros, tmp_path):

@@ -139,6 +139,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     ({"input_size": "[100000,100000]"}, "input_size must be [height, width]"),
     ({"input_size": "[1,1]"}, "input_size must be [height, width]"),
     ({"input_size": "[2,100000]"}, "input_size must be [height, width]"),
+    ({"image_size": "[1,1]"}, "image_size must be [height, width]"),
     ({"model_path": "/tmp"}, "/tmp is a folder, not a model file"),
     ({"fallback_intrinsics": "[.nan,500.0,320.0,240.0]"}, "fallback_intrinsics must be finite"),
     ({"backend": "onnxruntime", "engine_cache": "/proc/hydranet"}, "cannot write the cache folder /proc/hydranet"),

@@ -66,3 +66,92 @@ def test_platform_without_tensorrt_is_a_clear_error():
         pytest.skip("TensorRT is installed here")
     with pytest.raises(BackendError, match="TensorRT is not installed"):
         current_platform()
+
+
+class _FakeTensorRT:
+    """Records what build_engine asks of the TensorRT 10/11 builder API (TensorRT is not installable here)."""
+
+    def __init__(self):
+        import types
+        self.calls = []
+        fake = self
+
+        class Builder:
+            def __init__(self, logger):
+                fake.calls.append(("Builder",))
+
+            def create_network(self, flags):
+                fake.calls.append(("create_network", flags))
+                return "network"
+
+            def create_builder_config(self):
+                return Config()
+
+            def create_optimization_profile(self):
+                return Profile()
+
+            def build_serialized_network(self, network, config):
+                fake.calls.append(("build_serialized_network", network))
+                return b"serialized engine"
+
+        class Config:
+            progress_monitor = None
+
+            def set_memory_pool_limit(self, pool, size):
+                fake.calls.append(("set_memory_pool_limit", pool, size))
+
+            def add_optimization_profile(self, profile):
+                fake.calls.append(("add_optimization_profile",))
+
+            def set_flag(self, flag):
+                fake.calls.append(("set_flag", flag))
+
+            def __setattr__(self, name, value):
+                if name == "int8_calibrator":
+                    fake.calls.append(("int8_calibrator",))
+                object.__setattr__(self, name, value)
+
+        class Profile:
+            def set_shape(self, name, low, opt, high):
+                fake.calls.append(("set_shape", name, low, opt, high))
+
+        class OnnxParser:
+            def __init__(self, network, logger):
+                pass
+
+            def parse(self, data):
+                fake.calls.append(("parse", bytes(data)))
+                return True
+
+        class IProgressMonitor:
+            def __init__(self):
+                pass
+
+        self.module = types.SimpleNamespace(
+            Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}),
+            Builder=Builder, OnnxParser=OnnxParser, IProgressMonitor=IProgressMonitor,
+            NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=1),
+            MemoryPoolType=types.SimpleNamespace(WORKSPACE="workspace"),
+            BuilderFlag=types.SimpleNamespace(FP16="FP16", INT8="INT8"),
+            __version__="10.13.0")
+
+
+@pytest.mark.parametrize("precision", ["fp16", "fp32", "int8"])
+def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_flags(tmp_path, monkeypatch,
+                                                                                      precision):
+    import sys
+    from hydranet_ros.inference.tensorrt_engine import build_engine, read_key
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    onnx_path = tmp_path / "graph.onnx"
+    onnx_path.write_bytes(b"onnx bytes")
+    key = _key(precision=precision, profile=ShapeProfile((480, 640), (480, 640), (480, 640)))
+    engine = tmp_path / key.file_name()
+    build_engine(onnx_path, engine, key, workspace_gib=1.5)
+    assert fake.calls[1] == ("create_network", 1 << 1)  # STRONGLY_TYPED, nothing else
+    assert ("parse", b"onnx bytes") in fake.calls
+    assert ("set_memory_pool_limit", "workspace", int(1.5 * (1 << 30))) in fake.calls
+    assert ("set_shape", "image", (1, 480, 640, 3), (1, 480, 640, 3), (1, 480, 640, 3)) in fake.calls
+    assert not [c for c in fake.calls if c[0] in ("set_flag", "int8_calibrator")]  # the ONNX types decide
+    assert engine.read_bytes() == b"serialized engine" and read_key(engine) == key  # the one writer
+    assert needs_rebuild(engine, key) is None

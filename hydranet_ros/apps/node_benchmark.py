@@ -26,8 +26,9 @@ from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
 
 
-def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int) -> dict:
-    backend, _ = create_backend(model_path, "onnxruntime", "cpu", output="input", input_size=size)
+def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int, model_budget: bool = False) -> dict:
+    backend, _ = create_backend(model_path, "onnxruntime", "cpu", output="input",
+                                input_size=None if model_budget else size)
     rgb = np.ascontiguousarray(camera_frame(*size)[..., ::-1])[None]
     session = onnxruntime_session(backend, size)
     samples = []
@@ -40,8 +41,9 @@ def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int) ->
 
 
 def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: int, backend: str = "onnxruntime",
-                   precision: str = "fp32", calibration=None) -> list[dict]:
-    """perception_node end to end with the given backend; beside it the bare ONNX Runtime fp32 session."""
+                   precision: str = "fp32", calibration=None, model_budget: bool = False) -> list[dict]:
+    """perception_node end to end with the given backend; beside it the bare ONNX Runtime fp32 session.
+    model_budget: the network at the model file's pixel budget (the node's default), else at the camera's size."""
     import rclpy
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -50,10 +52,12 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
     rclpy.init()
     try:
         for height, width in sizes:
-            bare = bare_backend_ms(model_path, (height, width), iterations)
+            bare = bare_backend_ms(model_path, (height, width), iterations, model_budget)
             log = Path(tempfile.mkdtemp()) / "node.log"
-            parameters = {"input_size": f"[{height},{width}]", "points_stride": 2, "diagnostics_period": 0.5,
-                          "precision": precision}
+            parameters = {"points_stride": 2, "diagnostics_period": 0.5, "precision": precision,
+                          "image_size": f"[{height},{width}]"}
+            if not model_budget:
+                parameters["input_size"] = f"[{height},{width}]"
             if calibration:
                 parameters["int8_calibration"] = calibration
             node = start_node(model_path, backend, log, parameters)
@@ -80,6 +84,8 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                 overhead = float(diagnostics["latency_pre_ms"]) + float(diagnostics["latency_post_ms"])
                 records.append({
                     "size": f"{width}x{height}", "backend": diagnostics["backend"], "frames": len(sent),
+                    "network_input": "x".join(map(str, (spec.network_size((height, width)) if model_budget
+                                                        else (height, width))[::-1])),
                     "bare_onnxruntime_fp32": bare,
                     "end_to_end_all_outputs": percentiles([v * 1e3 for v in last]),
                     "end_to_end_per_output": end_to_end,

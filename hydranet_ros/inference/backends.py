@@ -24,11 +24,20 @@ LOG = logging.getLogger("hydranet_ros.backends")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # auto tries these in order: the fastest first (measured: README, Benchmarks).
-AUTO_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"), ("onnxruntime", "cuda"), ("openvino", "cpu"),
-              ("onnxruntime", "cpu"), ("torch", "cpu"))
-WHY_FIRST = {"openvino": "the fastest CPU backend measured: as fast as ONNX Runtime in fp32, 1.5x faster in int8 "
-                         "(README, CPU backends)",
-             "tensorrt": "the fastest GPU backend"}
+GPU_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"), ("onnxruntime", "cuda"))
+# On a CPU the fastest backend depends on the precision (README, CPU backends: measured side by side).
+CPU_ORDER = {"fp32": (("onnxruntime", "cpu"), ("openvino", "cpu"), ("torch", "cpu")),
+             "int8": (("openvino", "cpu"), ("onnxruntime", "cpu"), ("torch", "cpu")),
+             "bf16": (("openvino", "cpu"), ("onnxruntime", "cpu"), ("torch", "cpu"))}
+WHY_FIRST = {("tensorrt", "cuda"): "the fastest GPU backend",
+             ("onnxruntime", "cpu"): "the fastest fp32 CPU backend measured at the models' own network sizes "
+                                     "(OpenVINO fp32 took 1.13x its time; README, CPU backends)",
+             ("openvino", "cpu"): "the fastest int8 and bf16 CPU backend measured (int8: 0.74x ONNX Runtime "
+                                  "fp32's time, ONNX Runtime's int8 1.48x; README, CPU backends)"}
+
+
+def auto_order(precision: str) -> tuple[tuple[str, str], ...]:
+    return GPU_ORDER + CPU_ORDER[cpu_precision(precision)]
 
 
 class TorchBackend(Backend):
@@ -123,6 +132,9 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(onnx_path), options, providers=[provider])
         except Exception as error:  # ORT raises its own types, OOM included
             raise BackendError(f"ONNX Runtime could not load {onnx_path} on {self.device}: {error}") from None
+        if provider not in self.session.get_providers():  # e.g. CUDA without its cuDNN: ORT runs on the CPU
+            raise BackendError(f"ONNX Runtime could not start its {provider} (the session has "
+                               f"{self.session.get_providers()}); it would run on the CPU while reporting {self.device}")
         self.onnx_path = Path(onnx_path)
         self.precision = precision  # int8: the Q/DQ graph from inference/quantize.py
 
@@ -150,11 +162,14 @@ def cpu_precision(precision: str) -> str:
 def create_backend(model_path: str | Path, backend: str = "auto", device: str = "auto",
                    precision: str = "fp16", output: str = "input", threads: int | None = None,
                    engine_options: dict | None = None, input_size: tuple[int, int] | None = None,
-                   calibration: str | Path | None = None) -> tuple[Backend, list[str]]:
+                   calibration: str | Path | None = None,
+                   camera_size: tuple[int, int] | None = None) -> tuple[Backend, list[str]]:
     """Builds the backend and returns it with the reasons for skipping others (for `auto`).
 
     device: auto, cpu or cuda. precision: fp16 (GPU default; fp32 on CPUs), fp32, bf16 (OpenVINO on
     CPUs that have it), int8 (calibrated on the images in the calibration folder; inference/quantize.py).
+    camera_size (height, width): the camera's resolution, prepared at start (export, engine, int8
+    graph, compiled model) instead of on its first frame; default the model's own input size.
     """
     if backend not in BACKENDS:
         raise BackendError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -163,7 +178,7 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
     cuda = _cuda_available()
     if device == "cuda" and not cuda:
         raise BackendError("device is cuda but no CUDA device is available (PyTorch sees none)")
-    candidates = [(name, dev) for name, dev in AUTO_ORDER
+    candidates = [(name, dev) for name, dev in auto_order(precision)
                   if (backend in ("auto", name)) and (device in ("auto", dev))]
     skipped = []
     for name, dev in candidates:
@@ -172,33 +187,35 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
             continue
         try:
             chosen = _build(name, dev, model_path, precision if dev == "cuda" else cpu_precision(precision),
-                            output, threads, engine_options, input_size, calibration)
+                            output, threads, engine_options, input_size, calibration, camera_size)
         except (BackendError, ImportError) as error:
             skipped.append(f"{name}/{dev}: {error}")
             if backend != "auto":
                 raise BackendError("; ".join(skipped)) from None
             LOG.warning("backend %s/%s unavailable, trying the next: %s", name, dev, error)
             continue
-        if backend == "auto" and name in WHY_FIRST:
-            LOG.info("auto chose %s: %s", chosen.describe(), WHY_FIRST[name])
+        if backend == "auto" and (name, dev) in WHY_FIRST:
+            LOG.info("auto chose %s: %s", chosen.describe(), WHY_FIRST[(name, dev)])
         return chosen, skipped
     raise BackendError("no backend could start: " + "; ".join(skipped))
 
 
 def _build(name, device, model_path, precision, output, threads, engine_options, input_size,
-           calibration) -> Backend:
+           calibration, camera_size) -> Backend:
     model, spec = load_for_inference(model_path, input_size)
     if name == "torch":
         return TorchBackend(model, spec, device, precision, output)
-    first_size = tuple(spec.input_size)  # checks at start that the backend runs; cameras add their own
+    first_size = tuple(camera_size or spec.input_size)  # made at start: a backend that cannot run fails here
 
-    def graph(size):  # the fp32 export, or its calibrated int8 version
-        onnx_path = onnx_for_model(model_path, output, size, input_size)
+    export_precision = "fp16" if precision == "fp16" and device == "cuda" else "fp32"
+
+    def graph(size):  # the fp16 export on a GPU, the fp32 one, or its calibrated int8 version
+        onnx_path = onnx_for_model(model_path, output, size, input_size, export_precision)
         return int8_onnx(onnx_path, calibration, size) if precision == "int8" else onnx_path
     if name == "onnxruntime":
         if precision not in ("fp32", "int8") and device == "cpu":
             raise BackendError(f"ONNX Runtime on the CPU runs fp32 or int8, not {precision}")
-        graph_precision = "int8" if precision == "int8" else "fp32"  # the exported graph is fp32 otherwise
+        graph_precision = "int8" if precision == "int8" else export_precision
         return PerResolution(lambda size: OnnxRuntimeBackend(graph(size), device, threads, graph_precision),
                              first_size)
     if name == "openvino":

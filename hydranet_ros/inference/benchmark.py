@@ -45,10 +45,15 @@ class FramePath:
     for ONNX Runtime also the bare session.run on the same graph and input."""
 
     def __init__(self, model_path: Path, name: str, device: str, size: tuple[int, int], precision: str,
-                 calibration=None):
-        backend, _ = create_backend(model_path, name, device, precision, "input", input_size=size,
-                                    calibration=calibration)
-        self.perception = Perception(backend, load_model(model_path)[1])
+                 calibration=None, model_budget: bool = False):
+        """model_budget: the network runs at the model file's pixel budget, as the node does by default;
+        else at the camera's size."""
+        backend, _ = create_backend(model_path, name, device, precision, "input",
+                                    input_size=None if model_budget else size, calibration=calibration)
+        spec = load_model(model_path)[1]
+        self.perception = Perception(backend, spec)
+        network = spec.network_size(size) if model_budget else size
+        self.network_input = f"{network[1]}x{network[0]}"
         self.frame = camera_frame(*size)
         self.intrinsics = guess_intrinsics(self.perception.spec, size[1], size[0])
         self.cloud_settings = CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1])
@@ -78,7 +83,7 @@ class FramePath:
             self.samples["bare"].append(bare_time)
 
     def record(self) -> dict:
-        out = {"backend": self.label, "size": self.size,
+        out = {"backend": self.label, "size": self.size, "network_input": self.network_input,
                **{stage: percentiles(self.samples[stage]) for stage in ("pre", "inference", "post", "total")}}
         out["fps"] = round(1000.0 / out["total"]["median_ms"], 2)
         if self.samples["bare"]:
@@ -88,8 +93,8 @@ class FramePath:
 
 
 def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int, int], iterations: int,
-                      warmup: int, precision: str, calibration=None) -> dict:
-    path = FramePath(model_path, name, device, size, precision, calibration)
+                      warmup: int, precision: str, calibration=None, model_budget: bool = False) -> dict:
+    path = FramePath(model_path, name, device, size, precision, calibration, model_budget)
     for index in range(warmup + iterations):
         path.step(record=index >= warmup)
     return path.record()
@@ -100,7 +105,8 @@ CPU_VARIANTS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "
                 ("openvino", "int8"), ("torch", "fp32"))
 
 
-def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup: int, calibration) -> dict:
+def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup: int, calibration,
+                model_budget: bool = False) -> dict:
     """Every CPU backend and precision on one size, interleaved frame by frame so that load on the
     machine hits all alike; each total's median over the reference's (ONNX Runtime fp32)."""
     paths, skipped = [], []
@@ -109,7 +115,7 @@ def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup
             skipped.append(f"{name}/{precision}: no --calibration")
             continue
         try:
-            path = FramePath(model_path, name, "cpu", size, precision, calibration)
+            path = FramePath(model_path, name, "cpu", size, precision, calibration, model_budget)
         except (BackendError, ImportError) as error:
             skipped.append(f"{name}/{precision}: {error}")
             continue

@@ -49,12 +49,13 @@ Sigmoid Slice Softmax Split Sqrt Squeeze Sub Tanh Tile TopK Transpose Unsqueeze 
 
 
 def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
-                image_size: tuple[int, int] | None = None) -> Path:
+                image_size: tuple[int, int] | None = None, half: bool = False) -> Path:
     """Writes the ONNX file and returns its path. image_size=(H, W): the camera resolution of the
     post-processed graph (default: the model's pixel budget); for raw=True it fixes the input size."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    model = model.float().eval().cpu()
+    model = model.eval().cpu()
+    model = model.half() if half else model.float()  # half: the network in fp16, pre/post-processing in fp32
     height, width = image_size or spec.input_size
     dynamic = None  # the post-processed graph is always made for one camera resolution
     if raw:
@@ -74,7 +75,8 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     graph = onnx.load(str(path))
     meta = graph.metadata_props.add()
-    meta.key, meta.value = METADATA_KEY, json.dumps(spec.to_dict() | {"graph": "raw" if raw else f"postprocessed/{output}"})
+    meta.key, meta.value = METADATA_KEY, json.dumps(spec.to_dict() | {
+        "graph": "raw" if raw else f"postprocessed/{output}", "network_precision": "fp16" if half else "fp32"})
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
     unsupported = unsupported_tensorrt_ops(graph)
@@ -92,15 +94,18 @@ def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | Non
 
 
 def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, int],
-                   input_size: tuple[int, int] | None = None) -> Path:
+                   input_size: tuple[int, int] | None = None, precision: str = "fp32") -> Path:
     """The post-processed ONNX export of a model file for camera images of image_size (height, width),
-    made once and cached by content hash."""
+    made once and cached by content hash. precision fp16 writes the network's weights and activations
+    in fp16 (the graph a strongly typed TensorRT network builds in fp16); fp32 otherwise."""
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"an ONNX export is fp32 or fp16, not {precision!r}")
     model, spec = load_for_inference(model_path, input_size)
     height, width = image_size
     net_height, net_width = spec.network_size(image_size)
     # The graph code, the opset and the exporter (torch) shape the file as much as the weights do.
     name = (f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}"
-            f"-graph{GRAPH_VERSION}-opset{OPSET}-torch{torch.__version__}.onnx")
+            f"-{precision}-graph{GRAPH_VERSION}-opset{OPSET}-torch{torch.__version__}.onnx")
     path = cache_dir() / "onnx" / name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +115,7 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     if not path.is_file():
         LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, spec, temporary, output, image_size=image_size)
+        export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
         temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
     return path
 

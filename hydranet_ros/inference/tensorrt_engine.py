@@ -142,18 +142,17 @@ def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: Sha
 
 
 def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float) -> None:
-    """int8 builds a strongly typed network from the calibrated Q/DQ ONNX (inference/quantize.py):
-    explicit quantization, which TensorRT 10 and 11 support, instead of the implicit-quantization
-    calibrators (deprecated in 10.1, removed in 11). fp32 is strongly typed as well; fp16 still sets
-    BuilderFlag.FP16 on a weakly typed network until the export writes an fp16 graph."""
+    """Every network is strongly typed: the ONNX file's types decide each layer's precision. fp16 is
+    the fp16 export (export.onnx_for_model(precision="fp16")), int8 the calibrated Q/DQ graph
+    (inference/quantize.py): no BuilderFlag.FP16/INT8 (weak typing is deprecated since 10.12) and no
+    int8 calibrator (deprecated in 10.1, removed in 11)."""
     import tensorrt as trt
     from tqdm import tqdm
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    strongly_typed = key.precision in ("int8", "fp32")
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)  # explicit batch is the only mode since TensorRT 10
+    # Explicit batch is the only mode since TensorRT 10; strongly typed since 10.0.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -163,8 +162,6 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, *key.profile.input_shapes())
     config.add_optimization_profile(profile)
-    if key.precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
 
     class Progress(trt.IProgressMonitor):
         """Shows the builder's phases as progress bars (TensorRT 10's progress_monitor)."""
@@ -241,7 +238,8 @@ class TensorRTBackend(Backend):
                                f"{self.profile.min}..{self.profile.max} (height, width); rebuild with a wider profile")
         with torch.cuda.stream(self.stream):
             image = torch.from_numpy(np.ascontiguousarray(rgb))[None].pin_memory().cuda(non_blocking=True)
-            self.context.set_input_shape(INPUT_NAME, tuple(image.shape))
+            if not self.context.set_input_shape(INPUT_NAME, tuple(image.shape)):
+                raise BackendError(f"TensorRT refused the input shape {tuple(image.shape)}")
             self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
             outputs = {}
             for name in OUTPUT_NAMES:
@@ -278,7 +276,9 @@ def run(args):
         raise ModelFileError(f"{source} does not exist")
     size = tuple(args.image_size)
     try:
-        onnx_path = source if source.suffix == ".onnx" else onnx_for_model(source, args.output_resolution, size)
+        export_precision = "fp16" if args.precision == "fp16" else "fp32"  # a strongly typed network keeps it
+        onnx_path = source if source.suffix == ".onnx" else \
+            onnx_for_model(source, args.output_resolution, size, precision=export_precision)
         if args.precision == "int8" and source.suffix != ".onnx":
             onnx_path = int8_onnx(onnx_path, args.calibration, size)
         profile = ShapeProfile(size, size, size)

@@ -35,6 +35,9 @@ PARAMETERS = (
               "resolution (cached); needed for precision int8."),
     Parameter("input_size", [0, 0], "Pixel budget of the network input [height, width]: images keep their aspect "
               "ratio and are scaled to about height x width pixels; [0, 0] uses the model file's."),
+    Parameter("image_size", [0, 0], "The camera's resolution [height, width], when known: the backend prepares "
+              "its graph for it at start (TensorRT engine, int8 graph, OpenVINO model) instead of on the first "
+              "frame; other sizes are still served, each prepared on its first frame. [0, 0]: the model's input size."),
     Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",
               choices=("input", "network")),
     Parameter("engine_cache", "", "Folder for ONNX exports and TensorRT engines; empty: ~/.cache/hydranet_ros."),
@@ -96,10 +99,10 @@ def validate(name: str, value) -> str | None:
         return f"{name} must be one of {list(spec.choices)}, not {value!r}"
     if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
         return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"
-    if name == "input_size" and not (list(value) == [0, 0] or (
+    if name in ("input_size", "image_size") and not (list(value) == [0, 0] or (
             len(value) == 2 and all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in value)
             and value[0] * value[1] <= MAX_INPUT_PIXELS)):
-        return (f"input_size must be [height, width] with each side in [{MIN_INPUT_SIDE}, {MAX_INPUT_SIDE}] and "
+        return (f"{name} must be [height, width] with each side in [{MIN_INPUT_SIDE}, {MAX_INPUT_SIDE}] and "
                 f"at most {MAX_INPUT_PIXELS} pixels, or [0, 0] for the model's own size, not {list(value)}")
     if name == "fallback_intrinsics":
         finite = len(value) == 4 and all(math.isfinite(v) for v in value)

@@ -73,7 +73,8 @@ class PerceptionCore:
                 os.environ["HYDRANET_CACHE"] = p("engine_cache")  # read by the backends' caches
             backend, skipped = create_backend(model_path, p("backend"), p("device"), p("precision"),
                                               p("output_resolution"), input_size=input_size,
-                                              calibration=p("int8_calibration") or None)
+                                              calibration=p("int8_calibration") or None,
+                                              camera_size=tuple(p("image_size")) if any(p("image_size")) else None)
         except (ModelFileError, BackendError) as error:
             raise StartupError(str(error)) from None
         if input_size:
