@@ -55,7 +55,7 @@ class PerceptionCore:
     def _setup(self):
         """Parameters, declared once for the node's life (both variants, at construction)."""
         self._lock = threading.Condition()
-        self._subscriptions = []
+        self._camera_subscriptions = []
         self._worker = None
         self._diagnostics_timer = None
         self.perception = None
@@ -144,16 +144,16 @@ class PerceptionCore:
         # Several camera_infos are kept: each image is paired with the one of its stamp.
         info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                         QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
-        self._subscriptions = [image, info]
+        self._camera_subscriptions = [image, info]
         # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
         self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics,
                                                     clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _stop(self):
         """No more frames: subscriptions and the diagnostics timer go, the worker finishes its frame."""
-        for subscription in self._subscriptions:
+        for subscription in self._camera_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._camera_subscriptions = []
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
