@@ -20,7 +20,7 @@ import numpy as np
 from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.demo import OUTPUTS, Recorder, start_node, stop_node, wait_until_ready
 from hydranet_ros.inference.backends import create_backend, onnxruntime_session
-from hydranet_ros.inference.benchmark import camera_frame, percentiles
+from hydranet_ros.inference.benchmark import camera_frame, network_input, percentiles
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
@@ -84,8 +84,7 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                 overhead = float(diagnostics["latency_pre_ms"]) + float(diagnostics["latency_post_ms"])
                 records.append({
                     "size": f"{width}x{height}", "backend": diagnostics["backend"], "frames": len(sent),
-                    "network_input": "x".join(map(str, (spec.network_size((height, width)) if model_budget
-                                                        else (height, width))[::-1])),
+                    "network_input": network_input(spec, (height, width), model_budget),
                     "bare_onnxruntime_fp32": bare,
                     "end_to_end_all_outputs": percentiles([v * 1e3 for v in last]),
                     "end_to_end_per_output": end_to_end,

@@ -40,6 +40,13 @@ def camera_frame(height: int, width: int) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
 
 
+def network_input(spec, size: tuple[int, int], model_budget: bool) -> str:
+    """WIDTHxHEIGHT of the network input for camera images of size (height, width): the model file's
+    pixel budget (model_budget, the node's default) or the camera's own size."""
+    height, width = spec.network_size(size) if model_budget else size
+    return f"{width}x{height}"
+
+
 class FramePath:
     """One backend's whole per-frame path (pre, inference, post with the point cloud) on one camera frame;
     for ONNX Runtime also the bare session.run on the same graph and input."""
@@ -52,8 +59,7 @@ class FramePath:
                                     input_size=None if model_budget else size, calibration=calibration)
         spec = load_model(model_path)[1]
         self.perception = Perception(backend, spec)
-        network = spec.network_size(size) if model_budget else size
-        self.network_input = f"{network[1]}x{network[0]}"
+        self.network_input = network_input(spec, size, model_budget)
         self.frame = camera_frame(*size)
         self.intrinsics = guess_intrinsics(self.perception.spec, size[1], size[0])
         self.cloud_settings = CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1])
