@@ -9,6 +9,7 @@ import torch
 from hydranet_ros.inference.backend_base import BackendError, PerResolution
 from hydranet_ros.inference.backends import OnnxRuntimeBackend, TorchBackend, create_backend
 from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity, unsupported_tensorrt_ops
+from hydranet_ros.inference.graph import first_argmax
 from hydranet_ros.model.hydranet import HEAD_NAMES
 from hydranet_ros.model.model_file import load_model
 
@@ -33,6 +34,14 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
         parity = onnx_parity(model, spec, path, _image(height, width), output)
         assert parity["depth_max_abs_diff_m"] < 1e-3
         assert parity["label_agreement"] > 0.999
+
+
+def test_first_argmax_matches_torch_argmax_also_on_ties():
+    scores = torch.randint(0, 3, (2, 6, 17, 23)).float()  # few values: many ties
+    scores[0, :, 0, 0] = 1.0  # all channels tie: channel 0
+    expected = scores.argmax(dim=1).to(torch.uint8)
+    assert torch.equal(first_argmax(scores), expected)
+    assert first_argmax(scores)[0, 0, 0] == 0
 
 
 def test_raw_export_has_named_heads_and_fixed_size(street_model_file, tmp_path):
