@@ -232,3 +232,39 @@ def test_the_generator_package_renders_byte_identical_frames_to_the_single_modul
         old_sequence = list(before.render_sequence(kind, 5, 96, 64, 3))
         for old, new in zip(old_sequence, render_sequence(kind, 5, 96, 64, 3), strict=True):
             assert old.rgb.tobytes() == new.rgb.tobytes() and old.depth.tobytes() == new.depth.tobytes()
+
+
+def test_median_frequency_class_weights_are_counted_from_the_label_files(tmp_path):
+    from hydranet_ros.data.dataset import FolderDataset, Sample, create_dataset_folder, write_sample
+    from hydranet_ros.training.train import segmentation_class_weights
+    root = create_dataset_folder(tmp_path / "data", "kitti6", 1000.0)
+    mixed = np.zeros((4, 4), np.uint8)
+    mixed[0] = 3
+    for name, labels in (("a", mixed), ("b", np.zeros((4, 4), np.uint8)),
+                         ("c", np.full((4, 4), 255, np.uint8))):  # unlabelled pixels count nowhere
+        write_sample(root, Sample(name, np.zeros((4, 4, 3), np.uint8), segmentation=labels), 1000.0)
+    write_sample(root, Sample("d", np.zeros((4, 4, 3), np.uint8)), 1000.0)  # no label file at all
+    weights = segmentation_class_weights("median_frequency", [FolderDataset(root)], [2.0], 6)
+    # sky: 28 of 32 pixels, sidewalk: 4 of 16 (see test_losses); the other classes never occur.
+    assert np.allclose(weights, [0.5625 / 0.875, 0, 0, 0.5625 / 0.25, 0, 0])
+    assert segmentation_class_weights(None, [FolderDataset(root)], [1.0], 6) is None
+    with pytest.raises(TrainingError, match="lists 2 weights for 6 classes"):
+        segmentation_class_weights([1, 2], [FolderDataset(root)], [1.0], 6)
+
+
+def test_init_from_fine_tunes_a_trained_model_and_refuses_another_label_space(tmp_path):
+    import torch
+    from hydranet_ros.model.model_file import load_model
+    from hydranet_ros.training.train import FolderDataset, build_model, build_spec
+    config_path = _tiny_config(tmp_path)
+    train(load_config(config_path), stop_after=1)
+    config = load_config(config_path)
+    config["model"]["init_from"] = str(tmp_path / "run" / "last.pt")
+    spec = build_spec(config, [FolderDataset(tmp_path / "data")])
+    trained, _ = load_model(tmp_path / "run" / "last.pt")
+    model = build_model(spec, config["model"], "cpu")
+    for name, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    config["model"]["label_space"] = "kitti6"
+    with pytest.raises(TrainingError, match="predicts .* in nyud40; this config trains .* in kitti6"):
+        build_model(build_spec(config, [FolderDataset(tmp_path / "data")]), config["model"], "cpu")

@@ -25,9 +25,9 @@ from hydranet_ros.errors import UserError
 from hydranet_ros.data.augment import Augmenter, collate
 from hydranet_ros.data.dataset import FolderDataset, check_labels, read_png_unchanged
 from hydranet_ros.model.hydranet import HydraNet
-from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
+from hydranet_ros.model.model_file import ModelSpec, load_label_space, load_model, save_model
 from hydranet_ros.training.evaluate import evaluate_model
-from hydranet_ros.training.losses import joint_loss
+from hydranet_ros.training.losses import joint_loss, median_frequency_weights
 
 
 class TrainingError(UserError):
@@ -35,12 +35,12 @@ class TrainingError(UserError):
 
 DEFAULTS = {
     "model": {"label_space": "nyud40", "tasks": ["segmentation", "depth"], "input_size": [480, 640],
-              "imagenet_init": None, "focal_length_px": None},
+              "imagenet_init": None, "init_from": None, "focal_length_px": None},
     "data": {"train": [], "val": [], "crop": None, "zoom": [0.8, 1.25], "jitter": 0.2, "workers": 0},
     "optim": {"name": "sgd", "lr": 0.01, "encoder_lr_factor": 0.1, "momentum": 0.9, "weight_decay": 1e-5,
               "schedule": "poly", "poly_power": 0.9, "step_epochs": 10, "step_gamma": 0.5},
     "train": {"epochs": 10, "batch_size": 8, "segmentation_weight": 0.5, "seed": 42, "amp": True,
-              "freeze_batchnorm": False,
+              "freeze_batchnorm": False, "class_weights": None,
               "max_depth_eval": 10.0, "out": "runs/train", "save_half": True},
 }
 ENCODER_PREFIXES = tuple(f"layer{i}." for i in range(1, 9))
@@ -66,8 +66,9 @@ def load_config(path: str | Path) -> dict:
                                for e in config["data"]["train"]]
     config["data"]["val"] = [str((base / p).resolve()) for p in config["data"]["val"]]
     config["train"]["out"] = str((base / config["train"]["out"]).resolve())
-    if config["model"]["imagenet_init"]:
-        config["model"]["imagenet_init"] = str((base / config["model"]["imagenet_init"]).resolve())
+    for key in ("imagenet_init", "init_from"):
+        if config["model"][key]:
+            config["model"][key] = str((base / config["model"][key]).resolve())
     return config
 
 
@@ -187,6 +188,29 @@ def check_training_labels(folders: list[FolderDataset], num_classes: int) -> Non
                 check_labels(read_png_unchanged(path), num_classes, path)
 
 
+def segmentation_class_weights(setting, folders: list[FolderDataset], repeats: list[float],
+                               num_classes: int) -> np.ndarray | None:
+    """train.class_weights: null (plain cross-entropy), a list with one weight per class, or
+    median_frequency, counted over the training labels as often as each folder repeats."""
+    if setting is None:
+        return None
+    if isinstance(setting, list):
+        if len(setting) != num_classes:
+            raise TrainingError(f"train.class_weights lists {len(setting)} weights for {num_classes} classes")
+        return np.asarray(setting, dtype=np.float64)
+    if setting != "median_frequency":
+        raise TrainingError(f"train.class_weights must be null, median_frequency or a list, not {setting!r}")
+    pixel_counts, image_pixels = np.zeros(num_classes), np.zeros(num_classes)
+    for folder, repeat in zip(folders, repeats):
+        for name in folder.names:
+            if folder.has("labels", name):
+                counts = np.bincount(read_png_unchanged(folder.root / "labels" / f"{name}.png").ravel(),
+                                     minlength=256)[:num_classes]
+                pixel_counts += repeat * counts
+                image_pixels += repeat * np.where(counts > 0, counts.sum(), 0)
+    return median_frequency_weights(pixel_counts, image_pixels)
+
+
 def build_spec(config: dict, folders: list[FolderDataset]) -> ModelSpec:
     model_cfg = config["model"]
     spec = ModelSpec(tasks=list(model_cfg["tasks"]), label_space=load_label_space(model_cfg["label_space"]),
@@ -197,9 +221,19 @@ def build_spec(config: dict, folders: list[FolderDataset]) -> ModelSpec:
     return spec
 
 
-def build_model(spec: ModelSpec, imagenet_init: str | None, device: torch.device) -> HydraNet:
+def build_model(spec: ModelSpec, model_cfg: dict, device: torch.device) -> HydraNet:
+    """A new HydraNet: every weight from init_from (a model file, to fine-tune it), or the encoder from
+    the ImageNet classifier imagenet_init."""
     model = HydraNet(spec.num_classes, tuple(spec.tasks))
-    if imagenet_init:
+    init_from, imagenet_init = model_cfg["init_from"], model_cfg["imagenet_init"]
+    if init_from:
+        trained, trained_spec = load_model(init_from)
+        if (trained_spec.label_space.name, trained_spec.tasks) != (spec.label_space.name, spec.tasks):
+            raise TrainingError(f"model.init_from {init_from} predicts {trained_spec.tasks} in "
+                                f"{trained_spec.label_space.name}; this config trains {spec.tasks} in "
+                                f"{spec.label_space.name}")
+        model.load_state_dict(trained.state_dict())
+    elif imagenet_init:
         from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
         init_encoder_from_tflite(model, imagenet_init)
     return model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster steps on CPU
@@ -273,6 +307,7 @@ class TrainingRun:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None
+    class_weights: torch.Tensor | None  # segmentation cross-entropy, one weight per class
     device: torch.device
     rank: int
     world: int
@@ -285,20 +320,27 @@ def prepare_run(config: dict) -> TrainingRun:
     if not data_cfg["train"]:
         raise TrainingError("data.train lists no dataset folder")
     folders = [FolderDataset(e["path"]) for e in data_cfg["train"]]
+    repeats = [e["repeat"] for e in data_cfg["train"]]
     spec = build_spec(config, folders)
     val_sets = [FolderDataset(p) for p in data_cfg["val"]]
     check_training_labels(folders + val_sets, spec.num_classes)
-    model = build_model(spec, config["model"]["imagenet_init"], device)
+    model = build_model(spec, config["model"], device)
     augmenter = Augmenter(spec, tuple(data_cfg["crop"] or spec.input_size), tuple(data_cfg["zoom"]),
                           jitter=data_cfg["jitter"])
-    train_set = AugmentedDataset(folders, [e["repeat"] for e in data_cfg["train"]], augmenter, train_cfg["seed"])
+    train_set = AugmentedDataset(folders, repeats, augmenter, train_cfg["seed"])
     loader = build_loader(train_set, train_cfg["batch_size"], data_cfg["workers"], train_cfg["seed"], rank, world, spec)
     if len(loader) == 0:
         raise TrainingError(f"no training batch: {len(train_set)} images over {world} process(es)")
     amp_dtype = mixed_precision_dtype(device) if train_cfg["amp"] else None
+    weights = segmentation_class_weights(train_cfg["class_weights"], folders, repeats, spec.num_classes)
+    if weights is not None and rank == 0:
+        print("segmentation class weights: " + ", ".join(
+            f"{name} {w:.2f}" for name, w in zip(spec.label_space.class_names, weights)), flush=True)
     return TrainingRun(config, spec, model, torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model,
                        train_set, loader, val_sets, build_optimizer(model, config["optim"]),
-                       torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), amp_dtype, device, rank, world)
+                       torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16), amp_dtype,
+                       None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device),
+                       device, rank, world)
 
 
 def train(config: dict, resume: bool = False, stop_after: int | None = None) -> Path:
@@ -394,7 +436,7 @@ def train_epoch(run: TrainingRun, epoch: int, writer) -> list[float]:
         with torch.autocast(device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
             outputs = dict(zip(spec.tasks, run.net(image)))
         outputs = {task: output.float() for task, output in outputs.items()}  # losses in fp32
-        loss, parts = joint_loss(outputs, batch, train_cfg["segmentation_weight"])
+        loss, parts = joint_loss(outputs, batch, train_cfg["segmentation_weight"], run.class_weights)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
