@@ -1,13 +1,17 @@
 """Measures the shipped models for their model card; writes models/metrics.json.
 
     .venv/bin/python scripts/model_card_metrics.py
+    .venv/bin/python scripts/model_card_metrics.py --precision-gate   # int8 against fp32 instead
 
 Real frames first, all through the node's own per-frame path (inference.pipeline with ONNX Runtime),
 scored by hydranet_ros/training/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
+--precision-gate prints the int8 accuracy gate of both models (README, CPU backends) and writes nothing.
 """
+import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -22,7 +26,7 @@ from hydranet_ros.inference.pipeline import Perception  # noqa: E402
 from hydranet_ros.model.model_file import load_model  # noqa: E402
 from hydranet_ros.training.evaluate import evaluate_model  # noqa: E402
 from hydranet_ros.training.real_frames import (LIDAR_HELD_OUT, camvid_val, kitti_000099, kitti_lidar,  # noqa: E402
-                                               nyud_examples)
+                                               nyud_examples, precision_gate, street_calibration_folder)
 
 
 def generated(model, spec, kind, max_depth):
@@ -55,7 +59,23 @@ def strip_per_class(value, keep: bool = False):
     return value
 
 
+def int8_gate() -> dict:
+    """Street through OpenVINO (auto's int8 choice), calibrated on real frames it trained on; indoor
+    through ONNX Runtime (OpenVINO refuses its int8 graph, README), calibrated on generated rooms."""
+    with tempfile.TemporaryDirectory() as folder:
+        return {"hydranet_street.pt": precision_gate(REPO / "models" / "hydranet_street.pt", SHARED, "street",
+                                                     street_calibration_folder(SHARED, Path(folder)), ("int8",)),
+                "hydranet_indoor.pt": precision_gate(REPO / "models" / "hydranet_indoor.pt", SHARED, "indoor",
+                                                     REPO / "datasets" / "synth_indoor_val" / "rgb", ("int8",),
+                                                     backend="onnxruntime")}
+
+
 def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision-gate", action="store_true", help="int8 against fp32 on real frames instead")
+    if parser.parse_args().precision_gate:
+        print(json.dumps(int8_gate(), indent=1))
+        return
     metrics = {"hydranet_street.pt": street(REPO / "models" / "hydranet_street.pt"),
                "hydranet_indoor.pt": indoor(REPO / "models" / "hydranet_indoor.pt")}
     metrics = strip_per_class(metrics)

@@ -93,8 +93,9 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
     quantized_inputs = {node.output[0] for node in graph.node if node.op_type == "DequantizeLinear"}
     convolutions = {node.name: node for node in graph.node if node.op_type == "Conv"}
     kept_float = float_convolutions(fp32)
-    assert {"/model/depth/Conv", "/model/segm/Conv", "/model/layer1/layer1.0/Conv"} <= set(kept_float)
-    assert not any(name.startswith(("/model/layer4/", "/model/crp")) for name in kept_float)
+    assert {"/model/depth/Conv", "/model/pre_depth/Conv", "/model/layer1/layer1.0/Conv"} <= set(kept_float)
+    assert not any(name.startswith(("/model/layer4/", "/model/crp", "/model/segm", "/model/pre_segm"))
+                   for name in kept_float)
     for name, node in convolutions.items():
         assert (node.input[1] in quantized_inputs) == (name not in kept_float), name
     stamp = path.stat().st_mtime_ns
@@ -143,14 +144,11 @@ def test_int8_accuracy_gate_on_real_street_frames(tmp_path):
     CamVid train frame, KITTI 0001 frames 0-19); the model card measures all 101 CamVid val frames,
     this test the first 20 and the held-out LiDAR frames 20-30."""
     from conftest import REPO
-    from hydranet_ros.training.real_frames import precision_gate
+    from hydranet_ros.training.real_frames import precision_gate, street_calibration_folder
     data = shared_path("data")
-    camvid = sorted(shared_path("data", "camvid", "train", "images").glob("*.jpg"))[::6]
-    kitti = sorted(shared_path("data", "kitti_tracking_0001", "image_2", "0001").glob("*.png"))[:20]
-    for image in camvid + kitti:
-        (tmp_path / f"{image.parent.name}_{image.name}").symlink_to(image)
-    scores = precision_gate(REPO / "models" / "hydranet_street.pt", data, "street", tmp_path, precisions=("int8",),
-                            camvid_limit=20)
+    calibration = street_calibration_folder(data, tmp_path / "calibration")
+    scores = precision_gate(REPO / "models" / "hydranet_street.pt", data, "street", calibration,
+                            precisions=("int8",), camvid_limit=20)
     int8 = next(score for name, score in scores.items() if name.startswith("int8"))
     assert int8["miou_points_lost"] <= 1.0 and int8["rmse_percent_lost"] <= 3.0, scores
 

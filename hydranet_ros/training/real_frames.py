@@ -76,6 +76,17 @@ def nyud_examples(perception: Perception, data: Path) -> dict:
     return summary(segmentation, depth, frames=len(names))
 
 
+def street_calibration_folder(data: Path, folder: Path) -> Path:
+    """Links the street int8 calibration frames into folder: every 6th CamVid train frame and KITTI 0001
+    frames 0-19, all frames the street model trained on (none that the gate scores)."""
+    camvid = sorted((data / "camvid" / "train" / "images").glob("*.jpg"))[::6]
+    kitti = sorted((data / "kitti_tracking_0001" / "image_2" / "0001").glob("*.png"))[:LIDAR_HELD_OUT.start]
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in camvid + kitti:
+        (folder / f"{image.parent.name}_{image.name}").symlink_to(image.resolve())
+    return folder
+
+
 def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisions=("int8", "bf16"),
                    backend: str = "openvino", camvid_limit: int | None = None) -> dict:
     """Real-frame metrics of fp32 and of each lower precision on the same backend, and what each loses:
