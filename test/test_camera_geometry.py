@@ -15,7 +15,7 @@ from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.data.synth import default_intrinsics, render_frame
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
-from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.model.model_file import load_model
 
 STREET_MODEL = REPO / "models" / "hydranet_street.pt"
@@ -111,13 +111,13 @@ def test_distorted_images_are_rectified_and_their_clouds_land_where_the_geometry
                                                 np.eye(3).ravel(), p)
     reference_camera = CameraCalibration.from_fields(rgb.shape[1], rgb.shape[0], "plumb_bob", [0.0] * 5, k.ravel(),
                                                      np.eye(3).ravel(), p)
-    settings = CloudSettings(stride=4, max_depth=80.0)
-    reference = street.cloud(street.process(rgb, "rgb8", camera=reference_camera), settings)
+    clouds = CloudRequest(CloudSettings(stride=4, max_depth=80.0))
+    reference = street.process(rgb, "rgb8", camera=reference_camera, clouds=clouds).cloud
     errors = {}
     for mode in ("auto", "false"):
-        result = street.process(distorted, "rgb8", camera=calibration, rectify=mode)
+        result = street.process(distorted, "rgb8", camera=calibration, rectify=mode, clouds=clouds)
         assert result.rectified == (mode == "auto")
-        cloud = street.cloud(result, settings)
+        cloud = result.cloud
         # Compare inside the frame's centre 80 %, where the rectified image has content.
         rows, cols = cloud.shape
         window = (slice(rows // 10, rows - rows // 10), slice(cols // 10, cols - cols // 10))

@@ -126,6 +126,7 @@ def test_onnxruntime_keeps_one_graph_per_camera_resolution(street_model_file):
     assert list(backend._backends) == [(96, 320), (200, 200), (100, 300)]
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 def test_torch_cuda_fp16_cuda_graphs_match_cpu(street_model_file):
     image = _image(375, 1242)

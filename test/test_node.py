@@ -52,9 +52,10 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
         assert agreement >= 0.9, (encoding, agreement)
 
 
-def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, street_model_file):
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])  # host post-processing; on the backend's device
+def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, street_model_file, backend):
     frames, intrinsics = _kitti_frames(6)
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+    with NodeProcess(street_model_file, {"backend": backend}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         sent = []

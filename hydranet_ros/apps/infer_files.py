@@ -17,7 +17,7 @@ from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data.dataset import write_depth_png
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.inference.visualize import overview
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -91,13 +91,14 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     perception = open_perception(args)
     depth_range = perception.spec.label_space.depth_range_m
+    clouds = CloudRequest(CloudSettings(args.points_stride, depth_range[1]))
     count = 0
     for name, bgr in tqdm(read_frames(Path(args.input)), desc="infer", unit="frame"):
         height, width = bgr.shape[:2]
         intrinsics = Intrinsics(*args.intrinsics, width, height) if args.intrinsics else \
             guess_intrinsics(perception.spec, width, height)
-        result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=intrinsics)
-        cloud = perception.cloud(result, CloudSettings(args.points_stride, depth_range[1]))
+        result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=intrinsics, clouds=clouds)
+        cloud = result.cloud
         cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)
         cv2.imwrite(str(out / f"{name}_color.png"), result.color[..., ::-1])
         write_depth_png(out / f"{name}_depth_mm.png", result.depth, 1000.0)

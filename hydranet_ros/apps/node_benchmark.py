@@ -88,7 +88,8 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                     "bare_onnxruntime_fp32": bare,
                     "end_to_end_all_outputs": percentiles([v * 1e3 for v in last]),
                     "end_to_end_per_output": end_to_end,
-                    "node_stage_median_ms": {k: float(diagnostics[f"latency_{k}_ms"]) for k in ("pre", "inference", "post")},
+                    "node_stage_median_ms": {k: float(diagnostics[f"latency_{k}_ms"]) for k in ("pre", "inference", "post", "copy")
+                                             if f"latency_{k}_ms" in diagnostics},
                     "node_overhead_over_inference": round(overhead / inference, 3),
                     "frames_dropped": int(diagnostics["frames_dropped"]),
                 })

@@ -248,14 +248,14 @@ def _output_messages(perception, typestore, settings: CloudSettings, frame: Fram
     height, width = frame.array.shape[:2]
     calibration = frame.calibration
     camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)
+    column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
+    request = OutputRequest(frozenset(OUTPUT_TYPES), settings, projection_column=column)
     try:
-        result = perception.process(frame.array, frame.encoding, camera=camera)
+        result = perception.process(frame.array, frame.encoding, camera=camera, clouds=request.clouds(perception))
     except CalibrationError as error:
         raise CommandError(f"the bag's camera_info does not fit its images ({error}); fix it or leave out "
                            "--camera-info-topic to guess the intrinsics") from None
-    column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
-    request = OutputRequest(frozenset(OUTPUT_TYPES), settings, projection_column=column)
-    messages = frame_messages(perception, result, request, BagMessages(typestore, frame.header))
+    messages = frame_messages(result, request, BagMessages(typestore, frame.header))
     return {name: typestore.serialize_cdr(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
 
 

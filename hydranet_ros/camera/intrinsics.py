@@ -65,10 +65,12 @@ def check_plausible(intrinsics: Intrinsics, source: str) -> Intrinsics:
 
 
 def pixel_rays(intrinsics: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """(x/z, y/z) for the pixel centres of every stride-th row and column."""
+    """(x/z, y/z) as float32 for the pixel centres of every stride-th row and column (float32 whatever
+    type the intrinsics hold, so that host and device back-projections compute alike)."""
     u = np.arange(0, intrinsics.width, stride, dtype=np.float32)
     v = np.arange(0, intrinsics.height, stride, dtype=np.float32)
-    return (u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy
+    return (((u - intrinsics.cx) / intrinsics.fx).astype(np.float32, copy=False),
+            ((v - intrinsics.cy) / intrinsics.fy).astype(np.float32, copy=False))
 
 
 def depth_to_points(depth: np.ndarray, intrinsics: Intrinsics, stride: int = 1) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What every inference backend shares: the interface, its result and its error.
 
     backend.infer(rgb HxWx3 uint8) -> Prediction(labels, color, confidence, depth)
+    backend.infer_on_device(rgb) -> DeviceFrame   (backends with device_frames: torch, TensorRT)
 """
 from __future__ import annotations
 
@@ -24,12 +25,24 @@ class Prediction:
     depth: np.ndarray   # h x w float32 metres
 
 
+@dataclass
+class DeviceFrame:
+    """One frame still on the backend's device (torch tensors), for inference/device_post.py; valid
+    until the backend's next frame, which may reuse the tensors."""
+    image: object     # H x W x 3 uint8, the input as uploaded
+    outputs: tuple    # labels, color, confidence, depth, as in Prediction
+
+
 class Backend:
     name = "base"
     device = "cpu"
+    device_frames = False  # True: infer_on_device keeps the outputs on the device for post-processing
 
     def infer(self, rgb: np.ndarray) -> Prediction:
         raise NotImplementedError
+
+    def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
+        raise NotImplementedError(f"{self.name} returns host arrays only")
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
@@ -44,7 +57,7 @@ class PerResolution(Backend):
         self.limit = limit
         self._backends: OrderedDict[tuple[int, int], Backend] = OrderedDict()
         first = self.for_size(tuple(first_size))  # fails here, at start, if the backend cannot run
-        self.name, self.device = first.name, first.device
+        self.name, self.device, self.device_frames = first.name, first.device, first.device_frames
 
     def for_size(self, size: tuple[int, int]) -> Backend:
         if size in self._backends:
@@ -57,6 +70,9 @@ class PerResolution(Backend):
 
     def infer(self, rgb: np.ndarray) -> Prediction:
         return self.for_size(tuple(rgb.shape[:2])).infer(rgb)
+
+    def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
+        return self.for_size(tuple(rgb.shape[:2])).infer_on_device(rgb)
 
     def describe(self) -> str:
         return next(reversed(self._backends.values())).describe()

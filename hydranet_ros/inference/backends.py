@@ -10,13 +10,15 @@ and TensorRT use an ONNX export of it for each camera resolution, cached by the 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.inference.backend_base import Backend, BackendError, PerResolution, Prediction
+from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, PerResolution, Prediction
+from hydranet_ros.inference.device_post import to_host
 from hydranet_ros.inference.export import load_for_inference, onnx_for_model
-from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph, fold_batchnorm
 from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.model.model_file import ModelSpec
 
@@ -36,12 +38,16 @@ WHY_FIRST = {("tensorrt", "cuda"): "the fastest GPU backend",
                                   "fp32's time, ONNX Runtime's int8 1.48x; README, CPU backends)"}
 
 
+CUDA_GRAPHS_KEPT = 4  # input shapes whose CUDA graph the torch backend keeps (a node sees one or two)
+
+
 def auto_order(precision: str) -> tuple[tuple[str, str], ...]:
     return GPU_ORDER + CPU_ORDER[cpu_precision(precision)]
 
 
 class TorchBackend(Backend):
     name = "torch"
+    device_frames = True
 
     def __init__(self, model, spec: ModelSpec, device: str = "cpu", precision: str = "fp32",
                  output: str = "input", channels_last: bool | None = None, cuda_graphs: bool | None = None):
@@ -59,8 +65,10 @@ class TorchBackend(Backend):
         self.cuda_graphs = cuda if cuda_graphs is None else cuda_graphs
         if self.cuda_graphs and not cuda:
             raise BackendError("CUDA graphs need a CUDA device")
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # one camera size: the tuned kernels are reused every frame
         try:
-            graph = InferenceGraph(model, spec, output).eval().to(device)
+            graph = InferenceGraph(fold_batchnorm(model), spec, output).eval().to(device)
             if precision == "fp16":
                 graph.model.half()
             if self.channels_last:
@@ -69,42 +77,53 @@ class TorchBackend(Backend):
             raise BackendError(f"out of GPU memory loading the model on {device}: {error}") from None
         self.graph = graph
         self.precision = precision
-        self._captured = {}  # input shape -> (static input, static outputs, CUDA graph)
+        self._captured = OrderedDict()  # input shape -> (static input, static outputs, CUDA graph)
 
     def describe(self) -> str:
-        extras = [self.precision] + (["channels_last"] if self.channels_last else []) + \
+        extras = [self.precision, "BatchNorm folded"] + (["channels_last"] if self.channels_last else []) + \
             (["CUDA graphs"] if self.cuda_graphs else [])
         return f"torch on {self.device} ({', '.join(extras)})"
 
-    def _run_graph(self, image):
-        if not self.cuda_graphs:
-            return self.graph(image)
-        shape = tuple(image.shape)
-        if shape not in self._captured:
-            torch = self.torch
-            static_input = image.clone()
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):  # warm-up outside the capture, as CUDA graphs require
-                for _ in range(3):
-                    self.graph(static_input)
-            torch.cuda.current_stream().wait_stream(stream)
-            cuda_graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(cuda_graph):
-                static_outputs = self.graph(static_input)
-            self._captured[shape] = (static_input, static_outputs, cuda_graph)
-        static_input, static_outputs, cuda_graph = self._captured[shape]
-        static_input.copy_(image)
-        cuda_graph.replay()
-        return static_outputs
+    def _captured_for(self, shape: tuple[int, ...]):
+        """The CUDA graph for one input shape, captured on first use; the CUDA_GRAPHS_KEPT most recent
+        are kept (each holds its own memory pool)."""
+        torch = self.torch
+        if shape in self._captured:
+            self._captured.move_to_end(shape)
+            return self._captured[shape]
+        static_input = torch.zeros(shape, dtype=torch.uint8, device=self.device)
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm-up outside the capture, as CUDA graphs require
+            for _ in range(3):
+                self.graph(static_input)
+        torch.cuda.current_stream().wait_stream(stream)
+        cuda_graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(cuda_graph):
+            static_outputs = self.graph(static_input)
+        self._captured[shape] = (static_input, static_outputs, cuda_graph)
+        if len(self._captured) > CUDA_GRAPHS_KEPT:
+            self._captured.popitem(last=False)
+        return self._captured[shape]
 
-    def infer(self, rgb: np.ndarray) -> Prediction:
+    def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
         torch = self.torch
         with torch.inference_mode():
             image = torch.from_numpy(np.ascontiguousarray(rgb))[None]
-            if self.device != "cpu":
+            if self.device == "cpu":
+                outputs = self.graph(image)
+            elif not self.cuda_graphs:
                 image = image.pin_memory().to(self.device, non_blocking=True)
-            return Prediction(*(output[0].cpu().numpy() for output in self._run_graph(image)))
+                outputs = self.graph(image)
+            else:  # straight from pinned host memory into the captured graph's input
+                static_input, outputs, cuda_graph = self._captured_for(tuple(image.shape))
+                static_input.copy_(image.pin_memory(), non_blocking=True)
+                cuda_graph.replay()
+                image = static_input
+        return DeviceFrame(image[0], tuple(output[0] for output in outputs))
+
+    def infer(self, rgb: np.ndarray) -> Prediction:
+        return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
 def onnxruntime_session(backend: Backend, image_size: tuple[int, int]):

@@ -2,7 +2,8 @@
 
 Stages (inference/pipeline.py): pre (camera layout -> RGB), inference (the backend: on-device
 resize and normalisation, the network, argmax, colours, depth upsampling), post (REP 118 depth,
-overlay, point cloud at stride 2). For ONNX Runtime the bare session.run on the same graph and input
+overlay, point cloud at stride 2; for torch and TensorRT on the device, with copy, the one copy of
+every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the bare session.run on the same graph and input
 is timed in alternation with our path, so the overhead ratio is measured side by side.
 compare_cpu runs every CPU backend and precision interleaved, frame by frame, with each one's ratio to
 ONNX Runtime fp32. The command (apps/benchmark_cli.py) also measures through perception_node in its own
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from hydranet_ros.inference.backends import BackendError, create_backend, onnxruntime_session
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
-from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.model.model_file import load_model
 
 SIZES = ((352, 1200), (480, 640), (240, 320))  # (height, width): camera image = network input
@@ -62,17 +63,18 @@ class FramePath:
         self.network_input = network_input(spec, size, model_budget)
         self.frame = camera_frame(*size)
         self.intrinsics = guess_intrinsics(self.perception.spec, size[1], size[0])
-        self.cloud_settings = CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1])
+        self.clouds = CloudRequest(CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1]))
         self.bare = onnxruntime_session(backend, size)
         self.rgb = np.ascontiguousarray(self.frame[..., ::-1])[None]
         self.label = f"{backend.describe()}"
         self.size = f"{size[1]}x{size[0]}"
         self.samples = {"pre": [], "inference": [], "post": [], "total": [], "bare": []}
+        self.device_clock = backend.device_frames and backend.device.startswith("cuda")
 
     def step(self, record: bool) -> None:
         start = time.perf_counter()
-        result = self.perception.process(self.frame, "bgr8", overlay_alpha=0.5, camera=self.intrinsics)
-        self.perception.cloud(result, self.cloud_settings)
+        result = self.perception.process(self.frame, "bgr8", overlay_alpha=0.5, camera=self.intrinsics,
+                                         clouds=self.clouds)
         total = (time.perf_counter() - start) * 1e3
         if self.bare is not None:  # the same graph and input, straight into ONNX Runtime
             bare_start = time.perf_counter()
@@ -80,17 +82,17 @@ class FramePath:
             bare_time = (time.perf_counter() - bare_start) * 1e3
         if not record:
             return
-        timings = result.timings_ms
-        self.samples["pre"].append(timings["pre"])
-        self.samples["inference"].append(timings["inference"])
-        self.samples["post"].append(total - timings["pre"] - timings["inference"])  # includes the cloud
+        for stage, value in result.timings_ms.items():  # post includes the cloud; copy: device to host
+            self.samples.setdefault(stage, []).append(value)
         self.samples["total"].append(total)
         if self.bare is not None:
             self.samples["bare"].append(bare_time)
 
     def record(self) -> dict:
         out = {"backend": self.label, "size": self.size, "network_input": self.network_input,
-               **{stage: percentiles(self.samples[stage]) for stage in ("pre", "inference", "post", "total")}}
+               "stage_clock": "CUDA events" if self.device_clock else "host",
+               **{stage: percentiles(samples) for stage, samples in self.samples.items()
+                  if samples and stage != "bare"}}
         out["fps"] = round(1000.0 / out["total"]["median_ms"], 2)
         if self.samples["bare"]:
             out["bare_session_run"] = percentiles(self.samples["bare"])

@@ -4,8 +4,11 @@
                CameraInfo says it is distorted (camera/calibration.py)
     inference  backend: on-device resize/normalise, network, argmax, colour, confidence, depth upsampling
     post       depth rescaled to the actual camera's focal length (camera/network_input.py),
-               REP 118 depth, optional overlay, optional point clouds
-Each stage is timed; the timings feed diagnostics and the benchmark.
+               REP 118 depth, optional overlay, optional point clouds (all points, obstacles)
+Backends that keep their outputs on a device (torch, TensorRT) post-process there too
+(inference/device_post.py) and hand over finished outputs in one copy; the others' outputs are
+host arrays, post-processed by inference/postprocess.py. Each stage is timed (on a GPU by CUDA
+events); the timings feed diagnostics and the benchmark.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.camera.network_input import depth_scale
 from hydranet_ros.data.synth import FOCAL_PER_WIDTH
-from hydranet_ros.inference.postprocess import CloudSettings, build_cloud, depth_for_ros, overlay, without_classes
+from hydranet_ros.inference.device_post import DevicePost, StageClock
+from hydranet_ros.inference.postprocess import CloudRequest, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
 
 SCENE_OF_LABEL_SPACE = {"kitti6": "street", "nyud40": "indoor"}
@@ -38,6 +42,8 @@ class FrameResult:
     depth_scale: float = 1.0        # applied to the network's depth for this camera
     intrinsics: Intrinsics | None = None  # pinhole camera of `rgb` (None: unknown)
     rectified: bool = False
+    cloud: np.ndarray | None = None       # CLOUD_DTYPE, in the camera's optical frame, when asked for
+    obstacles: np.ndarray | None = None   # the cloud without the request's obstacle classes
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -64,11 +70,18 @@ class Perception:
         self.sky_ids = space.ids(space.sky_classes)
         self.ground_ids = space.ids(space.ground_classes)
         self.rectifier = Rectifier()
+        self.device_post = DevicePost(backend.device, self.sky_ids) if backend.device_frames else None
+
+    def obstacle_classes(self, exclude: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """Classes the obstacle cloud leaves out: exclude, or by default the ground and the sky."""
+        return tuple(self.ground_ids + self.sky_ids) if exclude is None else tuple(exclude)
 
     def process(self, image: np.ndarray, encoding: str = "rgb8", overlay_alpha: float | None = None,
-                camera: CameraCalibration | Intrinsics | None = None, rectify: str = "auto") -> FrameResult:
+                camera: CameraCalibration | Intrinsics | None = None, rectify: str = "auto",
+                clouds: CloudRequest | None = None) -> FrameResult:
         """camera: the image's calibration (from CameraInfo) or plain pinhole intrinsics. Without it,
-        depth is for the camera the model was trained with and no cloud can be made."""
+        depth is for the camera the model was trained with and no cloud can be made. clouds: the
+        point clouds to make (in the optical frame of the camera, rectified when it was rectified)."""
         start = time.perf_counter()
         rgb = np.ascontiguousarray(to_rgb(image, encoding))
         intrinsics, rectified = camera, False
@@ -80,28 +93,39 @@ class Perception:
         elif camera is not None and (camera.width, camera.height) != (rgb.shape[1], rgb.shape[0]):
             raise ValueError(f"intrinsics are for {camera.width}x{camera.height}, the image is "
                              f"{rgb.shape[1]}x{rgb.shape[0]}")
+        pre_ms = (time.perf_counter() - start) * 1e3
+        scale = depth_scale(intrinsics, self.spec.network_size(rgb.shape[:2]), self.spec.focal_length_px)
+        if self.device_post is not None:
+            return self._on_device(rgb, pre_ms, scale, overlay_alpha, intrinsics, rectified, clouds)
         after_pre = time.perf_counter()
         prediction: Prediction = self.backend.infer(rgb)
         after_inference = time.perf_counter()
-        scale = depth_scale(intrinsics, self.spec.network_size(rgb.shape[:2]), self.spec.focal_length_px)
         depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids, scale=scale)
         blended = overlay(rgb, prediction.color, overlay_alpha) if overlay_alpha is not None else None
-        end = time.perf_counter()
-        return FrameResult(rgb, prediction.labels, prediction.color, depth, prediction.confidence, blended, {
-            "pre": (after_pre - start) * 1e3, "inference": (after_inference - after_pre) * 1e3,
-            "post": (end - after_inference) * 1e3}, scale, intrinsics, rectified)
+        result = FrameResult(rgb, prediction.labels, prediction.color, depth, prediction.confidence, blended,
+                             {}, scale, intrinsics, rectified)
+        if clouds is not None and intrinsics is not None:
+            width, height = result.output_size
+            result.cloud = build_cloud(depth, result.color, result.labels, intrinsics.scaled_to(width, height),
+                                       clouds.settings)
+            if clouds.obstacle_classes is not None:
+                result.obstacles = without_classes(result.cloud, clouds.obstacle_classes)
+        result.timings_ms = {"pre": pre_ms, "inference": (after_inference - after_pre) * 1e3,
+                             "post": (time.perf_counter() - after_inference) * 1e3}
+        return result
 
-    def cloud(self, result: FrameResult, settings: CloudSettings) -> np.ndarray:
-        """Points in the camera's optical frame (the rectified camera's, when rectified)."""
-        if result.intrinsics is None:
-            raise ValueError("the frame has no intrinsics: a cloud needs camera_info or fallback intrinsics")
-        width, height = result.output_size
-        scaled = result.intrinsics.scaled_to(width, height)
-        return build_cloud(result.depth, result.color, result.labels, scaled, settings)
-
-    def obstacles(self, cloud: np.ndarray, exclude: tuple[int, ...] | None = None) -> np.ndarray:
-        """The same cloud without the ground and sky classes (or `exclude`), for costmaps."""
-        return without_classes(cloud, tuple(self.ground_ids + self.sky_ids) if exclude is None else exclude)
+    def _on_device(self, rgb, pre_ms, scale, overlay_alpha, intrinsics, rectified, clouds) -> FrameResult:
+        clock = StageClock(self.device_post.device)
+        clock.mark()
+        frame = self.backend.infer_on_device(rgb)
+        clock.mark()
+        height, width = frame.outputs[0].shape
+        out = self.device_post(frame, scale, overlay_alpha,
+                               intrinsics.scaled_to(width, height) if intrinsics is not None else None, clouds, clock)
+        inference_ms, post_ms, copy_ms = clock.intervals_ms()
+        return FrameResult(rgb, out.labels, out.color, out.depth, out.confidence, out.overlay,
+                           {"pre": pre_ms, "inference": inference_ms, "post": post_ms + copy_ms, "copy": copy_ms},
+                           scale, intrinsics, rectified, out.cloud, out.obstacles)
 
 
 def guess_intrinsics(spec: ModelSpec, width: int, height: int) -> Intrinsics:

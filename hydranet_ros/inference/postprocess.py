@@ -25,10 +25,10 @@ def overlay(rgb: np.ndarray, color: np.ndarray, alpha: float) -> np.ndarray:
     return cv2.addWeighted(color, float(alpha), rgb, 1.0 - float(alpha), 0.0)
 
 
-def labels_in(labels: np.ndarray, classes) -> np.ndarray:
-    """Where labels is one of classes. One comparison per class: for the few classes a mask names
-    (sky; ground and sky) this is 50x faster than np.isin, which sorts, at 640x480."""
-    mask = np.zeros(labels.shape, dtype=bool)
+def labels_in(labels, classes):
+    """Where labels (a numpy array or a torch tensor) is one of classes. One comparison per class: for
+    the few classes a mask names (sky; ground and sky) this is 50x faster than np.isin, which sorts."""
+    mask = labels != labels  # all False, of the labels' own kind
     for class_id in classes:
         mask |= labels == class_id
     return mask
@@ -60,6 +60,14 @@ class CloudSettings:
     max_depth: float = 20.0
     exclude_classes: tuple[int, ...] = ()
     organized: bool = True
+
+
+@dataclass(frozen=True)
+class CloudRequest:
+    """The clouds a frame should come with: its points, and, unless obstacle_classes is None, the
+    same points without those classes (for costmaps)."""
+    settings: CloudSettings
+    obstacle_classes: tuple[int, ...] | None = None
 
 
 def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrinsics: Intrinsics,

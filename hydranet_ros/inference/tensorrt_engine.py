@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.cache import cache_dir, write_atomically
-from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
+from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, Prediction
+from hydranet_ros.inference.device_post import to_host
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
@@ -191,6 +192,7 @@ class TensorRTBackend(Backend):
     """Runs a serialized engine; tensors are bound by name (graph.OUTPUT_NAMES)."""
     name = "tensorrt"
     device = "cuda"
+    device_frames = True
 
     def __init__(self, engine_path: str | Path):
         import tensorrt as trt
@@ -224,33 +226,46 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream()
         self.engine_path = engine_path
+        self._bound_shape, self._outputs = None, {}
         self._dtypes = {name: torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
                         for name in names}
 
     def describe(self) -> str:
         return f"tensorrt on cuda ({self.engine_path.name})"
 
-    def infer(self, rgb: np.ndarray) -> Prediction:
+    def _outputs_for(self, shape: tuple[int, ...]) -> dict:
+        """Output tensors bound to the context, made again only when the input shape changes."""
+        if self._bound_shape != shape:
+            torch = self.torch
+            if not self.context.set_input_shape(INPUT_NAME, shape):
+                raise BackendError(f"TensorRT refused the input shape {shape}")
+            self._outputs = {name: torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self._dtypes[name],
+                                               device="cuda") for name in OUTPUT_NAMES}
+            for name, tensor in self._outputs.items():
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            self._bound_shape = shape
+        return self._outputs
+
+    def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
         torch = self.torch
         height, width = rgb.shape[:2]
         if self.profile is not None and not self.profile.accepts(height, width):
             raise BackendError(f"image {width}x{height} is outside the engine's shape profile "
                                f"{self.profile.min}..{self.profile.max} (height, width); rebuild with a wider profile")
+        caller = torch.cuda.current_stream()
+        self.stream.wait_stream(caller)
         with torch.cuda.stream(self.stream):
             image = torch.from_numpy(np.ascontiguousarray(rgb))[None].pin_memory().cuda(non_blocking=True)
-            if not self.context.set_input_shape(INPUT_NAME, tuple(image.shape)):
-                raise BackendError(f"TensorRT refused the input shape {tuple(image.shape)}")
+            outputs = self._outputs_for(tuple(image.shape))
             self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
-            outputs = {}
-            for name in OUTPUT_NAMES:
-                shape = tuple(self.context.get_tensor_shape(name))
-                outputs[name] = torch.empty(shape, dtype=self._dtypes[name], device="cuda")
-                self.context.set_tensor_address(name, outputs[name].data_ptr())
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
-            host = {name: tensor[0].cpu() for name, tensor in outputs.items()}
-        self.stream.synchronize()
-        return Prediction(*(host[name].numpy() for name in OUTPUT_NAMES))
+        caller.wait_stream(self.stream)  # the caller's stream takes the outputs from here, no host sync
+        image.record_stream(caller)
+        return DeviceFrame(image[0], tuple(outputs[name][0] for name in OUTPUT_NAMES))
+
+    def infer(self, rgb: np.ndarray) -> Prediction:
+        return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
 def add_arguments(parser):

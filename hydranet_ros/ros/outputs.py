@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hydranet_ros.inference.pipeline import FrameResult, Perception
-from hydranet_ros.inference.postprocess import CloudSettings
+from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.ros.conversions import output_camera_info_fields
 
 OUTPUT_TOPICS = ("segmentation", "segmentation/color", "segmentation/overlay", "segmentation/confidence", "depth",
@@ -23,10 +23,17 @@ class OutputRequest:
     obstacle_exclude: tuple[int, ...] | None = None  # None: the label space's ground and sky
     projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P's last column (stereo baseline)
 
+    def clouds(self, perception: Perception) -> CloudRequest | None:
+        """What Perception.process should make for the wanted cloud topics (one back-projection for both)."""
+        if not self.wanted & {"points", "points/obstacles"}:
+            return None
+        obstacles = perception.obstacle_classes(self.obstacle_exclude) if "points/obstacles" in self.wanted else None
+        return CloudRequest(self.cloud, obstacles)
 
-def frame_messages(perception: Perception, result: FrameResult, request: OutputRequest, factory) -> dict:
-    """The wanted messages for one frame. Without intrinsics there is no depth/camera_info and no cloud;
-    the cloud is back-projected once for both clouds."""
+
+def frame_messages(result: FrameResult, request: OutputRequest, factory) -> dict:
+    """The wanted messages for one frame, processed with request.clouds(). Without intrinsics there is
+    no depth/camera_info and no cloud."""
     wanted = request.wanted
     images = {"segmentation": (result.labels, "mono8"), "segmentation/color": (result.color, "rgb8"),
               "segmentation/overlay": (result.overlay, "rgb8"), "segmentation/confidence": (result.confidence, "mono8"),
@@ -39,12 +46,10 @@ def frame_messages(perception: Perception, result: FrameResult, request: OutputR
         width, height = result.output_size
         messages["depth/camera_info"] = factory.camera_info(
             output_camera_info_fields(result.intrinsics, width, height, request.projection_column))
-    if wanted & {"points", "points/obstacles"}:
-        cloud = perception.cloud(result, request.cloud)
-        if "points" in wanted:
-            messages["points"] = factory.cloud(cloud)
-        if "points/obstacles" in wanted:
-            messages["points/obstacles"] = factory.cloud(perception.obstacles(cloud, request.obstacle_exclude))
+    if "points" in wanted:
+        messages["points"] = factory.cloud(result.cloud)
+    if "points/obstacles" in wanted:
+        messages["points/obstacles"] = factory.cloud(result.obstacles)
     return messages
 
 

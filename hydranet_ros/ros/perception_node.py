@@ -131,7 +131,8 @@ class PerceptionCore:
         self.counts = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "bad_camera_info": 0,
                        "camera_info_unmatched": 0, "camera_info_frame_mismatch": 0,
                        "errors": 0, "skipped_no_subscribers": 0}
-        self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "total")}
+        # copy: device to host, only for backends that post-process on their device (torch, TensorRT)
+        self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "copy", "total")}
         period = p("diagnostics_period")
         self.health = HealthMonitor(window_s=max(5.0, 5 * period), stale_after_s=p("stale_after_periods") * period)
         self.input_gaps = StampGaps()
@@ -351,8 +352,12 @@ class PerceptionCore:
         alpha = self._value("overlay_alpha") if "segmentation/overlay" in wanted else None
         header = msg.header
         camera = self._camera(header, image.shape[1], image.shape[0])
+        request = OutputRequest(wanted, self._cloud_settings(),
+                                self.obstacle_exclude,
+                                camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0))
+        clouds = request.clouds(self.perception)
         try:
-            result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"))
+            result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"), clouds)
         except CalibrationError as error:  # e.g. a camera_info for another resolution
             self.counts["bad_camera_info"] += 1
             self._report(f"camera_info does not fit the image, processing without it: {error}")
@@ -361,10 +366,7 @@ class PerceptionCore:
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                       "points and depth/camera_info are not published",
                                       throttle_duration_sec=ERROR_LOG_THROTTLE_S)
-        request = OutputRequest(wanted, self._cloud_settings(),
-                                self.obstacle_exclude,
-                                camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0))
-        for topic, message in frame_messages(self.perception, result, request, RclpyMessages(header)).items():
+        for topic, message in frame_messages(result, request, RclpyMessages(header)).items():
             self.pub[topic].publish(message)
         end = time.perf_counter()
         timings = dict(result.timings_ms)
@@ -385,7 +387,8 @@ class PerceptionCore:
         values = {"fps": f"{report.fps:.2f}", "backend": self.perception.backend.describe(),
                   "device": self.perception.backend.device}
         for key, samples in self._latency.items():
-            values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
+            if samples or key != "copy":
+                values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
         values.update({f"frames_{k}": str(v) for k, v in self.counts.items()})
         values["frames_lost_before_node"] = str(self.input_gaps.lost)  # estimated from gaps in the stamps
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
