@@ -39,9 +39,33 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
 def test_first_argmax_matches_torch_argmax_also_on_ties():
     scores = torch.randint(0, 3, (2, 6, 17, 23)).float()  # few values: many ties
     scores[0, :, 0, 0] = 1.0  # all channels tie: channel 0
-    expected = scores.argmax(dim=1).to(torch.uint8)
+    expected = scores.argmax(dim=1).to(torch.int32)
     assert torch.equal(first_argmax(scores), expected)
     assert first_argmax(scores)[0, 0, 0] == 0
+
+
+def test_colours_are_gathered_by_the_int32_argmax_without_int64(street_model_file):
+    graph = onnx.load(onnx_for_model(street_model_file, "input", (96, 320)))
+    producers = {output: node for node in graph.graph.node for output in node.output}
+    color_gather = producers[producers["color"].input[0]]
+    index = producers[color_gather.input[1]]
+    assert color_gather.op_type == "Gather" and color_gather.input[0] == "palette"
+    assert index.op_type == "Cast" and index.attribute[0].i == onnx.TensorProto.INT32
+    assert producers["labels"].op_type == "Cast" and producers["labels"].input[0] == index.output[0]
+    assert [n.op_type for n in graph.graph.node if n.op_type in ("ArgMax", "TopK")] == []
+
+
+@pytest.mark.skipif(CUDA, reason="auto would start PyTorch CUDA here")
+def test_auto_never_picks_onnxruntime_on_cuda_but_it_can_be_asked_for(street_model_file, monkeypatch):
+    import hydranet_ros.inference.backends as backends
+    monkeypatch.setattr(backends, "_cuda_available", lambda: True)  # reach the CUDA candidates on this CPU
+    with pytest.raises(BackendError) as by_name:
+        create_backend(street_model_file, "onnxruntime", "cuda")
+    assert "onnxruntime/cuda" in str(by_name.value)
+    with pytest.raises(BackendError) as auto:
+        create_backend(street_model_file, "auto", "cuda")
+    assert "tensorrt/cuda" in str(auto.value) and "torch/cuda" in str(auto.value)
+    assert "onnxruntime" not in str(auto.value)
 
 
 def test_raw_export_has_named_heads_and_fixed_size(street_model_file, tmp_path):

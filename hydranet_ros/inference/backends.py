@@ -26,7 +26,10 @@ LOG = logging.getLogger("hydranet_ros.backends")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # auto tries these in order: the fastest first (measured: README, Benchmarks).
-GPU_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"), ("onnxruntime", "cuda"))
+GPU_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"))
+# ONNX Runtime on CUDA hands its outputs to the host, so the rest of the frame cannot stay on the GPU
+# (inference/device_post.py): it runs when asked for by name, never by auto.
+BY_NAME_ONLY = (("onnxruntime", "cuda"),)
 # On a CPU the fastest backend depends on the precision (README, CPU backends: measured side by side).
 CPU_ORDER = {"fp32": (("onnxruntime", "cpu"), ("openvino", "cpu"), ("torch", "cpu")),
              "int8": (("openvino", "cpu"), ("onnxruntime", "cpu"), ("torch", "cpu")),
@@ -197,8 +200,8 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
     cuda = _cuda_available()
     if device == "cuda" and not cuda:
         raise BackendError("device is cuda but no CUDA device is available (PyTorch sees none)")
-    candidates = [(name, dev) for name, dev in auto_order(precision)
-                  if (backend in ("auto", name)) and (device in ("auto", dev))]
+    pool = auto_order(precision) + (() if backend == "auto" else BY_NAME_ONLY)
+    candidates = [(name, dev) for name, dev in pool if (backend in ("auto", name)) and (device in ("auto", dev))]
     skipped = []
     for name, dev in candidates:
         if dev == "cuda" and not cuda:

@@ -84,6 +84,8 @@ class StageClock:
             self.marks.append(time.perf_counter())
 
     def intervals_ms(self) -> list[float]:
+        if self.cuda:
+            self.marks[-1].synchronize()  # elapsed_time needs both events completed
         pairs = zip(self.marks, self.marks[1:])
         return [a.elapsed_time(b) if self.cuda else (b - a) * 1e3 for a, b in pairs]
 

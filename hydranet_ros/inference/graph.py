@@ -35,7 +35,7 @@ from hydranet_ros.model.model_file import ModelSpec
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
 # Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
-GRAPH_VERSION = 4
+GRAPH_VERSION = 5
 OUTPUT_RESOLUTIONS = ("network", "input")
 
 
@@ -79,12 +79,13 @@ class InferenceGraph(nn.Module):
         upsampled = F.interpolate(torch.cat(maps, dim=1), size=size, mode=self.spec.upsampling, align_corners=False)
         if self.segmentation_index is not None:
             classes = logits.shape[1]
-            labels = first_argmax(upsampled.index_select(1, torch.arange(classes, device=image.device)))
+            index = first_argmax(upsampled.index_select(1, torch.arange(classes, device=image.device)))
             confidence = (upsampled[:, classes] * 255 + 0.5).clamp(0, 255).to(torch.uint8)  # +0.5: Cast truncates
         else:
-            labels = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.uint8, device=image.device)
-            confidence = torch.zeros_like(labels)
-        color = self.palette[labels.long()].to(torch.uint8)
+            index = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.int32, device=image.device)
+            confidence = torch.zeros(index.shape, dtype=torch.uint8, device=image.device)
+        labels = index.to(torch.uint8)
+        color = self.palette[index].to(torch.uint8)  # the int32 index gathers directly: no int64 anywhere
         if self.depth_index is not None:
             depth = upsampled[:, -1].abs()
         else:
@@ -93,14 +94,14 @@ class InferenceGraph(nn.Module):
 
 
 def first_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """argmax over the channels of N x C x H x W (the first channel on ties, as torch.argmax) as uint8
-    N x H x W, from ReduceMax, Equal and Mul: on OpenVINO's blocked layouts these avoid the Transpose
+    """argmax over the channels of N x C x H x W (the first channel on ties, as torch.argmax) as int32
+    N x H x W (TensorRT's index type), from ReduceMax, Equal and Mul: on OpenVINO's blocked layouts these avoid the Transpose
     and TopK an argmax exports to (1 ms of 13 at 640x480). The channel slice before it is a Gather,
     which OpenVINO runs in a vectorised kernel where a Slice runs its reference one."""
     channels = scores.shape[1]
     reverse_index = torch.arange(channels - 1, -1, -1, dtype=scores.dtype, device=scores.device).view(1, -1, 1, 1)
     is_best = scores == scores.amax(dim=1, keepdim=True)
-    return (channels - 1 - (is_best * reverse_index).amax(dim=1)).to(torch.uint8)
+    return (channels - 1 - (is_best * reverse_index).amax(dim=1)).to(torch.int32)
 
 
 def fold_batchnorm(model: HydraNet) -> HydraNet:
