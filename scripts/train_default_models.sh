@@ -42,6 +42,10 @@ $hydranet train config/train_indoor_synth.yaml --resume
 cp runs/indoor/best.pt models/hydranet_indoor.pt
 $hydranet train config/train_street.yaml --stop-after 6
 $hydranet train config/train_street.yaml --resume
-$hydranet train config/train_street.yaml --epochs 30 --resume  # stopped after epoch 28; epoch 27 kept
-cp runs/street/best.pt models/hydranet_street.pt
+$hydranet train config/train_street.yaml --epochs 30 --stop-after 28 --resume  # epoch 27 kept
+# Second stage: fine-tuned with median-frequency class weights (rare classes weigh more).
+$hydranet train config/train_street_balanced.yaml  # was two jobs (epoch 1; 2-12): --resume is exact
+# Third stage: the real KITTI frames twice as often, a third of the learning rate.
+$hydranet train config/train_street_kitti.yaml
+cp runs/street_kitti/best.pt models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py
