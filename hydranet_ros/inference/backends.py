@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, PerResolution, Prediction
-from hydranet_ros.inference.device_post import to_host
+from hydranet_ros.inference.device_post import DeviceBackend
 from hydranet_ros.inference.export import load_for_inference, onnx_for_model
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph, fold_batchnorm
 from hydranet_ros.inference.quantize import int8_onnx
@@ -48,9 +48,8 @@ def auto_order(precision: str) -> tuple[tuple[str, str], ...]:
     return GPU_ORDER + CPU_ORDER[cpu_precision(precision)]
 
 
-class TorchBackend(Backend):
+class TorchBackend(DeviceBackend):
     name = "torch"
-    device_frames = True
 
     def __init__(self, model, spec: ModelSpec, device: str = "cpu", precision: str = "fp32",
                  output: str = "input", channels_last: bool | None = None, cuda_graphs: bool | None = None):
@@ -124,9 +123,6 @@ class TorchBackend(Backend):
                 cuda_graph.replay()
                 image = static_input
         return DeviceFrame(image[0], tuple(output[0] for output in outputs))
-
-    def infer(self, rgb: np.ndarray) -> Prediction:
-        return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
 def onnxruntime_session(backend: Backend, image_size: tuple[int, int]):

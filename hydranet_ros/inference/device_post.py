@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from hydranet_ros.camera.intrinsics import Intrinsics, pixel_rays
-from hydranet_ros.inference.backend_base import DeviceFrame
+from hydranet_ros.inference.backend_base import Backend, DeviceFrame, Prediction
+from hydranet_ros.inference.graph import OUTPUT_NAMES
 from hydranet_ros.inference.postprocess import CLOUD_DTYPE, CloudRequest, labels_in
 
 MIN_DEPTH_M = 1e-3  # postprocess.depth_for_ros's default
@@ -55,6 +56,15 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     torch.cuda.current_stream(device).synchronize()
     return {name: host[offsets[name]:offsets[name] + t.numel() * t.element_size()].view(t.dtype).reshape(t.shape).numpy()
             for name, t in tensors.items()}
+
+
+class DeviceBackend(Backend):
+    """A backend whose outputs stay on its device (torch, TensorRT): infer_on_device is its own,
+    infer brings the bare outputs to the host in one copy."""
+    device_frames = True
+
+    def infer(self, rgb: np.ndarray) -> Prediction:
+        return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
 def area_weights(size_in: int, size_out: int, device) -> torch.Tensor:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.cache import cache_dir, write_atomically
-from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, Prediction
-from hydranet_ros.inference.device_post import to_host
+from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
+from hydranet_ros.inference.device_post import DeviceBackend
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
@@ -188,11 +188,10 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     write_engine(engine_path, bytes(serialized), key)
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(DeviceBackend):
     """Runs a serialized engine; tensors are bound by name (graph.OUTPUT_NAMES)."""
     name = "tensorrt"
     device = "cuda"
-    device_frames = True
 
     def __init__(self, engine_path: str | Path):
         import tensorrt as trt
@@ -263,9 +262,6 @@ class TensorRTBackend(Backend):
         caller.wait_stream(self.stream)  # the caller's stream takes the outputs from here, no host sync
         image.record_stream(caller)
         return DeviceFrame(image[0], tuple(outputs[name][0] for name in OUTPUT_NAMES))
-
-    def infer(self, rgb: np.ndarray) -> Prediction:
-        return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
 def add_arguments(parser):
