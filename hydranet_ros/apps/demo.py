@@ -183,6 +183,18 @@ class Recorder:
         while time.perf_counter() < deadline:
             self.rclpy.spin_once(self.node, timeout_sec=max(0.0, min(0.005, deadline - time.perf_counter())))
 
+    def drain(self, quiet: float = 3.0, limit: float = 60.0) -> None:
+        """Spin until every frame sent has all its outputs, or until nothing has arrived for `quiet`
+        seconds (the node drops frames it could not keep up with): on a loaded machine the last
+        clouds come seconds after their frame."""
+        start = time.perf_counter()
+        while time.perf_counter() < start + limit:
+            if all(stamp in self.received[name] for stamp in self.sent_at for name in OUTPUTS):
+                return
+            if time.perf_counter() - max(self.arrival.values(), default=start) > quiet:
+                return
+            self.spin_until(time.perf_counter() + 0.1)
+
     def node_ready(self) -> bool:
         return self.image_pub.get_subscription_count() > 0 and all(
             self.node.count_publishers(f"{NAMESPACE}/{name}") > 0 for name in OUTPUTS)
@@ -299,7 +311,8 @@ def run(args):
 
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))  # keep off other demos' topics
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    node = start_node(model_path, args.backend, out / "node.log")
+    # A deep output history: the demo records every output, and its Python subscriber can lag behind.
+    node = start_node(model_path, args.backend, out / "node.log", {"output_qos_depth": 10})
     rclpy.init()
     recorder = Recorder(bag_path)
     stamps: list[int] = []
@@ -315,7 +328,7 @@ def run(args):
             stamp = first_stamp + int(index * period * 1e9)
             recorder.publish(bgr, camera.intrinsics, stamp)
             stamps.append(stamp)
-        recorder.spin_until(time.perf_counter() + 3.0)  # outputs of the last frames
+        recorder.drain()
     finally:
         stop_node(node)
         recorder.close()
