@@ -1,5 +1,8 @@
 """ONNX export, parity, TensorRT operator support, and the backends on CPU."""
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import onnx
@@ -208,3 +211,20 @@ def test_onnxruntime_that_falls_back_to_the_cpu_is_refused(street_model_file, mo
     monkeypatch.setattr(ort, "InferenceSession", CpuOnlySession)
     with pytest.raises(BackendError, match="could not start its CUDAExecutionProvider"):
         OnnxRuntimeBackend(onnx_for_model(street_model_file, "input", (96, 320)), device="cuda")
+
+
+def test_two_processes_making_the_same_export_make_it_once(street_model_file):
+    """Two nodes starting together: the second waits for the first's export (cache.building) instead of
+    exporting again; with an engine build that saves minutes."""
+    script = ("import logging, sys; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+              "from hydranet_ros.inference.export import onnx_for_model; "
+              "print(onnx_for_model(sys.argv[1], 'input', (120, 400)))")
+    env = os.environ | {"HYDRANET_CACHE": os.environ["HYDRANET_CACHE"] + "-two-processes"}
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(street_model_file)], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    paths = {stdout.strip() for stdout, _ in outputs}
+    assert len(paths) == 1 and onnx.load(paths.pop()).graph.output[0].name == "labels"
+    logs = "".join(stderr for _, stderr in outputs)
+    assert logs.count("exporting") == 1, logs

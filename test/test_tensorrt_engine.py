@@ -155,3 +155,19 @@ def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_fl
     assert not [c for c in fake.calls if c[0] in ("set_flag", "int8_calibrator")]  # the ONNX types decide
     assert engine.read_bytes() == b"serialized engine" and read_key(engine) == key  # the one writer
     assert needs_rebuild(engine, key) is None
+
+
+def test_engine_for_onnx_builds_under_its_lock_once_then_reuses_the_cache(tmp_path, monkeypatch):
+    import sys
+    from hydranet_ros.inference import tensorrt_engine
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    monkeypatch.setattr(tensorrt_engine, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
+    onnx_path = tmp_path / "graph.onnx"
+    onnx_path.write_bytes(b"onnx bytes")
+    profile = ShapeProfile((480, 640), (480, 640), (480, 640))
+    first = tensorrt_engine.engine_for_onnx(onnx_path, "fp16", profile, directory=tmp_path / "engines")
+    again = tensorrt_engine.engine_for_onnx(onnx_path, "fp16", profile, directory=tmp_path / "engines")
+    assert first == again and first.read_bytes() == b"serialized engine"
+    assert [c for c in fake.calls if c[0] == "build_serialized_network"] == [("build_serialized_network", "network")]
+    assert first.with_name(first.name + ".lock").is_file()  # the lock a second node would wait on

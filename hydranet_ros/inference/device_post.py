@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -67,7 +68,8 @@ class DeviceBackend(Backend):
         return Prediction(**to_host(dict(zip(OUTPUT_NAMES, self.infer_on_device(rgb).outputs))))
 
 
-def area_weights(size_in: int, size_out: int, device) -> torch.Tensor:
+@lru_cache(maxsize=8)  # one camera: the same two matrices every frame, made once (host float64 work)
+def area_weights(size_in: int, size_out: int, device: torch.device) -> torch.Tensor:
     """size_out x size_in weights of a resize that averages each output pixel's footprint, weighting
     input pixels by the overlap (OpenCV's INTER_AREA when shrinking, the host overlay's resize)."""
     edges = torch.arange(size_out + 1, dtype=torch.float64) * (size_in / size_out)

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import torch
 
-from hydranet_ros.cache import cache_dir
+from hydranet_ros.cache import building, cache_dir
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph
 from hydranet_ros.model.catalog import resolve_model_path
@@ -112,11 +112,12 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     except OSError as error:
         raise BackendError(f"cannot write the cache folder {path.parent} ({error.strerror}); set engine_cache "
                            "(or HYDRANET_CACHE) to a writable folder") from None
-    if not path.is_file():
-        LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
-        temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
+    with building(path):
+        if not path.is_file():
+            LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
+            temporary = path.with_suffix(f".{os.getpid()}.tmp")
+            export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
+            temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
     return path
 
 

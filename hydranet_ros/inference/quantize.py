@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hydranet_ros.cache import building
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME
@@ -116,10 +117,11 @@ def int8_onnx(fp32_onnx: Path, calibration, image_size: tuple[int, int]) -> Path
     images = calibration_images(calibration)
     key = hashlib.sha256(f"{calibration_id(images)}|{RECIPE}|{onnxruntime.__version__}".encode()).hexdigest()[:12]
     path = fp32_onnx.with_name(f"{fp32_onnx.stem}-int8-{key}.onnx")
-    if not path.is_file():
-        LOG.info("calibrating int8 on %d images for %dx%d camera images (once; cached at %s)",
-                 len(images), image_size[1], image_size[0], path)
-        quantize_graph(fp32_onnx, path, images, image_size)
+    with building(path):
+        if not path.is_file():
+            LOG.info("calibrating int8 on %d images for %dx%d camera images (once; cached at %s)",
+                     len(images), image_size[1], image_size[0], path)
+            quantize_graph(fp32_onnx, path, images, image_size)
     return path
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cache import cache_dir, write_atomically
+from hydranet_ros.cache import building, cache_dir, write_atomically
 from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
 from hydranet_ros.inference.device_post import DeviceBackend
 from hydranet_ros.inference.export import file_sha256
@@ -135,10 +135,11 @@ def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: Sha
     onnx_path = Path(onnx_path)
     key = engine_key(onnx_path, precision, profile or ShapeProfile())
     path = Path(directory or cache_dir() / "engines") / key.file_name()
-    reason = needs_rebuild(path, key)
-    if reason:
-        LOG.warning("building TensorRT engine %s (%s); this takes minutes once", path.name, reason)
-        build_engine(onnx_path, path, key, workspace_gib)
+    with building(path):
+        reason = needs_rebuild(path, key)
+        if reason:
+            LOG.warning("building TensorRT engine %s (%s); this takes minutes once", path.name, reason)
+            build_engine(onnx_path, path, key, workspace_gib)
     return path
 
 
