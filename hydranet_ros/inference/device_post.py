@@ -19,10 +19,7 @@ import torch
 from hydranet_ros.camera.intrinsics import Intrinsics, pixel_rays
 from hydranet_ros.inference.backend_base import Backend, DeviceFrame, Prediction
 from hydranet_ros.inference.graph import OUTPUT_NAMES
-from hydranet_ros.inference.postprocess import CLOUD_DTYPE, CloudRequest, labels_in
-
-MIN_DEPTH_M = 1e-3  # postprocess.depth_for_ros's default
-RAYS_CACHED = 8     # (intrinsics, stride) pairs whose pixel rays stay on the device
+from hydranet_ros.inference.postprocess import CLOUD_DTYPE, MIN_DEPTH_M, CloudRequest, labels_in
 
 
 @dataclass
@@ -40,9 +37,9 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Device tensors -> host arrays. On a GPU: one device-to-host copy of all of them (packed as
     bytes, each part 16-byte aligned) into pinned memory from PyTorch's caching host allocator,
     which reuses a block once the arrays viewing it are gone: a result outlives the next frame."""
-    if next(iter(tensors.values())).device.type == "cpu":
-        return {name: t.contiguous().numpy() for name, t in tensors.items()}
     device = next(iter(tensors.values())).device
+    if device.type == "cpu":
+        return {name: t.contiguous().numpy() for name, t in tensors.items()}
     parts, offsets, offset = [], {}, 0
     for name, tensor in tensors.items():
         part = tensor.contiguous().reshape(-1).view(torch.uint8)
@@ -79,6 +76,12 @@ def area_weights(size_in: int, size_out: int, device: torch.device) -> torch.Ten
     return (overlap / overlap.sum(dim=1, keepdim=True)).float().to(device)
 
 
+@lru_cache(maxsize=8)  # (intrinsics, stride) pairs: uploaded once, not every frame
+def device_rays(intrinsics: Intrinsics, stride: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixel_rays on the device."""
+    return tuple(torch.from_numpy(r).to(device) for r in pixel_rays(intrinsics, stride))
+
+
 class StageClock:
     """Stage boundaries: CUDA events on a GPU (launches are asynchronous, so host clocks would time
     the launches only), host time on a CPU. Read after the outputs reached the host."""
@@ -106,15 +109,6 @@ class DevicePost:
     def __init__(self, device: str | torch.device, no_depth_classes: list[int]):
         self.device = torch.device(device)
         self.no_depth_classes = tuple(no_depth_classes)
-        self._rays: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def _rays_for(self, intrinsics: Intrinsics, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (intrinsics, stride)
-        if key not in self._rays:
-            if len(self._rays) >= RAYS_CACHED:
-                self._rays.pop(next(iter(self._rays)))
-            self._rays[key] = tuple(torch.from_numpy(r).to(self.device) for r in pixel_rays(intrinsics, stride))
-        return self._rays[key]
 
     def depth_for_ros(self, depth: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
         out = depth * scale
@@ -136,7 +130,7 @@ class DevicePost:
         """CLOUD_DTYPE records as bytes, rows x cols x itemsize (organised) or 1 x n x itemsize."""
         settings = request.settings
         s = settings.stride
-        x_over_z, y_over_z = self._rays_for(intrinsics, s)
+        x_over_z, y_over_z = device_rays(intrinsics, s, self.device)
         z = depth[::s, ::s]
         xyz = torch.stack([z * x_over_z[None, :], z * y_over_z[:, None], z], dim=-1)
         sub_labels = labels[::s, ::s]

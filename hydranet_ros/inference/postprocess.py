@@ -34,8 +34,11 @@ def labels_in(labels, classes):
     return mask
 
 
+MIN_DEPTH_M = 1e-3  # depth at or below this is no measurement (REP 118: NaN); device_post.py shares it
+
+
 def depth_for_ros(depth: np.ndarray, labels: np.ndarray, no_depth_classes: list[int],
-                  min_depth: float = 1e-3, scale: float = 1.0) -> np.ndarray:
+                  min_depth: float = MIN_DEPTH_M, scale: float = 1.0) -> np.ndarray:
     """depth x scale as float32 metres with NaN where there is no valid depth (REP 118): non-finite,
     <= min_depth, or classes without a surface (sky)."""
     out = np.multiply(depth, np.float32(scale), dtype=np.float32)
