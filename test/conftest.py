@@ -45,3 +45,16 @@ def ros():
     rclpy.init()
     yield
     rclpy.shutdown()
+
+
+@pytest.fixture(scope="session")
+def calibration_folder(tmp_path_factory):
+    """Camera-like frames (gradients and noise) of a few sizes, written as PNG and JPEG."""
+    import cv2
+    import numpy as np
+    from hydranet_ros.inference.benchmark import camera_frame
+    folder = tmp_path_factory.mktemp("calibration")
+    for index, (height, width) in enumerate([(96, 320), (120, 400), (96, 320), (200, 300)] * 3):
+        frame = np.roll(camera_frame(height, width), index * 17, axis=1)
+        cv2.imwrite(str(folder / f"frame_{index:02d}.{'png' if index % 2 else 'jpg'}"), frame)
+    return folder

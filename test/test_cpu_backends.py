@@ -20,16 +20,6 @@ from hydranet_ros.inference.quantize import float_convolutions, int8_onnx
 pytest.importorskip("openvino")
 
 
-@pytest.fixture(scope="module")
-def calibration_folder(tmp_path_factory):
-    """Camera-like frames (gradients and noise) of a few sizes, written as PNG and JPEG."""
-    folder = tmp_path_factory.mktemp("calibration")
-    for index, (height, width) in enumerate([(96, 320), (120, 400), (96, 320), (200, 300)] * 3):
-        frame = np.roll(camera_frame(height, width), index * 17, axis=1)
-        cv2.imwrite(str(folder / f"frame_{index:02d}.{'png' if index % 2 else 'jpg'}"), frame)
-    return folder
-
-
 def _agreement(a, b):
     return float((a.labels == b.labels).mean()), float(np.nanmean(np.abs(a.depth - b.depth)) / np.nanmean(b.depth))
 
@@ -118,8 +108,15 @@ def test_quantize_command_writes_the_graph_and_refuses_a_missing_folder(street_m
                str(calibration_folder), "--image-size", "96", "320", "--out", str(out)]
     process = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stderr
-    assert f"int8 graph (Q/DQ ONNX) for 320x96 images: {out}" in process.stdout
+    assert f"int8 graph (Q/DQ ONNX) for cpu, 320x96 images: {out}" in process.stdout
     assert any(node.op_type == "QuantizeLinear" for node in onnx.load(str(out)).graph.node)
+    trt_out = tmp_path / "street_int8_tensorrt.onnx"
+    process = subprocess.run(command[:-1] + [str(trt_out), "--for", "tensorrt"], capture_output=True, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stderr
+    assert f"int8 graph (Q/DQ ONNX) for tensorrt, 320x96 images: {trt_out}" in process.stdout
+    from hydranet_ros.inference.tensorrt_rules import tensorrt_findings
+    assert tensorrt_findings(trt_out) == [] and tensorrt_findings(out) != []  # the cpu recipe is not for TensorRT
     command[command.index(str(calibration_folder))] = "/nonexistent"
     process = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert process.returncode == 2 and "calibration folder /nonexistent does not exist" in process.stderr

@@ -18,6 +18,11 @@ from hydranet_ros.model.model_file import load_model
 
 CUDA = torch.cuda.is_available()
 gpu = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
+# fp16 against fp32, from the measured fp16 run in test_fp16_network_agrees_with_fp32_as_the_gpu_thresholds_assume
+# (99.88 % of labels at worst, 8 mm median depth): about twice the measured deviation, since CUDA's
+# kernels accumulate in other orders than the CPU's.
+FP16_LABEL_AGREEMENT = 0.995
+FP16_MEDIAN_DEPTH_M = 0.02
 
 
 class HostPost(Backend):
@@ -67,6 +72,50 @@ def test_device_post_matches_the_host_post_processing(organized, stride):
     host_cloud = build_cloud(host_depth, color, labels, intrinsics, request.settings)
     _assert_clouds_equal(out.cloud, host_cloud)
     _assert_clouds_equal(out.obstacles, without_classes(host_cloud, (2, 3)))
+
+
+def test_an_unorganised_cloud_costs_one_boolean_selection():
+    """Each boolean-mask selection makes a GPU backend wait for the device to count what it keeps:
+    one per cloud (two before: points and their colour/label bytes apart)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Selections(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.index.Tensor and any(
+                    isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]):
+                Selections.count += 1
+            return func(*args, **(kwargs or {}))
+
+    rgb, labels, color, depth = _frame()
+    intrinsics = Intrinsics(70.0, 72.0, 44.5, 29.0, 90, 60)
+    request = CloudRequest(CloudSettings(1, 20.0, (4,), organized=False), obstacle_classes=(2, 3))
+    post = DevicePost("cpu", [0])
+    scaled = post.depth_for_ros(torch.from_numpy(depth), torch.from_numpy(labels), 1.0)
+    with Selections():
+        cloud, obstacles = post.clouds(scaled, torch.from_numpy(color), torch.from_numpy(labels), intrinsics, request)
+    assert Selections.count == 2 and cloud.shape[0] == 1 and obstacles.shape[1] < cloud.shape[1]
+
+
+def test_fp16_network_agrees_with_fp32_as_the_gpu_thresholds_assume():
+    """The fp16 network (depth head in fp32, graph.half_network) on the CPU against fp32, on real KITTI
+    frames: the figures the GPU tests' thresholds below were set from. Measured here on frames 0, 5, ...
+    30 of tracking 0001: 99.88-99.93 % of labels agree, median depth difference 5.9-8.0 mm."""
+    import copy
+    import cv2
+    from conftest import REPO
+    from hydranet_ros.inference.graph import InferenceGraph, half_network
+    model, spec = load_model(REPO / "models" / "hydranet_street.pt")
+    full = InferenceGraph(model.eval(), spec).eval()
+    half = InferenceGraph(half_network(copy.deepcopy(model)), spec).eval()
+    folder = shared_path("data", "kitti_tracking_0001", "image_2", "0001")
+    for name in ("000000.png", "000030.png"):
+        rgb = torch.from_numpy(cv2.cvtColor(cv2.imread(str(folder / name)), cv2.COLOR_BGR2RGB))[None]
+        with torch.no_grad():
+            (labels32, _, _, depth32), (labels16, _, _, depth16) = full(rgb), half(rgb)
+        assert (labels16 == labels32).float().mean() >= FP16_LABEL_AGREEMENT + 0.003, name
+        assert (depth16 - depth32).abs().median() <= FP16_MEDIAN_DEPTH_M / 2, name
 
 
 @pytest.mark.parametrize("output", ["input", "network"])
@@ -144,13 +193,13 @@ def test_cuda_fp16_path_matches_the_cpu_path():
     expected = cpu.process(rgb, "rgb8", 0.5, camera, clouds=request)
     for _ in range(2):  # the second frame replays the captured CUDA graph
         got = cuda.process(rgb, "rgb8", 0.5, camera, clouds=request)
-    assert (got.labels == expected.labels).mean() >= 0.999
+    assert (got.labels == expected.labels).mean() >= FP16_LABEL_AGREEMENT
     both = np.isfinite(got.depth) & np.isfinite(expected.depth)
     assert both.mean() > 0.5
-    assert np.median(np.abs(got.depth[both] - expected.depth[both])) <= 1e-2
+    assert np.median(np.abs(got.depth[both] - expected.depth[both])) <= FP16_MEDIAN_DEPTH_M
     assert got.cloud.shape == expected.cloud.shape
     agree = np.isfinite(got.cloud["z"]) & np.isfinite(expected.cloud["z"])
-    assert np.median(np.abs(got.cloud["z"][agree] - expected.cloud["z"][agree])) <= 1e-2
+    assert np.median(np.abs(got.cloud["z"][agree] - expected.cloud["z"][agree])) <= FP16_MEDIAN_DEPTH_M
     assert set(got.timings_ms) == {"pre", "inference", "post", "copy"}
 
 
@@ -161,7 +210,7 @@ def test_cuda_graph_path_matches_the_eager_path_and_keeps_a_bounded_cache():
     graphs = TorchBackend(*load_model(_shipped_street()), device="cuda", precision="fp16")
     eager = TorchBackend(*load_model(_shipped_street()), device="cuda", precision="fp16", cuda_graphs=False)
     a, b = graphs.infer(rgb), eager.infer(rgb)
-    assert (a.labels == b.labels).mean() >= 0.999  # cudnn.benchmark may tune each to other kernels
+    assert (a.labels == b.labels).mean() >= FP16_LABEL_AGREEMENT  # cudnn.benchmark may tune each to other kernels
     assert np.nanmax(np.abs(a.depth - b.depth)) <= 1e-2 * np.nanmax(b.depth)
     for size in range(CUDA_GRAPHS_KEPT + 2):
         graphs.infer(np.ascontiguousarray(rgb[: 200 + 8 * size]))
@@ -177,3 +226,21 @@ def test_one_copy_to_pinned_host_memory_keeps_every_output():
     host = to_host(tensors)
     for name, tensor in tensors.items():
         np.testing.assert_array_equal(host[name], tensor.cpu().numpy())
+
+
+@pytest.mark.gpu
+@gpu
+def test_pinned_staging_reuses_one_buffer_per_shape_and_uploads_every_frame():
+    from hydranet_ros.inference.device_post import PinnedStaging
+    staging = PinnedStaging(kept=2)
+    rng = np.random.default_rng(2)
+    target = torch.empty((40, 60, 3), dtype=torch.uint8, device="cuda")
+    frames = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(3)]
+    for frame in frames:
+        staging.upload(frame, target)
+        np.testing.assert_array_equal(target.cpu().numpy(), frame)
+    buffer = staging._buffers[(40, 60, 3)][0]
+    assert buffer.is_pinned() and len(staging._buffers) == 1
+    for height in (10, 20, 30):
+        staging.upload(frames[0][:height], torch.empty((height, 60, 3), dtype=torch.uint8, device="cuda"))
+    assert len(staging._buffers) == 2

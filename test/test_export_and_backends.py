@@ -11,8 +11,9 @@ import torch
 
 from hydranet_ros.inference.backend_base import BackendError, PerResolution
 from hydranet_ros.inference.backends import OnnxRuntimeBackend, TorchBackend, create_backend
-from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity, unsupported_tensorrt_ops
+from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity
 from hydranet_ros.inference.graph import first_argmax
+from hydranet_ros.inference.tensorrt_rules import tensorrt_findings
 from hydranet_ros.model.hydranet import HEAD_NAMES
 from hydranet_ros.model.model_file import load_model
 
@@ -33,7 +34,7 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
         assert graph.opset_import[0].version >= OPSET
         assert [i.name for i in graph.graph.input] == ["image"]
         assert [o.name for o in graph.graph.output] == ["labels", "color", "confidence", "depth"]
-        assert unsupported_tensorrt_ops(graph) == set()
+        assert tensorrt_findings(graph) == []
         parity = onnx_parity(model, spec, path, _image(height, width), output)
         assert parity["depth_max_abs_diff_m"] < 1e-3
         assert parity["label_agreement"] > 0.999
@@ -42,19 +43,29 @@ def test_postprocessed_export_is_valid_supported_and_matches_pytorch(street_mode
 def test_first_argmax_matches_torch_argmax_also_on_ties():
     scores = torch.randint(0, 3, (2, 6, 17, 23)).float()  # few values: many ties
     scores[0, :, 0, 0] = 1.0  # all channels tie: channel 0
-    expected = scores.argmax(dim=1).to(torch.int32)
+    expected = scores.argmax(dim=1).float()
     assert torch.equal(first_argmax(scores), expected)
     assert first_argmax(scores)[0, 0, 0] == 0
 
 
-def test_colours_are_gathered_by_the_int32_argmax_without_int64(street_model_file):
-    graph = onnx.load(onnx_for_model(street_model_file, "input", (96, 320)))
+def test_uint8_outputs_are_cast_from_float_and_colours_gathered_by_int32(street_model_file):
+    """TensorRT converts UINT8 only from or to FLOAT/HALF (tensorrt_rules.py): labels, colours and
+    confidence are Casts from float; the palette Gather takes int32 indices (no int64 anywhere)."""
+    graph = onnx.shape_inference.infer_shapes(onnx.load(onnx_for_model(street_model_file, "input", (96, 320))))
+    types = {v.name: v.type.tensor_type.elem_type for v in list(graph.graph.value_info) + list(graph.graph.input)}
+    types |= {i.name: i.data_type for i in graph.graph.initializer}
     producers = {output: node for node in graph.graph.node for output in node.output}
+    for name in ("labels", "color", "confidence"):
+        cast = producers[name]
+        assert cast.op_type == "Cast" and types[cast.input[0]] == onnx.TensorProto.FLOAT, name
     color_gather = producers[producers["color"].input[0]]
     index = producers[color_gather.input[1]]
     assert color_gather.op_type == "Gather" and color_gather.input[0] == "palette"
+    assert types["palette"] == onnx.TensorProto.FLOAT
     assert index.op_type == "Cast" and index.attribute[0].i == onnx.TensorProto.INT32
-    assert producers["labels"].op_type == "Cast" and producers["labels"].input[0] == index.output[0]
+    assert producers["labels"].input[0] == index.input[0]  # one float argmax serves both
+    image_users = [node for node in graph.graph.node if "image" in node.input]
+    assert [node.op_type for node in image_users] == ["Cast"]  # the uint8 image feeds a Cast only
     assert [n.op_type for n in graph.graph.node if n.op_type in ("ArgMax", "TopK")] == []
 
 
@@ -83,7 +94,7 @@ def test_raw_export_has_named_heads_and_fixed_size(street_model_file, tmp_path):
         ref_logits, ref_depth = model(torch.from_numpy(x))
     assert logits.shape == (1, 6, 24, 80)
     assert np.abs(ref_depth.numpy() - depth).max() < 1e-3
-    assert unsupported_tensorrt_ops(onnx.load(str(path))) == set()
+    assert tensorrt_findings(onnx.load(str(path))) == []
 
 
 def test_torch_and_onnxruntime_backends_agree_on_cpu(street_model_file):
@@ -183,10 +194,13 @@ def test_fp16_export_runs_the_network_in_fp16_and_matches_fp32(street_model_file
     assert fp16 != fp32 and "-fp16-" in fp16.name
     graph = onnx.load(str(fp16))
     weights = {i.name: i.data_type for i in graph.graph.initializer}
-    conv_weights = [n.input[1] for n in graph.graph.node if n.op_type == "Conv"]
-    assert conv_weights and all(weights[w] == onnx.TensorProto.FLOAT16 for w in conv_weights)
+    conv_types = {n.name: weights[n.input[1]] for n in graph.graph.node if n.op_type == "Conv"}
+    depth_head = {name for name in conv_types if name.startswith(("/model/pre_depth/", "/model/depth/"))}
+    assert len(depth_head) == 2  # fp16 steps are 3-6 cm beyond 32 m: the depth head stays fp32
+    assert all(conv_types[name] == onnx.TensorProto.FLOAT for name in depth_head)
+    assert all(kind == onnx.TensorProto.FLOAT16 for name, kind in conv_types.items() if name not in depth_head)
     assert [o.name for o in graph.graph.output] == ["labels", "color", "confidence", "depth"]
-    assert unsupported_tensorrt_ops(graph) == set()
+    assert tensorrt_findings(graph) == []
     image = _image(96, 320, seed=3)
     run = {path: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         ["labels", "depth"], {"image": image[None]}) for path in (fp32, fp16)}

@@ -79,7 +79,12 @@ def test_download_verifies_imports_and_the_name_resolves(served, capsys):
     model, spec = load_model(resolve_model_path(f"official:{NAME}"))
     assert spec.native_resolution and spec.focal_length_px == 721.54 and spec.provenance["official"] == NAME
     assert hydranet(["models", "list"]) == 0
-    assert f"official:{NAME}" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert f"official:{NAME}" in listing
+    street = next(line for line in listing.splitlines() if "hydranet_street.pt" in line)
+    indoor = next(line for line in listing.splitlines() if "hydranet_indoor.pt" in line)
+    assert "non-commercial" in street and "Apache-2.0" not in street  # trained on CamVid and KITTI
+    assert "Apache-2.0" in indoor
     # A cached file is verified again, not trusted: tampered, it is fetched anew.
     cached = official.models_dir() / f"{NAME}.ckpt"
     cached.write_bytes(cached.read_bytes()[:-1] + b"x")

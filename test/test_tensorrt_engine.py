@@ -71,7 +71,7 @@ def test_platform_without_tensorrt_is_a_clear_error():
 class _FakeTensorRT:
     """Records what build_engine asks of the TensorRT 10/11 builder API (TensorRT is not installable here)."""
 
-    def __init__(self):
+    def __init__(self, version="10.13.0", profile_index=0, context=True):
         import types
         self.calls = []
         fake = self
@@ -94,6 +94,13 @@ class _FakeTensorRT:
                 fake.calls.append(("build_serialized_network", network))
                 return b"serialized engine"
 
+        class TimingCache:
+            def __init__(self, data):
+                self.data = data
+
+            def serialize(self):
+                return memoryview(b"timings:" + self.data)
+
         class Config:
             progress_monitor = None
 
@@ -102,6 +109,19 @@ class _FakeTensorRT:
 
             def add_optimization_profile(self, profile):
                 fake.calls.append(("add_optimization_profile",))
+                return profile_index  # TensorRT: the profile's index, -1 when it is not valid
+
+            def create_timing_cache(self, data):
+                fake.calls.append(("create_timing_cache", bytes(data)))
+                self.cache = TimingCache(bytes(data))
+                return self.cache
+
+            def set_timing_cache(self, cache, ignore_mismatch):
+                fake.calls.append(("set_timing_cache", ignore_mismatch))
+                return True
+
+            def get_timing_cache(self):
+                return self.cache
 
             def set_flag(self, flag):
                 fake.calls.append(("set_flag", flag))
@@ -127,47 +147,173 @@ class _FakeTensorRT:
             def __init__(self):
                 pass
 
+        class Engine:
+            num_io_tensors = 5
+
+            def get_tensor_name(self, index):
+                return ("image", "labels", "color", "confidence", "depth")[index]
+
+            def create_execution_context(self):
+                fake.calls.append(("create_execution_context",))
+                return object() if context else None  # TensorRT returns None when it cannot make one
+
+        class Runtime:
+            def __init__(self, logger):
+                pass
+
+            def deserialize_cuda_engine(self, data):
+                return Engine()
+
         self.module = types.SimpleNamespace(
             Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}),
-            Builder=Builder, OnnxParser=OnnxParser, IProgressMonitor=IProgressMonitor,
+            Builder=Builder, OnnxParser=OnnxParser, IProgressMonitor=IProgressMonitor, Runtime=Runtime,
             NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=1),
             MemoryPoolType=types.SimpleNamespace(WORKSPACE="workspace"),
             BuilderFlag=types.SimpleNamespace(FP16="FP16", INT8="INT8"),
-            __version__="10.13.0")
+            __version__=version)
+
+
+@pytest.fixture(scope="module")
+def fixed_onnx(tmp_path_factory):
+    """A post-processed export for 480x640 images, as the backends and build-engine make them."""
+    from hydranet_ros.inference.export import export_onnx
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space
+    path = tmp_path_factory.mktemp("onnx") / "graph.onnx"
+    spec = ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (96, 128))
+    return export_onnx(HydraNet(6), spec, path, image_size=(480, 640))
 
 
 @pytest.mark.parametrize("precision", ["fp16", "fp32", "int8"])
 def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_flags(tmp_path, monkeypatch,
-                                                                                      precision):
+                                                                                      precision, fixed_onnx):
     import sys
     from hydranet_ros.inference.tensorrt_engine import build_engine, read_key
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
-    onnx_path = tmp_path / "graph.onnx"
-    onnx_path.write_bytes(b"onnx bytes")
     key = _key(precision=precision, profile=ShapeProfile((480, 640), (480, 640), (480, 640)))
     engine = tmp_path / key.file_name()
-    build_engine(onnx_path, engine, key, workspace_gib=1.5)
+    timing = tmp_path / "timing.cache"
+    build_engine(fixed_onnx, engine, key, workspace_gib=1.5, timing_cache=timing)
     assert fake.calls[1] == ("create_network", 1 << 1)  # STRONGLY_TYPED, nothing else
-    assert ("parse", b"onnx bytes") in fake.calls
+    assert ("parse", fixed_onnx.read_bytes()) in fake.calls
     assert ("set_memory_pool_limit", "workspace", int(1.5 * (1 << 30))) in fake.calls
     assert ("set_shape", "image", (1, 480, 640, 3), (1, 480, 640, 3), (1, 480, 640, 3)) in fake.calls
     assert not [c for c in fake.calls if c[0] in ("set_flag", "int8_calibrator")]  # the ONNX types decide
     assert engine.read_bytes() == b"serialized engine" and read_key(engine) == key  # the one writer
     assert needs_rebuild(engine, key) is None
+    # the timing cache: empty on the first build, saved after it, read by the next build
+    assert ("create_timing_cache", b"") in fake.calls and ("set_timing_cache", False) in fake.calls
+    assert timing.read_bytes() == b"timings:"
+    build_engine(fixed_onnx, engine, key, workspace_gib=1.5, timing_cache=timing)
+    assert ("create_timing_cache", b"timings:") in fake.calls
 
 
-def test_engine_for_onnx_builds_under_its_lock_once_then_reuses_the_cache(tmp_path, monkeypatch):
+def test_engine_for_onnx_builds_under_its_lock_once_then_reuses_the_cache(tmp_path, monkeypatch, fixed_onnx):
     import sys
     from hydranet_ros.inference import tensorrt_engine
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
     monkeypatch.setattr(tensorrt_engine, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
-    onnx_path = tmp_path / "graph.onnx"
-    onnx_path.write_bytes(b"onnx bytes")
     profile = ShapeProfile((480, 640), (480, 640), (480, 640))
-    first = tensorrt_engine.engine_for_onnx(onnx_path, "fp16", profile, directory=tmp_path / "engines")
-    again = tensorrt_engine.engine_for_onnx(onnx_path, "fp16", profile, directory=tmp_path / "engines")
+    first = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", profile, directory=tmp_path / "engines")
+    again = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", None, directory=tmp_path / "engines")
     assert first == again and first.read_bytes() == b"serialized engine"
     assert [c for c in fake.calls if c[0] == "build_serialized_network"] == [("build_serialized_network", "network")]
     assert first.with_name(first.name + ".lock").is_file()  # the lock a second node would wait on
+    assert sorted(p.name for p in (tmp_path / "engines").glob("timing-*")) == \
+        ["timing-trt10.13.0-nvidia-h100-80gb-hbm3-sm90.cache"]
+
+
+def test_a_fixed_size_export_gets_exactly_its_own_profile(tmp_path, monkeypatch, fixed_onnx):
+    """A profile wider than the graph's fixed shape would build an engine that fails at run time; the
+    default used to be 64x64..1080x1920 for every file."""
+    import sys
+    from hydranet_ros.inference import tensorrt_engine
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    monkeypatch.setattr(tensorrt_engine, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
+    path = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", directory=tmp_path)
+    assert tensorrt_engine.read_key(path).profile == ShapeProfile((480, 640), (480, 640), (480, 640))
+    with pytest.raises(BackendError, match="takes only 640x480 images"):
+        tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", ShapeProfile(), directory=tmp_path)
+
+
+def test_a_profile_tensorrt_refuses_is_an_error_not_an_engine(tmp_path, monkeypatch, fixed_onnx):
+    import sys
+    from hydranet_ros.inference.tensorrt_engine import build_engine
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT(profile_index=-1).module)
+    key = _key(profile=ShapeProfile((480, 640), (480, 640), (480, 640)))
+    with pytest.raises(BackendError, match="refused the shape profile"):
+        build_engine(fixed_onnx, tmp_path / "x.engine", key, 1.0)
+    assert not (tmp_path / "x.engine").exists()
+
+
+def test_a_graph_that_breaks_tensorrt_rules_never_reaches_the_parser(tmp_path, monkeypatch):
+    import sys
+    import onnx
+    from onnx import TensorProto, helper
+    from hydranet_ros.inference.tensorrt_engine import build_engine
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    graph = helper.make_graph([helper.make_node("Transpose", ["image"], ["t"], perm=[0, 3, 1, 2]),
+                               helper.make_node("Cast", ["t"], ["out"], to=TensorProto.FLOAT)], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 4, 4, 3])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 4, 4])])
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(path))
+    key = _key(profile=ShapeProfile((4, 4), (4, 4), (4, 4)))
+    with pytest.raises(BackendError, match="uint8-input-feeds-cast at .*Transpose"):
+        build_engine(path, tmp_path / "x.engine", key, 1.0)
+    assert not [c for c in fake.calls if c[0] == "parse"]
+
+
+@pytest.mark.parametrize("version", ["8.6.2", "9.3.0"])
+def test_tensorrt_below_10_is_refused_by_name(monkeypatch, version):
+    """JetPack 6.0 ships TensorRT 8.6, whose builder has no strongly typed networks: an AttributeError
+    deep in the build used to kill the node."""
+    import sys
+    from hydranet_ros.inference.tensorrt_engine import build_engine
+    monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT(version=version).module)
+    with pytest.raises(BackendError, match=f"TensorRT {version} is too old: .*10.x or newer"):
+        current_platform()
+    with pytest.raises(BackendError, match=f"TensorRT {version} is too old"):
+        build_engine(None, None, _key(), 1.0)
+
+
+def test_no_execution_context_is_a_backend_error(tmp_path, monkeypatch):
+    import sys
+    from hydranet_ros.inference.tensorrt_engine import TensorRTBackend
+    fake = _FakeTensorRT(context=False)
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    engine = tmp_path / "x.engine"
+    engine.write_bytes(b"serialized engine")
+    with pytest.raises(BackendError, match="could not create an execution context"):
+        TensorRTBackend(engine)
+    assert ("create_execution_context",) in fake.calls
+
+
+def test_auto_tries_the_next_backend_after_any_failure(street_model_file, monkeypatch, caplog):
+    """An export's RuntimeError, an older torch's TypeError or TensorRT's own exception types in one
+    candidate must not stop auto: each is one log line, and the next candidate starts."""
+    import logging
+    from hydranet_ros.inference import backends
+    real_build = backends._build
+    failures = {"onnxruntime": RuntimeError("export failed\nsecond line"),
+                "openvino": TypeError("export() got an unexpected keyword argument 'dynamo'")}
+
+    def build(name, *args):
+        if name in failures:
+            raise failures[name]
+        return real_build(name, *args)
+    monkeypatch.setattr(backends, "_build", build)
+    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="hydranet_ros.backends"):
+        chosen, skipped = backends.create_backend(street_model_file, "auto", "auto", "fp32")
+    assert chosen.name == "torch"
+    assert "onnxruntime/cpu: RuntimeError: export failed" in skipped
+    assert "openvino/cpu: TypeError: export() got an unexpected keyword argument 'dynamo'" in skipped
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and all("\n" not in w for w in warnings)
+    with pytest.raises(BackendError, match="onnxruntime/cpu: RuntimeError: export failed"):
+        backends.create_backend(street_model_file, "onnxruntime", "cpu", "fp32")  # asked for by name: one line

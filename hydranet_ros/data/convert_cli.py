@@ -2,7 +2,8 @@
 
   nyud-mat       the official nyu_depth_v2_labeled.mat (+ a 895-entry class map, + split indices)
   nyud-examples  frames laid out like the examples published with the official models
-  kitti          KITTI images with any of: KITTI-6 colour labels, depth PNGs, raw LiDAR + calibration
+  kitti          KITTI images with any of: KITTI-6 colour labels, Cityscapes train-id labels (KITTI
+                 semantics), depth PNGs, raw LiDAR + calibration
   camvid         a CamVid split folder (images/, labels/ with the 11 SegNet classes) -> KITTI-6 labels
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.data import camvid
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, read_rgb, write_sample
 from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, project_lidar, read_depth_png, read_kitti6_labels,
-                                     read_tracking_calibration, read_velodyne)
+                                     read_tracking_calibration, read_trainid_labels_as_kitti6, read_velodyne)
 from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, example_frame_names, read_example_frame
 
 
@@ -26,11 +27,15 @@ def add_arguments(parser):
     parser.add_argument("--class-map", help="nyud-mat: .npy of 895 entries, raw label id -> 0..39 or 255")
     parser.add_argument("--indices", help="nyud-mat: text file of 1-based frame numbers (e.g. the 795 train split)")
     parser.add_argument("--labels", help="kitti: folder of KITTI-6 colour label PNGs named like the images")
+    parser.add_argument("--trainid-labels", help="kitti: folder of Cityscapes train-id label PNGs named like the "
+                                                 "images (KITTI semantics), mapped onto KITTI-6")
     parser.add_argument("--depth", help="kitti: folder of depth PNGs (uint16 / 256) named like the images")
     parser.add_argument("--velodyne", help="kitti: folder of LiDAR .bin scans named like the images")
     parser.add_argument("--calib", help="kitti: calibration file for --velodyne (P2, R_rect, Tr_velo_cam)")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("START", "STOP"),
                         help="kitti: only the sorted images START..STOP-1 (e.g. to hold frames out for testing)")
+    parser.add_argument("--frame-indices", type=int, nargs="+", metavar="N",
+                        help="kitti: only these positions (0-based) of the sorted images")
 
 
 def run(args):
@@ -66,6 +71,8 @@ def run(args):
     images = sorted(source.glob("*.png"))
     if args.frames:
         images = images[args.frames[0]:args.frames[1]]
+    if args.frame_indices:
+        images = [image for index, image in enumerate(images) if index in set(args.frame_indices)]
     if not images:
         raise CommandError(f"no .png images in {source}")
     if args.velodyne and not args.calib:
@@ -77,6 +84,8 @@ def run(args):
         sample = Sample(path.stem, image)
         if args.labels and (Path(args.labels) / path.name).is_file():
             sample.segmentation = read_kitti6_labels(Path(args.labels) / path.name)
+        elif args.trainid_labels and (Path(args.trainid_labels) / path.name).is_file():
+            sample.segmentation = read_trainid_labels_as_kitti6(Path(args.trainid_labels) / path.name)
         if args.depth and (Path(args.depth) / path.name).is_file():
             sample.depth = read_depth_png(Path(args.depth) / path.name)
         elif args.velodyne and (Path(args.velodyne) / f"{path.stem}.bin").is_file():

@@ -25,6 +25,19 @@ def read_kitti6_labels(path: str | Path) -> np.ndarray:
     return decode_color_labels(read_rgb(Path(path)), load_label_space("kitti6").palette)
 
 
+# KITTI semantics (Cityscapes train ids) onto KITTI-6, as ../shared/README.md gives it: road 0,
+# sidewalk 1, building 2, vegetation 8, sky 10, car 13; every other id (and 255, void) is ignored.
+TRAINID_TO_KITTI6 = {10: 0, 2: 1, 0: 2, 1: 3, 8: 4, 13: 5}
+
+
+def read_trainid_labels_as_kitti6(path: str | Path) -> np.ndarray:
+    """A KITTI semantics label PNG (uint8 Cityscapes train ids, 255 void) -> KITTI-6 ids, others 255."""
+    lookup = np.full(256, 255, np.uint8)
+    for train_id, kitti6_id in TRAINID_TO_KITTI6.items():
+        lookup[train_id] = kitti6_id
+    return lookup[read_png_unchanged(Path(path))]
+
+
 @dataclass
 class Calibration:
     p2: np.ndarray          # 3 x 4 projection of the left colour camera (rectified)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, PerResolution, Prediction
-from hydranet_ros.inference.device_post import DeviceBackend
+from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
 from hydranet_ros.inference.export import load_for_inference, onnx_for_model
-from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph, fold_batchnorm
+from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES, InferenceGraph, fold_batchnorm, half_network
 from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.model.model_file import ModelSpec
 
@@ -72,7 +72,7 @@ class TorchBackend(DeviceBackend):
         try:
             graph = InferenceGraph(fold_batchnorm(model), spec, output).eval().to(device)
             if precision == "fp16":
-                graph.model.half()
+                half_network(graph.model)
             if self.channels_last:
                 graph.model.to(memory_format=torch.channels_last)
         except torch.cuda.OutOfMemoryError as error:
@@ -80,6 +80,7 @@ class TorchBackend(DeviceBackend):
         self.graph = graph
         self.precision = precision
         self._captured = OrderedDict()  # input shape -> (static input, static outputs, CUDA graph)
+        self.staging = PinnedStaging(CUDA_GRAPHS_KEPT)
 
     def describe(self) -> str:
         extras = [self.precision, "BatchNorm folded"] + (["channels_last"] if self.channels_last else []) + \
@@ -115,11 +116,12 @@ class TorchBackend(DeviceBackend):
             if self.device == "cpu":
                 outputs = self.graph(image)
             elif not self.cuda_graphs:
-                image = image.pin_memory().to(self.device, non_blocking=True)
+                image = torch.empty(tuple(image.shape), dtype=torch.uint8, device=self.device)
+                self.staging.upload(rgb, image[0])
                 outputs = self.graph(image)
             else:  # straight from pinned host memory into the captured graph's input
                 static_input, outputs, cuda_graph = self._captured_for(tuple(image.shape))
-                static_input.copy_(image.pin_memory(), non_blocking=True)
+                self.staging.upload(rgb, static_input[0])
                 cuda_graph.replay()
                 image = static_input
         return DeviceFrame(image[0], tuple(output[0] for output in outputs))
@@ -206,11 +208,16 @@ def create_backend(model_path: str | Path, backend: str = "auto", device: str = 
         try:
             chosen = _build(name, dev, model_path, precision if dev == "cuda" else cpu_precision(precision),
                             output, threads, engine_options, input_size, calibration, camera_size)
-        except (BackendError, ImportError) as error:
-            skipped.append(f"{name}/{dev}: {error}")
+        except Exception as error:  # noqa: BLE001 - any failure of one candidate (an export's RuntimeError,
+            # an older torch's TypeError, TensorRT's own errors) must let auto try the next one
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if not isinstance(error, (BackendError, ImportError)):
+                reason = f"{type(error).__name__}: {reason}"
+            skipped.append(f"{name}/{dev}: {reason}")
+            LOG.debug("backend %s/%s failed", name, dev, exc_info=True)  # the traceback, for a bug report
             if backend != "auto":
                 raise BackendError("; ".join(skipped)) from None
-            LOG.warning("backend %s/%s unavailable, trying the next: %s", name, dev, error)
+            LOG.warning("backend %s/%s unavailable, trying the next: %s", name, dev, reason)
             continue
         if backend == "auto" and (name, dev) in WHY_FIRST:
             LOG.info("auto chose %s: %s", chosen.describe(), WHY_FIRST[(name, dev)])
@@ -225,23 +232,21 @@ def _build(name, device, model_path, precision, output, threads, engine_options,
         return TorchBackend(model, spec, device, precision, output)
     first_size = tuple(camera_size or spec.input_size)  # made at start: a backend that cannot run fails here
 
+    if name == "tensorrt":
+        from hydranet_ros.inference.tensorrt_engine import TensorRTBackend, engine_for_onnx, onnx_for_engine
+        return PerResolution(lambda size: TensorRTBackend(engine_for_onnx(
+            onnx_for_engine(model_path, output, size, precision, calibration, input_size), precision,
+            **(engine_options or {}))), first_size)
     export_precision = "fp16" if precision == "fp16" and device == "cuda" else "fp32"
 
     def graph(size):  # the fp16 export on a GPU, the fp32 one, or its calibrated int8 version
         onnx_path = onnx_for_model(model_path, output, size, input_size, export_precision)
-        return int8_onnx(onnx_path, calibration, size) if precision == "int8" else onnx_path
+        return int8_onnx(onnx_path, calibration, size, "cpu") if precision == "int8" else onnx_path
     if name == "onnxruntime":
         if precision not in ("fp32", "int8") and device == "cpu":
             raise BackendError(f"ONNX Runtime on the CPU runs fp32 or int8, not {precision}")
         graph_precision = "int8" if precision == "int8" else export_precision
         return PerResolution(lambda size: OnnxRuntimeBackend(graph(size), device, threads, graph_precision),
                              first_size)
-    if name == "openvino":
-        from hydranet_ros.inference.openvino_backend import OpenVinoBackend
-        return PerResolution(lambda size: OpenVinoBackend(graph(size), precision, threads), first_size)
-    from hydranet_ros.inference.tensorrt_engine import ShapeProfile, TensorRTBackend, engine_for_onnx
-
-    def engine(size):
-        return TensorRTBackend(engine_for_onnx(graph(size), precision, ShapeProfile(size, size, size),
-                                               **(engine_options or {})))
-    return PerResolution(engine, first_size)
+    from hydranet_ros.inference.openvino_backend import OpenVinoBackend
+    return PerResolution(lambda size: OpenVinoBackend(graph(size), precision, threads), first_size)

@@ -10,6 +10,7 @@ serves ONNX Runtime and OpenVINO, whose outputs are host arrays already. No rclp
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -54,6 +55,32 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     torch.cuda.current_stream(device).synchronize()
     return {name: host[offsets[name]:offsets[name] + t.numel() * t.element_size()].view(t.dtype).reshape(t.shape).numpy()
             for name, t in tensors.items()}
+
+
+class PinnedStaging:
+    """Uploads camera images through one pinned host buffer per image shape (the `kept` most recent):
+    pinning memory is a slow driver call, too slow to repeat every frame, and a copy from pageable
+    memory cannot overlap. A buffer is written again only once the copy that read it has finished."""
+
+    def __init__(self, kept: int = 4):
+        self.kept = kept
+        self._buffers = OrderedDict()  # shape -> [pinned tensor, CUDA event of its last copy or None]
+
+    def upload(self, rgb: np.ndarray, target: torch.Tensor) -> None:
+        """Copies rgb into the device tensor target on the current stream, asynchronously."""
+        entry = self._buffers.get(rgb.shape)
+        if entry is None:
+            entry = self._buffers[rgb.shape] = [torch.empty(rgb.shape, dtype=torch.uint8, pin_memory=True), None]
+            if len(self._buffers) > self.kept:
+                self._buffers.popitem(last=False)
+        self._buffers.move_to_end(rgb.shape)
+        buffer, last_copy = entry
+        if last_copy is not None:
+            last_copy.synchronize()
+        buffer.numpy()[...] = rgb
+        target.copy_(buffer, non_blocking=True)
+        entry[1] = torch.cuda.Event()
+        entry[1].record()
 
 
 class DeviceBackend(Backend):
@@ -144,8 +171,8 @@ class DevicePost:
             if settings.organized:
                 points = xyz.masked_fill(drop[..., None], float("nan"))
                 return torch.cat([points.contiguous().view(torch.uint8), tail], dim=-1)
-            keep = ~drop
-            return torch.cat([xyz[keep].contiguous().view(torch.uint8), tail[keep]], dim=-1)[None]
+            # One boolean selection per cloud (each waits for the device to count what it keeps)
+            return torch.cat([xyz.contiguous().view(torch.uint8), tail], dim=-1)[~drop][None]
 
         cloud = records(invalid)
         obstacles = None

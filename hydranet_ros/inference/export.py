@@ -1,4 +1,4 @@
-"""hydranet export: a model file -> ONNX (opset 17), with or without post-processing in the graph.
+"""hydranet export: a model file -> ONNX (opset 19), with or without post-processing in the graph.
 
 With post-processing (the default) the graph is inference/graph.py's InferenceGraph, made for one
 camera resolution H x W (the network size and the antialiasing filter follow from it):
@@ -28,25 +28,17 @@ import torch
 
 from hydranet_ros.cache import building, cache_dir
 from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph
+from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph, half_network
+from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
 
-OPSET = 17
+# 19: the first opset whose QuantizeLinear/DequantizeLinear take fp16 scales (the int8 TensorRT graph is
+# quantized on the fp16 export); TensorRT 10.0's parser reads opsets 9 to 20 (inference/tensorrt_rules.py).
+OPSET = 19
 RAW_OUTPUT_NAMES = {"segmentation": "segmentation_logits", "depth": "depth", "normals": "normals"}
 METADATA_KEY = "hydranet_ros.spec"
 LOG = logging.getLogger("hydranet_ros.export")
-
-# Operators the TensorRT ONNX parser supports (onnx-tensorrt docs/operators.md, the ops our
-# graphs can contain and their neighbours). export checks every node against this set.
-TENSORRT_SUPPORTED_OPS = frozenset("""
-Abs Add And ArgMax ArgMin AveragePool BatchNormalization Cast Ceil Clip Concat Constant
-ConstantOfShape Conv ConvTranspose Div Equal Erf Exp Expand Flatten Floor Gather GatherElements
-Gemm GlobalAveragePool GlobalMaxPool Greater Identity LeakyRelu Less MatMul Max MaxPool Min Mul
-Neg Not Or Pad Pow Range ReduceMax ReduceMean ReduceMin ReduceSum Relu Reshape Resize Shape
-Sigmoid Slice Softmax Split Sqrt Squeeze Sub Tanh Tile TopK Transpose Unsqueeze Where
-""".split())
-
 
 def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
                 image_size: tuple[int, int] | None = None, half: bool = False) -> Path:
@@ -55,7 +47,8 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
-    model = model.half() if half else model.float()  # half: the network in fp16, pre/post-processing in fp32
+    # half: the network in fp16 but its depth head, pre/post-processing in fp32
+    model = half_network(model) if half else model.float()
     height, width = image_size or spec.input_size
     dynamic = None  # the post-processed graph is always made for one camera resolution
     if raw:
@@ -79,9 +72,9 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
         "graph": "raw" if raw else f"postprocessed/{output}", "network_precision": "fp16" if half else "fp32"})
     onnx.checker.check_model(graph)
     onnx.save(graph, str(path))
-    unsupported = unsupported_tensorrt_ops(graph)
-    if unsupported:
-        raise RuntimeError(f"{path}: operators TensorRT cannot parse: {sorted(unsupported)}")
+    findings = tensorrt_findings(graph, fixed_shape=dynamic is None)
+    if findings:  # every backend shares this graph, and TensorRT must be able to build it
+        raise RuntimeError(f"{path} is not a graph TensorRT can build: {report(findings)}")
     return path
 
 
@@ -121,10 +114,6 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     return path
 
 
-def unsupported_tensorrt_ops(graph: onnx.ModelProto) -> set[str]:
-    return {node.op_type for node in graph.graph.node} - TENSORRT_SUPPORTED_OPS
-
-
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -160,7 +149,8 @@ def run(args):
     model, spec = load_model(resolve_model_path(args.model))
     path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
                        tuple(args.image_size) if args.image_size else None)
-    print(f"wrote {path} (opset {OPSET}; onnx.checker passed; all operators supported by TensorRT's parser)")
+    print(f"wrote {path} (opset {OPSET}; onnx.checker passed; TensorRT rules (inference/tensorrt_rules.py): "
+          "no findings)")
     if not args.raw:
         height, width = args.image_size or spec.input_size
         image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)

@@ -16,6 +16,10 @@
 where h x w is the network size (output="network") or H x W (output="input"). A single-task model
 gives labels 255 (no class, black) or NaN depth for the task it lacks.
 
+TensorRT takes UINT8 only at a network's inputs and outputs, converted by a Cast from or to FLOAT or
+HALF (inference/tensorrt_rules.py): so the image is cast before anything else touches it, and the
+three uint8 outputs are cast from float (the argmax is computed in float, exact for class ids).
+
 The PyTorch backend runs this module; `hydranet export` writes it to ONNX for ONNX Runtime
 and TensorRT, one file per camera resolution (the network size and the antialiasing filter follow
 from it), so every backend shares one definition of pre- and post-processing.
@@ -35,7 +39,7 @@ from hydranet_ros.model.model_file import ModelSpec
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
 # Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
-GRAPH_VERSION = 5
+GRAPH_VERSION = 6
 OUTPUT_RESOLUTIONS = ("network", "input")
 
 
@@ -56,15 +60,15 @@ class InferenceGraph(nn.Module):
         # x / 255 - mean) / std == x * scale + offset
         self.register_buffer("scale", 1.0 / (255.0 * std))
         self.register_buffer("offset", -mean / std)
-        # int32, not uint8: TensorRT's Gather takes int32 data; the result is cast to uint8.
-        # 256 rows, so that any uint8 label (255: no class) has a colour (black beyond the classes).
-        palette = torch.zeros(256, 3, dtype=torch.int32)
-        palette[:spec.num_classes] = torch.as_tensor(spec.palette_array().astype("int32"))
+        # float, not uint8: TensorRT casts to UINT8 only from float. 256 rows, so that any uint8 label
+        # (255: no class) has a colour (black beyond the classes).
+        palette = torch.zeros(256, 3, dtype=torch.float32)
+        palette[:spec.num_classes] = torch.as_tensor(spec.palette_array().astype("float32"))
         self.register_buffer("palette", palette)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         network_size = self.spec.network_size((int(image.shape[1]), int(image.shape[2])))
-        x = resize_antialiased(image.permute(0, 3, 1, 2).float(), network_size)
+        x = resize_antialiased(image.float().permute(0, 3, 1, 2), network_size)  # Cast first: TensorRT
         x = (x * self.scale + self.offset).to(next(self.model.parameters()).dtype)
         outputs = self.model(x)
         size = network_size if self.output == "network" else (int(image.shape[1]), int(image.shape[2]))
@@ -82,10 +86,10 @@ class InferenceGraph(nn.Module):
             index = first_argmax(upsampled.index_select(1, torch.arange(classes, device=image.device)))
             confidence = (upsampled[:, classes] * 255 + 0.5).clamp(0, 255).to(torch.uint8)  # +0.5: Cast truncates
         else:
-            index = torch.full((image.shape[0],) + tuple(size), 255, dtype=torch.int32, device=image.device)
+            index = torch.full((image.shape[0],) + tuple(size), 255.0, device=image.device)
             confidence = torch.zeros(index.shape, dtype=torch.uint8, device=image.device)
         labels = index.to(torch.uint8)
-        color = self.palette[index].to(torch.uint8)  # the int32 index gathers directly: no int64 anywhere
+        color = self.palette[index.to(torch.int32)].to(torch.uint8)  # int32 indices: no int64 anywhere
         if self.depth_index is not None:
             depth = upsampled[:, -1].abs()
         else:
@@ -94,14 +98,25 @@ class InferenceGraph(nn.Module):
 
 
 def first_argmax(scores: torch.Tensor) -> torch.Tensor:
-    """argmax over the channels of N x C x H x W (the first channel on ties, as torch.argmax) as int32
-    N x H x W (TensorRT's index type), from ReduceMax, Equal and Mul: on OpenVINO's blocked layouts these avoid the Transpose
-    and TopK an argmax exports to (1 ms of 13 at 640x480). The channel slice before it is a Gather,
-    which OpenVINO runs in a vectorised kernel where a Slice runs its reference one."""
+    """argmax over the channels of N x C x H x W float (the first channel on ties, as torch.argmax) as
+    N x H x W of the same float type (class ids are exact in it, and TensorRT casts float to uint8 where
+    it cannot cast int32), from ReduceMax, Equal and Mul: on OpenVINO's blocked layouts these avoid the
+    Transpose and TopK an argmax exports to (1 ms of 13 at 640x480). The channel slice before it is a
+    Gather, which OpenVINO runs in a vectorised kernel where a Slice runs its reference one."""
     channels = scores.shape[1]
     reverse_index = torch.arange(channels - 1, -1, -1, dtype=scores.dtype, device=scores.device).view(1, -1, 1, 1)
     is_best = scores == scores.amax(dim=1, keepdim=True)
-    return (channels - 1 - (is_best * reverse_index).amax(dim=1)).to(torch.int32)
+    return channels - 1 - (is_best * reverse_index).amax(dim=1)
+
+
+def half_network(model: HydraNet) -> HydraNet:
+    """The model in fp16 except the depth head, which stays fp32: fp16's steps are 3-6 cm from 32 m
+    on, coarser than the depth a street model predicts there. In place; returns the model."""
+    model.half()
+    for name in ("pre_depth", "depth"):
+        if hasattr(model, name):
+            getattr(model, name).float()
+    return model
 
 
 def fold_batchnorm(model: HydraNet) -> HydraNet:

@@ -1,16 +1,20 @@
 """Calibrated INT8: a Q/DQ ONNX of the post-processed graph, from real camera frames.
 
-ONNX Runtime's static quantizer runs the fp32 graph on the calibration frames, records each
+ONNX Runtime's static quantizer runs the float graph on the calibration frames, records each
 convolution's input range and writes QuantizeLinear/DequantizeLinear pairs around the convolutions
-(weights per channel, activations per tensor). The same file serves every backend that takes
-explicit quantization: OpenVINO and ONNX Runtime on CPUs, TensorRT on GPUs. One file per camera
-resolution, like the fp32 exports; it is cached by the fp32 graph, the calibration frames' content
-and the recipe below.
+(weights per channel, activations per tensor). One file per camera resolution and target, like the
+float exports; it is cached by the float graph, the calibration frames' content and the recipe:
+
+- cpu (OpenVINO, ONNX Runtime): from the fp32 export, uint8 activations with zero points and int32
+  biases, ONNX Runtime's defaults, measured on CPUs (README).
+- tensorrt: from the fp16 export, so that the layers left in float run in fp16 in a strongly typed
+  network; int8 activations and weights, symmetric (zero points 0), biases left in float: TensorRT's
+  parser takes nothing else (inference/tensorrt_rules.py checks the result before TensorRT sees it).
 
 Which convolutions stay float was measured (scripts/int8_sensitivity.py, README): int8 in the first
 three encoder stages costs about a point of mIoU, from stage 4 on nothing measurable; the depth head
 stays float too (int8 there costs the indoor model 3.7 % of RMSE), the segmentation head does not
-(nothing measurable, 1.5 ms at 640x480).
+(nothing measurable, 1.5 ms at 640x480). Both targets keep the same ones in float.
 """
 from __future__ import annotations
 
@@ -26,13 +30,22 @@ from hydranet_ros.cache import building
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.export import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME
+from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
 LOG = logging.getLogger("hydranet_ros.quantize")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 CALIBRATION_LIMIT = 300
 FLOAT_PREFIXES = ("/model/layer1/", "/model/layer2/", "/model/layer3/",  # the first three encoder stages
                   "/model/pre_depth/", "/model/depth/")  # the depth head
-RECIPE = "conv-qdq-per-channel-minmax/stages1-3-depth-head-float/v3"  # part of the cache key
+# What each target's quantizer is asked for; the recipe string is part of the cache key.
+RECIPES = {
+    "cpu": ("conv-qdq-per-channel-minmax/stages1-3-depth-head-float/v3",
+            dict(activation_type="QUInt8", extra_options={})),
+    "tensorrt": ("conv-qdq-int8-symmetric-per-channel-float-bias-minmax/stages1-3-depth-head-float/v1",
+                 dict(activation_type="QInt8", extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
+                                                              "QuantizeBias": False})),
+}
+TARGETS = tuple(RECIPES)
 
 
 def calibration_images(folders, limit: int = CALIBRATION_LIMIT) -> list[Path]:
@@ -77,9 +90,10 @@ def float_convolutions(onnx_path: Path) -> list[str]:
 
 
 def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: tuple[int, int],
-                   keep_float: list[str] | None = None) -> Path:
-    """Writes the Q/DQ ONNX of onnx_path calibrated on images, atomically. keep_float: the convolutions
-    left in float (default: float_convolutions; scripts/int8_sensitivity.py measures others)."""
+                   keep_float: list[str] | None = None, target: str = "cpu") -> Path:
+    """Writes the Q/DQ ONNX of onnx_path calibrated on images for target (RECIPES), atomically.
+    keep_float: the convolutions left in float (default: float_convolutions; scripts/int8_sensitivity.py
+    measures others)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
@@ -96,32 +110,44 @@ def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: t
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # ORT's quantizer logs its generic advice on the root logger
+    options = RECIPES[target][1]
     try:
         quantize_static(str(onnx_path), str(temporary), Frames(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
+                        op_types_to_quantize=["Conv"], per_channel=True,
+                        activation_type=getattr(QuantType, options["activation_type"]),
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                        nodes_to_exclude=float_convolutions(onnx_path) if keep_float is None else keep_float)
+                        nodes_to_exclude=float_convolutions(onnx_path) if keep_float is None else keep_float,
+                        extra_options=options["extra_options"])
+        if target == "tensorrt":
+            findings = tensorrt_findings(temporary)
+            if findings:
+                raise BackendError(f"the int8 graph for TensorRT breaks TensorRT's rules: {report(findings)}")
+        temporary.replace(out)
     finally:
         root.setLevel(level)
-    temporary.replace(out)
+        temporary.unlink(missing_ok=True)
     return out
 
 
-def int8_onnx(fp32_onnx: Path, calibration, image_size: tuple[int, int]) -> Path:
-    """The cached Q/DQ ONNX for an fp32 export, calibrated on the images in the calibration folder(s)."""
+def int8_onnx(float_onnx: Path, calibration, image_size: tuple[int, int], target: str = "cpu") -> Path:
+    """The cached Q/DQ ONNX for a float export (fp32 for the cpu target, fp16 for tensorrt), calibrated
+    on the images in the calibration folder(s)."""
+    if target not in RECIPES:
+        raise BackendError(f"int8 target must be one of {TARGETS}, not {target!r}")
     if not calibration:
         raise BackendError("precision int8 needs calibration frames: set int8_calibration (node) or "
                            "--calibration (CLI) to a folder of a few hundred camera images; "
                            "`hydranet quantize MODEL --calibration DIR` makes the int8 graph ahead of time")
     import onnxruntime
     images = calibration_images(calibration)
-    key = hashlib.sha256(f"{calibration_id(images)}|{RECIPE}|{onnxruntime.__version__}".encode()).hexdigest()[:12]
-    path = fp32_onnx.with_name(f"{fp32_onnx.stem}-int8-{key}.onnx")
+    recipe = RECIPES[target][0]
+    key = hashlib.sha256(f"{calibration_id(images)}|{recipe}|{onnxruntime.__version__}".encode()).hexdigest()[:12]
+    path = float_onnx.with_name(f"{float_onnx.stem}-int8-{target}-{key}.onnx")
     with building(path):
         if not path.is_file():
-            LOG.info("calibrating int8 on %d images for %dx%d camera images (once; cached at %s)",
-                     len(images), image_size[1], image_size[0], path)
-            quantize_graph(fp32_onnx, path, images, image_size)
+            LOG.info("calibrating int8 for %s on %d images for %dx%d camera images (once; cached at %s)",
+                     target, len(images), image_size[1], image_size[0], path)
+            quantize_graph(float_onnx, path, images, image_size, target=target)
     return path
 
 
@@ -133,6 +159,9 @@ def add_arguments(parser):
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="the camera's resolution; the graph is made for it (default: the model's pixel budget)")
     parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
+    parser.add_argument("--for", dest="target", choices=TARGETS, default="cpu",
+                        help="cpu: for OpenVINO and ONNX Runtime (from the fp32 graph); tensorrt: symmetric int8 "
+                             "on the fp16 graph, checked against TensorRT's parser rules (default cpu)")
     parser.add_argument("--out", help="also copy the int8 ONNX here (it is cached and found by the backends anyway)")
 
 
@@ -147,9 +176,11 @@ def run(args):
     size = tuple(args.image_size) if args.image_size else tuple(load_for_inference(model_path)[1].input_size)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # A BackendError here (no such folder, no images) is a UserError: the command line prints its line.
-    path = int8_onnx(onnx_for_model(model_path, args.output_resolution, size), args.calibration, size)
+    float_precision = "fp16" if args.target == "tensorrt" else "fp32"
+    path = int8_onnx(onnx_for_model(model_path, args.output_resolution, size, precision=float_precision),
+                     args.calibration, size, args.target)
     if args.out:
         shutil.copyfile(path, args.out)
         path = Path(args.out)
-    print(f"int8 graph (Q/DQ ONNX) for {size[1]}x{size[0]} images: {path}; run it with --precision int8 "
-          f"--calibration (node: precision int8, int8_calibration)")
+    print(f"int8 graph (Q/DQ ONNX) for {args.target}, {size[1]}x{size[0]} images: {path}; run it with "
+          "--precision int8 --calibration (node: precision int8, int8_calibration)")

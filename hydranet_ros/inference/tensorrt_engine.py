@@ -6,6 +6,11 @@ and the input shape profile. Each engine is stored with a JSON sidecar holding t
 mismatch rebuilds. Written against the TensorRT 10/11 Python API (named I/O tensors,
 execute_async_v3). CUDA memory comes from PyTorch, so no other CUDA binding is needed.
 
+Before the parser sees a file, inference/tensorrt_rules.py checks it; TensorRT below 10 is refused
+(its builder lacks the strongly typed networks every engine here is built as). Tactic timings are
+kept in a timing cache per TensorRT version and GPU beside the engines, so a rebuild (a new model,
+another camera size) skips the minutes of timing it already did.
+
 The builder and runtime need TensorRT and a GPU; the key, the rebuild decision and the shape
 checks are plain Python and unit-tested without them.
 """
@@ -22,12 +27,15 @@ import numpy as np
 
 from hydranet_ros.cache import building, cache_dir, write_atomically
 from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
-from hydranet_ros.inference.device_post import DeviceBackend
-from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
+from hydranet_ros.inference.export import file_sha256, onnx_for_model
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
+from hydranet_ros.inference.quantize import int8_onnx
+from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
 LOG = logging.getLogger("hydranet_ros.tensorrt")
 ENGINE_PRECISIONS = ("fp16", "fp32", "int8")
+OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_async_v3 (README)
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,17 @@ def needs_rebuild(engine_path: Path, key: EngineKey) -> str | None:
     return f"changed: {', '.join(changed)}" if changed else None
 
 
+def check_tensorrt_version(version: str) -> None:
+    """BackendError for a TensorRT this code cannot drive (JetPack 6.0 ships 8.6)."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        raise BackendError(f"cannot read the TensorRT version {version!r}") from None
+    if major < OLDEST_TENSORRT:
+        raise BackendError(f"TensorRT {version} is too old: hydranet_ros needs TensorRT {OLDEST_TENSORRT}.x or "
+                           "newer (JetPack 6.1+ or 7 on Jetson); use backend torch or onnxruntime meanwhile")
+
+
 def current_platform() -> tuple[str, str, str]:
     """(TensorRT version, GPU name, compute capability) of this machine."""
     try:
@@ -115,10 +134,32 @@ def current_platform() -> tuple[str, str, str]:
         import torch
     except ImportError as error:
         raise BackendError(f"TensorRT is not installed ({error}); install NVIDIA's tensorrt Python package") from None
+    check_tensorrt_version(trt.__version__)
     if not torch.cuda.is_available():
         raise BackendError("TensorRT needs a CUDA GPU and PyTorch sees none")
     major, minor = torch.cuda.get_device_capability()
     return trt.__version__, torch.cuda.get_device_name(), f"{major}{minor}"
+
+
+def fixed_input_size(onnx_path: Path) -> tuple[int, int] | None:
+    """(height, width) of a post-processed export's fixed image input, None when it is dynamic."""
+    import onnx
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    for value in graph.input:
+        if value.name == INPUT_NAME:
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+            return (dims[1], dims[2]) if len(dims) == 4 and None not in dims[1:3] else None
+    raise BackendError(f"{onnx_path} has no input {INPUT_NAME!r}: not a post-processed hydranet export")
+
+
+def onnx_for_engine(model_path: str | Path, output: str, image_size: tuple[int, int], precision: str,
+                    calibration=None, input_size: tuple[int, int] | None = None) -> Path:
+    """The graph an engine of `precision` builds from: the fp32 export, the fp16 export, or for int8 the
+    fp16 export quantized for TensorRT (quantize.py, target tensorrt), so that its float layers run fp16."""
+    if precision not in ENGINE_PRECISIONS:
+        raise BackendError(f"TensorRT precision must be one of {ENGINE_PRECISIONS}, not {precision!r}")
+    float_onnx = onnx_for_model(model_path, output, image_size, input_size, "fp32" if precision == "fp32" else "fp16")
+    return int8_onnx(float_onnx, calibration, image_size, "tensorrt") if precision == "int8" else float_onnx
 
 
 def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> EngineKey:
@@ -131,26 +172,46 @@ def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> Engine
 def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
                     workspace_gib: float = 2.0,
                     directory: str | Path | None = None) -> Path:
-    """The cached engine for this ONNX file, GPU and TensorRT; built first when missing or stale."""
+    """The cached engine for this ONNX file, GPU and TensorRT; built first when missing or stale. A
+    fixed-size export (every post-processed one) is built for exactly its size: profile defaults to
+    it, and another profile is refused."""
     onnx_path = Path(onnx_path)
+    fixed = fixed_input_size(onnx_path)
+    if fixed is not None:
+        if profile is not None and profile != ShapeProfile(fixed, fixed, fixed):
+            raise BackendError(f"{onnx_path.name} takes only {fixed[1]}x{fixed[0]} images; the shape profile "
+                               f"{profile.min}..{profile.max} would build an engine its graph cannot run")
+        profile = ShapeProfile(fixed, fixed, fixed)
     key = engine_key(onnx_path, precision, profile or ShapeProfile())
-    path = Path(directory or cache_dir() / "engines") / key.file_name()
+    folder = Path(directory or cache_dir() / "engines")
+    path = folder / key.file_name()
     with building(path):
         reason = needs_rebuild(path, key)
         if reason:
             LOG.warning("building TensorRT engine %s (%s); this takes minutes once", path.name, reason)
-            build_engine(onnx_path, path, key, workspace_gib)
+            build_engine(onnx_path, path, key, workspace_gib, timing_cache_path(folder, key))
     return path
 
 
-def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float) -> None:
+def timing_cache_path(folder: Path, key: EngineKey) -> Path:
+    """One timing cache per TensorRT version and GPU: tactic timings do not carry to others."""
+    gpu = re.sub(r"[^a-z0-9]+", "-", key.gpu_name.lower()).strip("-")
+    return folder / f"timing-trt{key.tensorrt_version}-{gpu}-sm{key.compute_capability}.cache"
+
+
+def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_gib: float,
+                 timing_cache: Path | None = None) -> None:
     """Every network is strongly typed: the ONNX file's types decide each layer's precision. fp16 is
-    the fp16 export (export.onnx_for_model(precision="fp16")), int8 the calibrated Q/DQ graph
-    (inference/quantize.py): no BuilderFlag.FP16/INT8 (weak typing is deprecated since 10.12) and no
+    the fp16 export (export.onnx_for_model(precision="fp16")), int8 the fp16 export quantized for
+    TensorRT (quantize.py): no BuilderFlag.FP16/INT8 (weak typing is deprecated since 10.12) and no
     int8 calibrator (deprecated in 10.1, removed in 11)."""
     import tensorrt as trt
     from tqdm import tqdm
 
+    check_tensorrt_version(trt.__version__)
+    findings = tensorrt_findings(onnx_path, fixed_shape=key.profile.min == key.profile.max)
+    if findings:
+        raise BackendError(f"{onnx_path} breaks TensorRT's ONNX rules, so no engine would build: {report(findings)}")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # Explicit batch is the only mode since TensorRT 10; strongly typed since 10.0.
@@ -163,7 +224,13 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT_NAME, *key.profile.input_shapes())
-    config.add_optimization_profile(profile)
+    if config.add_optimization_profile(profile) < 0:  # -1: the profile is not valid for the network
+        raise BackendError(f"TensorRT refused the shape profile {key.profile} for {onnx_path}")
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache and timing_cache.is_file() else b"")
+    if cache is None or not config.set_timing_cache(cache, False):  # False: a mismatching cache is an error
+        LOG.warning("the timing cache %s does not fit this TensorRT or GPU; timing from scratch", timing_cache)
+        cache = config.create_timing_cache(b"")
+        config.set_timing_cache(cache, False)
 
     class Progress(trt.IProgressMonitor):
         """Shows the builder's phases as progress bars (TensorRT 10's progress_monitor)."""
@@ -187,6 +254,8 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     if serialized is None:
         raise BackendError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
     write_engine(engine_path, bytes(serialized), key)
+    if timing_cache is not None:
+        write_atomically(timing_cache, bytes(config.get_timing_cache().serialize()))
 
 
 class TensorRTBackend(DeviceBackend):
@@ -224,27 +293,31 @@ class TensorRTBackend(DeviceBackend):
         if names != {INPUT_NAME, *OUTPUT_NAMES}:
             raise BackendError(f"{engine_path} has tensors {sorted(names)}, expected {INPUT_NAME} and {OUTPUT_NAMES}")
         self.context = self.engine.create_execution_context()
+        if self.context is None:  # e.g. no device memory left for the engine's activations
+            raise BackendError(f"TensorRT could not create an execution context for {engine_path} "
+                               "(out of GPU memory?)")
         self.stream = torch.cuda.Stream()
         self.engine_path = engine_path
-        self._bound_shape, self._outputs = None, {}
+        self.staging = PinnedStaging()
+        self._bound_shape, self._input, self._outputs = None, None, {}
         self._dtypes = {name: torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
                         for name in names}
 
     def describe(self) -> str:
         return f"tensorrt on cuda ({self.engine_path.name})"
 
-    def _outputs_for(self, shape: tuple[int, ...]) -> dict:
-        """Output tensors bound to the context, made again only when the input shape changes."""
+    def _bind(self, shape: tuple[int, ...]) -> None:
+        """Input and output tensors bound to the context, made again only when the input shape changes."""
         if self._bound_shape != shape:
             torch = self.torch
             if not self.context.set_input_shape(INPUT_NAME, shape):
                 raise BackendError(f"TensorRT refused the input shape {shape}")
+            self._input = torch.empty(shape, dtype=torch.uint8, device="cuda")
             self._outputs = {name: torch.empty(tuple(self.context.get_tensor_shape(name)), dtype=self._dtypes[name],
                                                device="cuda") for name in OUTPUT_NAMES}
-            for name, tensor in self._outputs.items():
+            for name, tensor in [(INPUT_NAME, self._input), *self._outputs.items()]:
                 self.context.set_tensor_address(name, tensor.data_ptr())
             self._bound_shape = shape
-        return self._outputs
 
     def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
         torch = self.torch
@@ -255,14 +328,12 @@ class TensorRTBackend(DeviceBackend):
         caller = torch.cuda.current_stream()
         self.stream.wait_stream(caller)
         with torch.cuda.stream(self.stream):
-            image = torch.from_numpy(np.ascontiguousarray(rgb))[None].pin_memory().cuda(non_blocking=True)
-            outputs = self._outputs_for(tuple(image.shape))
-            self.context.set_tensor_address(INPUT_NAME, image.data_ptr())
+            self._bind((1,) + rgb.shape)
+            self.staging.upload(rgb, self._input[0])
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
         caller.wait_stream(self.stream)  # the caller's stream takes the outputs from here, no host sync
-        image.record_stream(caller)
-        return DeviceFrame(image[0], tuple(outputs[name][0] for name in OUTPUT_NAMES))
+        return DeviceFrame(self._input[0], tuple(self._outputs[name][0] for name in OUTPUT_NAMES))
 
 
 def add_arguments(parser):
@@ -272,15 +343,13 @@ def add_arguments(parser):
     parser.add_argument("--image-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
                         help="the camera's image size; the graph and the engine are made for it (default 375 1242)")
     parser.add_argument("--calibration", nargs="+", metavar="DIR",
-                        help="int8: folders of camera images; the engine is built from the calibrated Q/DQ graph "
-                             "(hydranet quantize), the same one OpenVINO and ONNX Runtime run")
+                        help="int8: folders of camera images; the engine is built from the fp16 graph quantized for "
+                             "TensorRT on them (hydranet quantize --for tensorrt)")
     parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
     parser.add_argument("--cache", help="engine folder (default ~/.cache/hydranet_ros/engines or $HYDRANET_CACHE)")
 
 
 def run(args):
-    from hydranet_ros.inference.export import onnx_for_model
-    from hydranet_ros.inference.quantize import int8_onnx
     from hydranet_ros.model.catalog import resolve_model_path
     from hydranet_ros.model.model_file import ModelFileError
     source = resolve_model_path(args.model)
@@ -288,13 +357,9 @@ def run(args):
         raise ModelFileError(f"{source} does not exist")
     size = tuple(args.image_size)
     try:
-        export_precision = "fp16" if args.precision == "fp16" else "fp32"  # a strongly typed network keeps it
         onnx_path = source if source.suffix == ".onnx" else \
-            onnx_for_model(source, args.output_resolution, size, precision=export_precision)
-        if args.precision == "int8" and source.suffix != ".onnx":
-            onnx_path = int8_onnx(onnx_path, args.calibration, size)
-        profile = ShapeProfile(size, size, size)
-        path = engine_for_onnx(onnx_path, args.precision, profile, args.workspace_gib, args.cache)
+            onnx_for_engine(source, args.output_resolution, size, args.precision, args.calibration)
+        path = engine_for_onnx(onnx_path, args.precision, None, args.workspace_gib, args.cache)
     except ValueError as error:  # an ONNX file the builder cannot read
         raise BackendError(str(error)) from None
     print(f"engine: {path}")

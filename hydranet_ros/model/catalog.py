@@ -7,6 +7,14 @@ from pathlib import Path
 from hydranet_ros.model import official
 from hydranet_ros.model.model_file import DEFAULT_MODEL
 
+# The shipped models' licences, as models/README.md ("Licence") gives them: the code is Apache-2.0,
+# weights carry the terms of the data they learned from.
+SHIPPED_LICENCES = {
+    "hydranet_street.pt": "research and non-commercial use only: trained on CamVid (CC BY-NC 4.0) and KITTI "
+                          "(CC BY-NC-SA 3.0) frames, with Cityscapes-trained teachers",
+    "hydranet_indoor.pt": "Apache-2.0: trained on generated rooms only",
+}
+
 
 def resolve_model_path(value: str) -> Path:
     """An existing path as given; `official:NAME` from the user cache (a one-line error saying how to

@@ -174,6 +174,8 @@ class HydraNet(nn.Module):
         outputs = []
         for task in self.tasks:
             name = HEAD_NAMES[task]
-            pre = self.relu6(getattr(self, f"pre_{name}")(shared))
+            pre_head = getattr(self, f"pre_{name}")
+            # A head may run in another precision than the decoder (inference/graph.half_network).
+            pre = self.relu6(pre_head(shared.to(pre_head.weight.dtype)))
             outputs.append(getattr(self, name)(pre))
         return tuple(outputs)

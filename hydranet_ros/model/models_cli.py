@@ -2,7 +2,7 @@
 from tqdm import tqdm
 
 from hydranet_ros.model import official
-from hydranet_ros.model.catalog import resolve_model_path
+from hydranet_ros.model.catalog import SHIPPED_LICENCES, resolve_model_path
 from hydranet_ros.model.model_file import load_model
 
 
@@ -31,12 +31,12 @@ def run(args):
         print(f"verified (git blob {official.OFFICIAL[args.name].git_blob_sha1}) and imported: {path}")
         print(f"use it as model_path:=official:{args.name} or --model official:{args.name}")
         return
-    print("shipped (Apache-2.0, in this package):")
-    for name in ("hydranet_street.pt", "hydranet_indoor.pt"):
+    print("shipped (in this package; each model's licence follows its training data):")
+    for name, licence in SHIPPED_LICENCES.items():
         path = resolve_model_path(name)
         if path.is_file():
             _, spec = load_model(path)
-            print(f"  {name:<28} {spec.label_space.name:<14} {', '.join(spec.tasks)}")
+            print(f"  {name:<28} {spec.label_space.name:<14} {', '.join(spec.tasks)}; licence: {licence}")
     print(f"official ({official.LICENCE}):")
     for checkpoint in official.OFFICIAL.values():
         cached = (official.models_dir() / f"{checkpoint.name}.pt").is_file()

@@ -2,8 +2,10 @@
 
 Each image whole at its own resolution, with its camera's intrinsics where they are known (depth is
 rescaled to them); depth is scored only where there is ground truth and the model predicts depth:
-- street: CamVid val (KITTI-6 labels), KITTI 000099 (KITTI-6 labels), the KITTI tracking sequence
-  0001 against its projected LiDAR: frames 20-30, which no training job used, and all 31 frames;
+- street: CamVid val (KITTI-6 labels), KITTI 000099 (KITTI-6 labels), the KITTI semantics frames of
+  two drives held back from training (their 19 classes mapped onto KITTI-6), the KITTI tracking
+  sequence 0001 against its projected LiDAR: frames 20-30, which no training job used, and all 31
+  frames; the three KITTI object frames of other drives against their LiDAR (never trained on);
 - indoor: the NYUDv2 example frames.
 The model card (scripts/model_card_metrics.py) and the int8/bf16 accuracy gate use the same code.
 """
@@ -13,12 +15,16 @@ from pathlib import Path
 
 from hydranet_ros.data.camvid import frame_names as camvid_frames, kitti6_lookup, read_frame
 from hydranet_ros.data.dataset import read_rgb
-from hydranet_ros.data.kitti import project_lidar, read_kitti6_labels, read_tracking_calibration, read_velodyne
+from hydranet_ros.data.kitti import (project_lidar, read_kitti6_labels, read_tracking_calibration,
+                                     read_trainid_labels_as_kitti6, read_velodyne)
 from hydranet_ros.data.nyud import example_frame_names, read_example_frame
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics
 
 LIDAR_HELD_OUT = range(20, 31)  # frames of KITTI tracking 0001 that no training job used
+# KITTI semantics frames no training job uses: two drives, a city street lined with parked cars
+# (000004-000006) and a suburban road between lawns (000018-000021); the other 25 frames train.
+KITTI_SEMANTICS_HELD_BACK = (4, 5, 6, 18, 19, 20, 21)
 
 
 def summary(segmentation=None, depth=None, **extra) -> dict:
@@ -46,6 +52,31 @@ def kitti_000099(perception: Perception, data: Path) -> dict:
     frame = perception.process(read_rgb(data / "kitti" / "000099.png"), "rgb8")
     segmentation.update(frame.labels, read_kitti6_labels(data / "kitti" / "segm_gt_000099.png"))
     return summary(segmentation)
+
+
+def kitti_semantics(perception: Perception, data: Path, frames=KITTI_SEMANTICS_HELD_BACK) -> dict:
+    segmentation = SegmentationMetrics(perception.spec.num_classes)
+    root = data / "kitti_semantics"
+    for index in frames:
+        name = f"{index:06d}_10.png"
+        frame = perception.process(read_rgb(root / "image_2" / name), "rgb8")
+        segmentation.update(frame.labels, read_trainid_labels_as_kitti6(root / "semantic_trainid" / name))
+    return summary(segmentation, frames=len(frames))
+
+
+def kitti_other_drives(perception: Perception, data: Path) -> dict:
+    """Depth metrics (cap 80 m) on the KITTI object frames of three other drives (never trained on)."""
+    root = data / "kitti_object_lidar"
+    depth = DepthMetrics(80.0)
+    images = sorted((root / "image_2").glob("*.png"))
+    for image in images:
+        calibration = read_tracking_calibration(root / "calib" / f"{image.stem}.txt")
+        rgb = read_rgb(image)
+        height, width = rgb.shape[:2]
+        frame = perception.process(rgb, "rgb8", camera=calibration.intrinsics(width, height))
+        depth.update(frame.depth, project_lidar(read_velodyne(root / "velodyne" / f"{image.stem}.bin"), calibration,
+                                                width, height))
+    return summary(depth=depth, frames=len(images))
 
 
 def kitti_lidar(perception: Perception, data: Path, frames=range(31)) -> dict:
