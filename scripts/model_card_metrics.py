@@ -26,7 +26,8 @@ from hydranet_ros.inference.pipeline import Perception  # noqa: E402
 from hydranet_ros.model.model_file import load_model  # noqa: E402
 from hydranet_ros.training.evaluate import evaluate_model  # noqa: E402
 from hydranet_ros.training.real_frames import (LIDAR_HELD_OUT, camvid_val, kitti_000099, kitti_lidar,  # noqa: E402
-                                               nyud_examples, precision_gate, street_calibration_folder)
+                                               kitti_other_drives, kitti_semantics, nyud_examples, precision_gate,
+                                               street_calibration_folder)
 
 
 def generated(model, spec, kind, max_depth):
@@ -45,7 +46,9 @@ def indoor(path):
 def street(path):
     model, spec = load_model(path)
     perception = Perception(create_backend(path, "onnxruntime", "cpu")[0], spec)
-    return {"camvid_val_segmentation": camvid_val(perception, SHARED),
+    return {"kitti_semantics_heldback_segmentation": kitti_semantics(perception, SHARED),
+            "kitti_object_other_drives_lidar": kitti_other_drives(perception, SHARED),
+            "camvid_val_segmentation": camvid_val(perception, SHARED),
             "kitti_000099_segmentation": kitti_000099(perception, SHARED),
             "kitti_tracking_0001_lidar_heldout": kitti_lidar(perception, SHARED, LIDAR_HELD_OUT),
             "kitti_tracking_0001_lidar": kitti_lidar(perception, SHARED)} | generated(model, spec, "street", 80.0)

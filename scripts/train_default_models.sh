@@ -29,6 +29,20 @@ if [ ! -f datasets/kitti_0001_train/provenance.yaml ]; then
     --teacher $shared/weights/coral_deeplab_mnv2_edgetpu_cityscapes_quant.tflite \
     --class-map hydranet_ros/training/teacher_maps/cityscapes19.yaml
 fi
+# KITTI semantics: 22 frames of many drives with human labels train; the 10 of three drives that
+# training/real_frames.py holds back (KITTI_SEMANTICS_HELD_BACK: 2-6, 13-17) never do.
+sem=$shared/data/kitti_semantics
+[ -f datasets/kitti_semantics_train/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
+  --trainid-labels $sem/semantic_trainid --frame-indices 0 1 7 8 9 10 11 12 18 19 20 21 22 23 24 25 26 27 28 29 30 31 \
+  --out datasets/kitti_semantics_train
+# KITTI 0001 frames 0-19 again, labelled by the stronger Cityscapes teacher with scores (ESPNetv2).
+if [ ! -f datasets/kitti_0001_espnet/provenance.yaml ]; then
+  $hydranet convert kitti $kitti/image_2/0001 --velodyne $kitti/velodyne/0001 --calib $kitti/calib/0001.txt \
+    --frames 0 20 --out datasets/kitti_0001_espnet
+  $hydranet distill datasets/kitti_0001_espnet --labels segmentation \
+    --teacher $shared/weights/espnetv2_s_2.0_city_1600x480.onnx \
+    --class-map hydranet_ros/training/teacher_maps/cityscapes19.yaml
+fi
 # The shipped indoor run was eight jobs, each continuing the last one's checkpoint with a longer
 # schedule (models/README.md); these replay it. One plain job would be: train CONFIG.
 $hydranet train config/train_indoor_synth.yaml --epochs 10 --stop-after 5
@@ -47,5 +61,8 @@ $hydranet train config/train_street.yaml --epochs 30 --stop-after 28 --resume  #
 $hydranet train config/train_street_balanced.yaml  # was two jobs (epoch 1; 2-12): --resume is exact
 # Third stage: the real KITTI frames twice as often, a third of the learning rate.
 $hydranet train config/train_street_kitti.yaml
-cp runs/street_kitti/best.pt models/hydranet_street.pt
+# Fourth stage: the KITTI semantics frames and the ESPNetv2 labels (two jobs of 4 epochs).
+$hydranet train config/train_street_kitti_semantics.yaml --stop-after 4
+$hydranet train config/train_street_kitti_semantics.yaml --resume
+cp runs/street_kitti_semantics/best.pt models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py

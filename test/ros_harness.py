@@ -19,8 +19,8 @@ OFF_BY_DEFAULT = {"segmentation/confidence": "Image"}
 
 def isolate_ros_graph() -> None:
     """A domain of our own, discovery on localhost only (set before rclpy.init)."""
-    os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid()).randint(20, 200))
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from hydranet_ros.ros.discovery import keep_graph_private
+    keep_graph_private(domain_id=random.Random(os.getpid()).randint(20, 200))
 
 
 class NodeProcess:
@@ -140,7 +140,7 @@ def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_
 
 def camera_encoded(rgb: np.ndarray, encoding: str) -> np.ndarray:
     """rgb (H x W x 3 uint8) as a camera would send it: a Bayer mosaic (bayer_rggb8, ...), packed
-    YUV 4:2:2 in BT.601 video range (yuv422 is UYVY, yuv422_yuy2 YUYV), or rgb16. Written from the
+    YUV 4:2:2 in BT.601 video range (yuv422 and Jazzy's uyvy are UYVY, yuv422_yuy2 and yuyv YUYV), or rgb16. Written from the
     encodings' definitions, independently of the node's OpenCV conversions."""
     channel = {"r": 0, "g": 1, "b": 2}
     if encoding.startswith("bayer_"):
@@ -149,13 +149,13 @@ def camera_encoded(rgb: np.ndarray, encoding: str) -> np.ndarray:
             row, column = divmod(index, 2)
             mosaic[row::2, column::2] = rgb[row::2, column::2, channel[letter]]
         return mosaic
-    if encoding in ("yuv422", "yuv422_yuy2"):
+    if encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
         r, g, b = (rgb[..., i].astype(float) for i in range(3))
         luma = 0.299 * r + 0.587 * g + 0.114 * b
         planes = {"Y": luma * 219 / 255 + 16, "U": (b - luma) * 0.564 * 224 / 255 + 128,
                   "V": (r - luma) * 0.713 * 224 / 255 + 128}
         packed = np.zeros(rgb.shape[:2] + (2,))
-        for position, letter in enumerate("UYVY" if encoding == "yuv422" else "YUYV"):  # 4 bytes per 2 pixels
+        for position, letter in enumerate("UYVY" if encoding in ("yuv422", "uyvy") else "YUYV"):  # 4 bytes, 2 pixels
             pixel, byte = divmod(position, 2)
             packed[:, pixel::2, byte] = planes[letter][:, pixel::2] if letter == "Y" else \
                 (planes[letter][:, 0::2] + planes[letter][:, 1::2]) / 2

@@ -71,7 +71,7 @@ def test_bayer_mosaics_are_demosaiced_to_the_scene(pattern):
     assert error.max() <= 4, (pattern, error.max())
 
 
-@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2"])
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2", "uyvy", "yuyv"])  # Jazzy: uyvy, yuyv
 def test_yuv422_byte_orders_become_rgb(encoding):
     colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [128, 128, 128], [200, 100, 50]], np.uint8)
     rgb = np.repeat(np.repeat(colours[None], 2, axis=1), 3, axis=0)  # two pixels of each colour share U, V
@@ -101,8 +101,9 @@ def test_a_camera_image_in_another_encoding_is_refused_naming_what_is_accepted(e
 
 
 def test_odd_sized_bayer_and_yuv_images_are_refused():
-    with pytest.raises(ImageFormatError, match="even width"):
-        camera_image_to_array(_message(np.zeros((2, 3, 2), np.uint8), "yuv422"))
+    for encoding in ("yuv422", "uyvy", "yuv422_yuy2", "yuyv"):
+        with pytest.raises(ImageFormatError, match="even width"):
+            camera_image_to_array(_message(np.zeros((2, 3, 2), np.uint8), encoding))
     with pytest.raises(ImageFormatError, match="at least 2x2"):
         camera_image_to_array(_message(np.zeros((1, 8), np.uint8), "bayer_rggb8"))
 

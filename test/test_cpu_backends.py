@@ -4,7 +4,6 @@ import logging
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import onnx
 import pytest

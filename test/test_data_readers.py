@@ -98,3 +98,35 @@ def test_nyud_labelled_mat_conversion_maps_raw_classes(tmp_path):
     assert sample.name == "000002" and sample.image.shape == (6, 8, 3) and np.array_equal(sample.image, image)
     assert np.array_equal(sample.segmentation, mapping[raw])
     assert np.allclose(sample.depth, depth, atol=1 / 5000)
+
+
+def test_kitti_semantics_frames_convert_with_their_train_ids_on_kitti6(tmp_path):
+    """The 19 Cityscapes train ids map as ../shared/README.md says (road 0, sidewalk 1, building 2,
+    vegetation 8, sky 10, car 13; everything else ignored), and --frame-indices picks frames."""
+    from hydranet_ros.cli.main import main as hydranet
+    from hydranet_ros.data.kitti import read_trainid_labels_as_kitti6
+    from hydranet_ros.data.dataset import read_png_unchanged
+    root = shared_path("data", "kitti_semantics")
+    train_ids = read_png_unchanged(root / "semantic_trainid" / "000007_10.png")
+    labels = read_trainid_labels_as_kitti6(root / "semantic_trainid" / "000007_10.png")
+    for train_id, kitti6_id in ((10, 0), (2, 1), (0, 2), (1, 3), (8, 4), (13, 5)):
+        assert (labels[train_ids == train_id] == kitti6_id).all()
+    assert (labels[~np.isin(train_ids, [0, 1, 2, 8, 10, 13])] == IGNORE_LABEL).all()
+    assert {2, 4} <= set(np.unique(labels).tolist())  # road and vegetation in this street
+    assert hydranet(["convert", "kitti", str(root / "image_2"), "--trainid-labels", str(root / "semantic_trainid"),
+                     "--frame-indices", "7", "30", "--out", str(tmp_path / "sem")]) == 0
+    dataset = FolderDataset(tmp_path / "sem")
+    assert dataset.names == ["000007_10", "000030_10"]
+    assert np.array_equal(dataset[0].segmentation, labels) and dataset[0].depth is None
+
+
+def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training():
+    """The frames the model card scores as unseen (real_frames.KITTI_SEMANTICS_HELD_BACK) and the ones
+    the training script converts split the 32 frames between them."""
+    import re
+    from conftest import REPO
+    from hydranet_ros.training.real_frames import KITTI_SEMANTICS_HELD_BACK
+    script = (REPO / "scripts" / "train_default_models.sh").read_text().replace("\\\n", " ")
+    line = next(line for line in script.splitlines() if "--trainid-labels" in line)
+    trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}
+    assert trained.isdisjoint(KITTI_SEMANTICS_HELD_BACK) and trained | set(KITTI_SEMANTICS_HELD_BACK) == set(range(32))

@@ -222,3 +222,19 @@ def test_package_xml_declares_the_ros_packages_the_code_imports_and_only_rosdep_
     imported = {name.split(".")[0] for path in [*(REPO / "hydranet_ros").rglob("*.py"), REPO / "launch" /
                                                 "perception.launch.py"] for name in imported_names(path)}
     assert imported & ros_packages <= depends, sorted(imported & ros_packages - depends)
+
+
+@pytest.mark.parametrize("distro, variable", [("humble", "ROS_LOCALHOST_ONLY"), ("jazzy", "ROS_AUTOMATIC_DISCOVERY_RANGE"),
+                                              ("", "ROS_AUTOMATIC_DISCOVERY_RANGE")])
+def test_the_apps_keep_discovery_on_localhost_with_what_each_distribution_reads(distro, variable):
+    """Humble's rcl reads ROS_LOCALHOST_ONLY only; Jazzy reads ROS_AUTOMATIC_DISCOVERY_RANGE and warns that
+    ROS_LOCALHOST_ONLY is deprecated (so it is not set there). A user's own setting is kept."""
+    from hydranet_ros.ros.discovery import keep_graph_private
+    environ = {"ROS_DISTRO": distro} if distro else {}
+    keep_graph_private(environ)
+    other = ({"ROS_LOCALHOST_ONLY", "ROS_AUTOMATIC_DISCOVERY_RANGE"} - {variable}).pop()
+    assert environ[variable] in ("1", "LOCALHOST") and other not in environ
+    assert 100 <= int(environ["ROS_DOMAIN_ID"]) <= 200
+    mine = {"ROS_DISTRO": distro, "ROS_DOMAIN_ID": "7", variable: "0"}
+    keep_graph_private(mine)
+    assert mine["ROS_DOMAIN_ID"] == "7" and mine[variable] == "0"

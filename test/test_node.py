@@ -25,7 +25,7 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
     class boundaries by a pixel here and there; a wrong Bayer pattern or byte order changes far more)."""
     frames, intrinsics = _kitti_frames(1)
     rgb = np.ascontiguousarray(frames[0][..., ::-1])
-    encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "rgb16"]
+    encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "uyvy", "yuyv", "rgb16"]  # Jazzy: uyvy, yuyv
     with NodeProcess(REPO / "models" / "hydranet_street.pt", {"backend": "onnxruntime"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
@@ -47,6 +47,8 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
         tester.destroy()
     assert code == 0 and "dropping frame" not in output, output
     assert labels["rgb16"].tobytes() == labels["bgr8"].tobytes()  # 16-bit values that are 8-bit ones x 257
+    assert labels["uyvy"].tobytes() == labels["yuv422"].tobytes()  # the same byte order by its Jazzy name
+    assert labels["yuyv"].tobytes() == labels["yuv422_yuy2"].tobytes()
     for encoding in encodings[1:-1]:
         agreement = float((labels[encoding] == labels["bgr8"]).mean())
         assert agreement >= 0.9, (encoding, agreement)

@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -30,6 +28,7 @@ from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
+from hydranet_ros.ros.discovery import keep_graph_private
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
@@ -309,8 +308,7 @@ def run(args):
     camera = input_camera(Path(args.input), spec, args.frames, args.rate, args.image_topic) if args.input \
         else generated_camera(scene, args.frames, args.seed, args.rate)
 
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))  # keep off other demos' topics
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_graph_private()  # keep off other runs' topics, discovery on localhost
     # A deep output history: the demo records every output, and its Python subscriber can lag behind.
     node = start_node(model_path, args.backend, out / "node.log", {"output_qos_depth": 10})
     rclpy.init()

@@ -10,7 +10,6 @@ publishing) relative to inference.
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from hydranet_ros.inference.benchmark import camera_frame, network_input, percen
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
+from hydranet_ros.ros.discovery import keep_graph_private
 
 
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int, model_budget: bool = False) -> dict:
@@ -45,8 +45,7 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
     """perception_node end to end with the given backend; beside it the bare ONNX Runtime fp32 session.
     model_budget: the network at the model file's pixel budget (the node's default), else at the camera's size."""
     import rclpy
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_graph_private()  # keep off other runs' topics, discovery on localhost
     spec = load_model(model_path)[1]
     records = []
     rclpy.init()
@@ -109,8 +108,7 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
     if transport == "large_data":
         profile = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_data.xml")
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = profile
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_graph_private()  # keep off other runs' topics, discovery on localhost
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image, PointCloud2

@@ -8,8 +8,6 @@ the first's).
 from __future__ import annotations
 
 import json
-import os
-import random
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.benchmark import percentiles
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
+from hydranet_ros.ros.discovery import keep_graph_private
 
 WARM_UP_S = 10.0
 
@@ -32,8 +31,7 @@ def rss_mib(pid: int) -> float:
 def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, backend: str, log_path: Path,
          print_windows: bool = True) -> dict:
     import rclpy
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    keep_graph_private()  # keep off other runs' topics, discovery on localhost
     spec = load_model(model_path)[1]
     scene = "indoor" if spec.label_space.name == "nyud40" else "street"
     camera = generated_camera(scene, 20, 5, rate_hz)

@@ -19,6 +19,7 @@ ENCODINGS = {
     "mono16": (np.uint16, 1), "16UC1": (np.uint16, 1), "32FC1": (np.float32, 1),
     "bayer_rggb8": (np.uint8, 1), "bayer_bggr8": (np.uint8, 1), "bayer_gbrg8": (np.uint8, 1),
     "bayer_grbg8": (np.uint8, 1), "yuv422": (np.uint8, 2), "yuv422_yuy2": (np.uint8, 2),
+    "uyvy": (np.uint8, 2), "yuyv": (np.uint8, 2),
     "rgb16": (np.uint16, 3), "bgr16": (np.uint16, 3), "rgba16": (np.uint16, 4), "bgra16": (np.uint16, 4),
 }
 # What the network takes as is (inference/pipeline.to_rgb).
@@ -28,8 +29,11 @@ COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 CAMERA_CONVERSIONS = {
     "bayer_rggb8": cv2.COLOR_BayerBG2RGB, "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
     "bayer_gbrg8": cv2.COLOR_BayerGR2RGB, "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
-    "yuv422": cv2.COLOR_YUV2RGB_UYVY, "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2,
+    # Jazzy names them uyvy and yuyv and deprecates the older names (sensor_msgs image_encodings.hpp)
+    "yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+    "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUY2, "yuyv": cv2.COLOR_YUV2RGB_YUY2,
 }
+YUV422_ENCODINGS = ("yuv422", "uyvy", "yuv422_yuy2", "yuyv")
 SIXTEEN_BIT_COLOR = {"rgb16": "rgb8", "bgr16": "bgr8", "rgba16": "rgba8", "bgra16": "bgra8"}
 CAMERA_ENCODINGS = COLOR_ENCODINGS + tuple(CAMERA_CONVERSIONS) + tuple(SIXTEEN_BIT_COLOR)
 
@@ -75,7 +79,7 @@ def camera_image_to_array(msg, max_pixels: int | None = None) -> tuple[np.ndarra
     if msg.encoding in CAMERA_CONVERSIONS:
         if msg.encoding.startswith("bayer_") and min(array.shape) < 2:
             raise ImageFormatError(f"a {msg.encoding} image needs at least 2x2 pixels, not {msg.width}x{msg.height}")
-        if msg.encoding.startswith("yuv422") and msg.width % 2:
+        if msg.encoding in YUV422_ENCODINGS and msg.width % 2:
             raise ImageFormatError(f"a {msg.encoding} image has an even width (two pixels share U and V), "
                                    f"not {msg.width}")
         return cv2.cvtColor(array, CAMERA_CONVERSIONS[msg.encoding]), "rgb8"

@@ -22,9 +22,11 @@ from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics
 
 LIDAR_HELD_OUT = range(20, 31)  # frames of KITTI tracking 0001 that no training job used
-# KITTI semantics frames no training job uses: two drives, a city street lined with parked cars
-# (000004-000006) and a suburban road between lawns (000018-000021); the other 25 frames train.
-KITTI_SEMANTICS_HELD_BACK = (4, 5, 6, 18, 19, 20, 21)
+# KITTI semantics frames no training job uses: three drives, told apart by what they show (consecutive
+# frames of this set come from one drive): a city square (000002-000003), a city street lined with
+# parked cars (000004-000006) and a wide junction (000013-000017); together they hold every class,
+# sidewalk included. The other 22 frames train.
+KITTI_SEMANTICS_HELD_BACK = (2, 3, 4, 5, 6, 13, 14, 15, 16, 17)
 
 
 def summary(segmentation=None, depth=None, **extra) -> dict:
