@@ -28,10 +28,10 @@ class NodeProcess:
     loopback (its 208 KB default socket buffer holds a fraction of a frame)."""
 
     def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet",
-                 module: str = "hydranet_ros.ros.perception_node", env: dict | None = None):
+                 module: str = "hydranet_ros.ros.perception_node", env: dict | None = None, params_file=None):
         parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
         args = [sys.executable, "-m", module, "--ros-args", "-r", f"__ns:={namespace}",
-                "-p", f"model_path:={model_path}"]
+                "-p", f"model_path:={model_path}"] + (["--params-file", str(params_file)] if params_file else [])
         for name, value in parameters.items():
             args += ["-p", f"{name}:={value}"]
         self.args = args

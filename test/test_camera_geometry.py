@@ -114,7 +114,7 @@ def test_distorted_images_are_rectified_and_their_clouds_land_where_the_geometry
     clouds = CloudRequest(CloudSettings(stride=4, max_depth=80.0))
     reference = street.process(rgb, "rgb8", camera=reference_camera, clouds=clouds).cloud
     errors = {}
-    for mode in ("auto", "false"):
+    for mode in ("auto", "never"):
         result = street.process(distorted, "rgb8", camera=calibration, rectify=mode, clouds=clouds)
         assert result.rectified == (mode == "auto")
         cloud = result.cloud
@@ -134,10 +134,10 @@ def test_distorted_images_are_rectified_and_their_clouds_land_where_the_geometry
     # where the undistorted geometry puts them: per point the network's depth differs by about what
     # the blur of two resamplings costs it, and its overall bias from that blur stays within 2 %
     # (model-dependent: -0.4 % and -1.2 % for the last two street models). Unrectified, points are far off.
-    assert errors["auto"]["image"] <= 3 < errors["false"]["image"], errors
+    assert errors["auto"]["image"] <= 3 < errors["never"]["image"], errors
     assert abs(errors["auto"]["bias"]) < 0.02 and errors["auto"]["median"] < 0.02, errors
     # Distortion grows towards the edges: there, unrectified points are far off.
-    assert errors["false"]["p90"] > 3 * errors["auto"]["p90"], errors
+    assert errors["never"]["p90"] > 3 * errors["auto"]["p90"], errors
     print("point errors relative to depth:", errors)
 
 

@@ -100,6 +100,41 @@ def test_a_camera_info_sent_once_serves_every_later_frame(ros, street_model_file
     assert int(values["frames_camera_info_unmatched"]) == 0
 
 
+def test_rectify_true_unquoted_in_a_parameter_file_and_a_boolean_set_at_run_time_are_taken(ros, street_model_file,
+                                                                                           tmp_path):
+    """YAML's unquoted true and `ros2 param set ... rectify false` are booleans: the string parameter used
+    to refuse them and the node stopped. With overlay_alpha 0 the overlay is the image the network saw."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    rectify: true\n    overlay_alpha: 0.0\n")
+    rows, cols = np.mgrid[0:96, 0:320]
+    frame = np.stack([rows * 2, cols * 255 // 320, (rows + cols) % 256], -1).astype(np.uint8)  # smooth, not noise
+    overlays = []
+    with NodeProcess(street_model_file, {"backend": "onnxruntime"}, params_file=params) as node:
+        tester = RosClient(topics=["segmentation/overlay"])
+        assert tester.wait_for_node(), node.stop()[1]
+        for index in range(2):
+            msg = image_message(frame[..., ::-1], T0 + index * 1_000_000_000)
+            info = _info(300.0, msg.header)
+            info.d = [-0.4, 0.15, 0.0, 0.0, 0.0]
+            tester.info_pub.publish(info)
+            tester.spin(0.05)
+            tester.image_pub.publish(msg)
+            assert tester.wait_for(lambda: len(tester.received["segmentation/overlay"]) > index, 60.0)
+            overlay = tester.received["segmentation/overlay"][index]
+            overlays.append(np.frombuffer(bytes(overlay.data), np.uint8).reshape(96, 320, 3).astype(int))
+            if index == 0:
+                request = SetParameters.Request(parameters=[Parameter("rectify", value=False).to_parameter_msg()])
+                result = tester.call(SetParameters, "/hydranet/perception_node/set_parameters", request)
+                assert result.results[0].successful, result.results[0].reason
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0, output
+    assert np.abs(overlays[0] - frame).mean() > 2  # rectify: true undistorted the frame (3.5 here)
+    assert np.abs(overlays[1] - frame).mean() < 0.5  # rectify set to false at run time: as sent
+
+
 STREET_MODEL = REPO / "models" / "hydranet_street.pt"
 
 

@@ -6,7 +6,7 @@ Pure numpy/OpenCV (no rclpy): the node, process-bag and the tests build it from 
 What the per-frame path assumes of an input image, given its CameraInfo:
   - D (and R) say how the image departs from a pinhole camera. With rectify "auto" an image whose
     D is non-zero or whose R is not the identity is undistorted (and rotated) into the pinhole
-    camera P[:, :3] (K when P is empty); with "false" the image is taken as already rectified
+    camera P[:, :3] (K when P is empty); with "never" the image is taken as already rectified
     (image_rect) and P is its camera. plumb_bob and rational_polynomial use OpenCV's pinhole
     model, equidistant its fisheye model; any other distortion model is refused.
   - binning and ROI: K and P describe the full sensor; a binned or cropped image's pinhole camera
@@ -23,7 +23,7 @@ from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_p
 
 PINHOLE_MODELS = ("plumb_bob", "rational_polynomial")
 FISHEYE_MODELS = ("equidistant",)
-RECTIFY_MODES = ("auto", "true", "false")
+RECTIFY_MODES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class CameraCalibration:
         if calibration.is_distorted() and calibration.distortion_model not in PINHOLE_MODELS + FISHEYE_MODELS:
             raise CalibrationError(f"distortion model {calibration.distortion_model!r} is not supported "
                                    f"(supported: {', '.join(PINHOLE_MODELS + FISHEYE_MODELS)}); rectify the "
-                                   "image upstream and set rectify to false")
+                                   "image upstream and set rectify to never")
         return calibration
 
     def k_matrix(self) -> np.ndarray:
@@ -83,7 +83,7 @@ class CameraCalibration:
     def needs_rectification(self, mode: str) -> bool:
         if mode not in RECTIFY_MODES:
             raise CalibrationError(f"rectify must be one of {RECTIFY_MODES}, not {mode!r}")
-        return mode == "true" or (mode == "auto" and (self.is_distorted() or self.rotates()))
+        return mode == "always" or (mode == "auto" and (self.is_distorted() or self.rotates()))
 
     def image_size(self) -> tuple[int, int]:
         """(width, height) of the images this calibration describes, after binning and ROI."""
@@ -128,7 +128,7 @@ class Rectifier:
         if calibration != self._calibration:
             if calibration.binning_x > 1 or calibration.binning_y > 1 or any(calibration.roi):
                 raise CalibrationError("rectifying a binned or ROI image is not supported: rectify upstream "
-                                       "(image_proc) and set rectify to false, or publish full images")
+                                       "(image_proc) and set rectify to never, or publish full images")
             size = (calibration.width, calibration.height)
             k, r = calibration.k_matrix(), np.asarray(calibration.r).reshape(3, 3)
             new_k = calibration.pinhole().matrix()

@@ -21,6 +21,12 @@ class Parameter:
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
+    aliases: tuple = ()  # (value, the choice it means): values also accepted, of any type
+
+    def canonical(self, value):
+        """The choice a value means (an alias's choice), or the value itself."""
+        return next((choice for alias, choice in self.aliases if alias == value and type(alias) is type(value)),
+                    value)
 
 
 PARAMETERS = (
@@ -72,9 +78,13 @@ PARAMETERS = (
     Parameter("obstacle_exclude_classes", ["__ground_and_sky__"],
               "Class names left out of points/obstacles; __ground_and_sky__ means the model's ground and sky classes.",
               dynamic=True),
+    # Not true/false: unquoted in YAML or `ros2 param set` those are booleans, which a string parameter
+    # refuses; booleans (and the old strings) are still accepted for always/never.
     Parameter("rectify", "auto", "auto: undistort images whose camera_info has a non-zero D (or a rotating R); "
-              "true: always remap through camera_info; false: images are already rectified (P is their camera).",
-              dynamic=True, choices=("auto", "true", "false")),
+              "always: always remap through camera_info; never: images are already rectified (P is their camera). "
+              "true and false (booleans too) mean always and never.",
+              dynamic=True, choices=("auto", "always", "never"),
+              aliases=((True, "always"), (False, "never"), ("true", "always"), ("false", "never"))),
     Parameter("camera_info_tolerance", 0.01, "Seconds by which a camera_info stamp may differ from its image's; "
               "beyond it a changing calibration is reported as unmatched.", minimum=0.0, maximum=1.0),
     Parameter("fallback_intrinsics", [0.0, 0.0, 0.0, 0.0],
@@ -95,7 +105,7 @@ def validate(name: str, value) -> str | None:
     spec = BY_NAME.get(name)
     if spec is None:
         return None  # parameters such as use_sim_time belong to rclpy
-    if spec.choices and value not in spec.choices:
+    if spec.choices and spec.canonical(value) not in spec.choices:
         return f"{name} must be one of {list(spec.choices)}, not {value!r}"
     if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
         return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"

@@ -179,7 +179,8 @@ class PerceptionCore:
     # Parameters -------------------------------------------------------------------------------
     def _declare_parameters(self):
         for spec in parameters.PARAMETERS:
-            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic)
+            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic,
+                                             dynamic_typing=any(type(a) is not type(spec.default) for a, _ in spec.aliases))
             if spec.choices:
                 descriptor.additional_constraints = f"one of {list(spec.choices)}"
             if spec.minimum is not None:
@@ -197,7 +198,8 @@ class PerceptionCore:
                 raise StartupError(f"parameter {reason}")
 
     def _value(self, name):
-        return self.get_parameter(name).value
+        value = self.get_parameter(name).value
+        return parameters.BY_NAME[name].canonical(value) if name in parameters.BY_NAME else value
 
     def _class_ids(self, names: list[str], name: str) -> tuple[int, ...]:
         space = self.spec.label_space
