@@ -101,3 +101,17 @@ def test_input_loss_is_estimated_from_gaps_in_the_camera_stamps():
     monitor.frame_processed(True)
     report = monitor.report("/image", gaps)
     assert report.level == WARN and "about 33% of the camera's frames never reached the node" in report.message
+
+
+def test_log_throttle_lets_one_line_per_kind_through_per_period():
+    """One throttle per kind: a flood of bad frames must not hide a bad camera_info (rclpy throttles per
+    call site, and every refusal is logged from one)."""
+    from hydranet_ros.ros.health import LogThrottle
+    now = [100.0]
+    throttle = LogThrottle(5.0, clock=lambda: now[0])
+    assert throttle.allow("bad_input") and not throttle.allow("bad_input")
+    assert throttle.allow("bad_camera_info")  # another kind, within the same 5 s
+    now[0] += 4.9
+    assert not throttle.allow("bad_input") and not throttle.allow("bad_camera_info")
+    now[0] += 0.2
+    assert throttle.allow("bad_input") and throttle.allow("bad_camera_info")

@@ -97,6 +97,26 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
     assert output.count("dropping frame") <= 3
 
 
+def test_each_kind_of_refusal_is_logged_even_right_after_another_kind(ros, street_model_file):
+    """A refused frame, then at once a refused camera_info: both lines are in the log (one throttle for
+    all kinds hid the second for 5 s)."""
+    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+        tester = RosClient()
+        assert tester.wait_for_node(), node.stop()[1]
+        bad = image_message(_frame(), 10)
+        bad.encoding = "nv21"
+        tester.image_pub.publish(bad)
+        tester.spin(0.5)
+        info = camera_info_message(K, bad.header)
+        info.k = [0.0] * 9
+        tester.info_pub.publish(info)
+        tester.spin(0.5)
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0, output
+    assert "dropping frame: encoding 'nv21'" in output and "ignoring camera_info" in output, output
+
+
 def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     import cv2
     from sensor_msgs.msg import CompressedImage

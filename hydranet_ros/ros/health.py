@@ -20,6 +20,23 @@ LOSS_WARN_FRAMES, LOSS_WARN_FRACTION = 10, 0.05  # input loss worth a warning
 MIN_INTERVALS = 5  # stamp intervals needed before the camera's period is estimated
 
 
+class LogThrottle:
+    """At most one log line per kind of problem per period. rclpy's throttle_duration_sec throttles per
+    call site, and every refusal is logged from one: a flood of one kind would hide every other kind."""
+
+    def __init__(self, period_s: float, clock=time.monotonic):
+        self.period_s = period_s
+        self.clock = clock
+        self.last = {}
+
+    def allow(self, kind: str) -> bool:
+        now = self.clock()
+        if kind in self.last and now - self.last[kind] < self.period_s:
+            return False
+        self.last[kind] = now
+        return True
+
+
 @dataclass
 class HealthReport:
     level: str

@@ -35,7 +35,7 @@ from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
-from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, StampGaps
+from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, LogThrottle, StampGaps
 from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info
 
 ERROR_LOG_THROTTLE_S = 5.0
@@ -135,6 +135,7 @@ class PerceptionCore:
         self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "copy", "total")}
         period = p("diagnostics_period")
         self.health = HealthMonitor(window_s=max(5.0, 5 * period), stale_after_s=p("stale_after_periods") * period)
+        self.log_throttle = LogThrottle(ERROR_LOG_THROTTLE_S)
         self.input_gaps = StampGaps()
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
@@ -254,19 +255,21 @@ class PerceptionCore:
             calibration = camera_info_to_calibration(msg)
         except CalibrationError as error:
             self.counts["bad_camera_info"] += 1
-            self._report(f"ignoring camera_info: {error}")
+            self._report("bad_camera_info", f"ignoring camera_info: {error}")
             return
         with self._lock:
             self._camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, calibration)
             self._lock.notify_all()
 
-    def _report(self, text: str, refused_frame: bool = False):
-        """Logs (throttled) and tells /diagnostics: a refused frame, or a camera_info problem."""
+    def _report(self, kind: str, text: str, refused_frame: bool = False):
+        """Logs (one line per kind per ERROR_LOG_THROTTLE_S) and tells /diagnostics: a refused frame, or
+        a camera_info problem."""
         if refused_frame:
             self.health.frame_refused(text)
         else:
             self.health.camera_problem(text)
-        self.get_logger().error(text, throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+        if self.log_throttle.allow(kind):
+            self.get_logger().error(text)
 
     # Processing -------------------------------------------------------------------------------
     def _work(self):
@@ -281,12 +284,12 @@ class PerceptionCore:
                 self._process(msg, received_at)
             except ImageFormatError as error:
                 self.counts["bad_input"] += 1
-                self._report(f"dropping frame: {error}", refused_frame=True)
+                self._report("bad_input", f"dropping frame: {error}", refused_frame=True)
             except Exception as error:  # keep serving; the next frame may be fine
                 if self._stopping or not self.context.ok():
                     return  # shutting down: publishers are gone, nothing went wrong with the frame
                 self.counts["errors"] += 1
-                self._report(f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
+                self._report("errors", f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
 
     def _wanted(self) -> frozenset:
         """The outputs switched on and subscribed to."""
@@ -332,7 +335,7 @@ class PerceptionCore:
             try:
                 return check_plausible(Intrinsics(fx, fy, cx, cy, width, height), "fallback_intrinsics")
             except CalibrationError as error:
-                self._report(str(error))
+                self._report("fallback_intrinsics", str(error))
         return None
 
     def _cloud_settings(self) -> CloudSettings:
@@ -362,7 +365,7 @@ class PerceptionCore:
             result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"), clouds)
         except CalibrationError as error:  # e.g. a camera_info for another resolution
             self.counts["bad_camera_info"] += 1
-            self._report(f"camera_info does not fit the image, processing without it: {error}")
+            self._report("camera_info_size", f"camera_info does not fit the image, processing without it: {error}")
             result = self.perception.process(image, encoding, alpha)
         if result.intrinsics is None and wanted & {"depth/camera_info", "points", "points/obstacles"}:
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
