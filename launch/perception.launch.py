@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
 from launch.conditions import IfCondition
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import LifecycleNode, Node
@@ -45,19 +46,38 @@ def _share(*parts: str) -> str:
     return str(Path(get_package_share_directory(PACKAGE)).joinpath(*parts))
 
 
-def _is_true(text: str) -> bool:
-    return text.lower() in ("true", "1", "yes")
+def _flag(value: dict, name: str) -> bool:
+    """A boolean launch argument, by the rule launch's IfCondition applies to large_data_transport
+    (launch/conditions/evaluate_condition_expression_impl.py): true or 1, false or 0, any case."""
+    text = value[name].strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"launch argument {name}:={value[name]!r} must be true or false (or 1 or 0)")
+
+
+def _config_file(name: str) -> str:
+    """The parameter file config:= names: a path, or a file in share/hydranet_ros/config. A missing one
+    stops the launch (launch_ros only warns and the node would start on its built-in defaults)."""
+    if Path(name).is_file():
+        return name
+    shipped = Path(_share("config", name))
+    if not shipped.is_file():
+        names = sorted(p.name for p in shipped.parent.glob("*.yaml") if not p.name.startswith("train_"))
+        raise FileNotFoundError(f"config:={name}: no such parameter file, neither a path nor one of {names}")
+    return str(shipped)
 
 
 def _perception_node(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    config = value["config"] if Path(value["config"]).is_file() else _share("config", value["config"])
-    overrides = {"use_sim_time": _is_true(value["use_sim_time"])}
+    config = _config_file(value["config"])
+    overrides = {"use_sim_time": _flag(value, "use_sim_time")}
     for name in ("model_path", "backend"):  # only when given, so the config file's values hold
         if value[name]:
             overrides[name] = value[name]
     image = value["image_topic"]
-    managed = _is_true(value["lifecycle"])
+    managed = _flag(value, "lifecycle")
     node_action = LifecycleNode if managed else Node
     return [node_action(
         package=PACKAGE,
@@ -74,14 +94,16 @@ def _perception_node(context):
 
 def _rviz(context):
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    if not _is_true(value["rviz"]):
+    if not _flag(value, "rviz"):
         return []
     view = follow_launch(Path(_share("config", "perception.rviz")).read_text(), value["namespace"],
                          value["image_topic"], value["frame"])
     with tempfile.NamedTemporaryFile("w", prefix="hydranet_", suffix=".rviz", delete=False) as handle:
         handle.write(view)
-    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", handle.name],
-                 parameters=[{"use_sim_time": _is_true(value["use_sim_time"])}])]
+    copy = Path(handle.name)
+    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(copy)],
+                 parameters=[{"use_sim_time": _flag(value, "use_sim_time")}]),
+            RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: copy.unlink(missing_ok=True)))]
 
 
 def generate_launch_description():

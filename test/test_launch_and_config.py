@@ -39,8 +39,10 @@ def launch_module(monkeypatch):
     stand_ins = {
         "launch": {"LaunchDescription": _Recorded}, "launch.actions": {"DeclareLaunchArgument": _Recorded,
                                                                        "OpaqueFunction": _Recorded,
+                                                                       "RegisterEventHandler": _Recorded,
                                                                        "SetEnvironmentVariable": _Recorded},
-        "launch.conditions": {"IfCondition": _Recorded}, "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
+        "launch.conditions": {"IfCondition": _Recorded}, "launch.event_handlers": {"OnShutdown": _Recorded},
+        "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
         "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded,
                                                                  "LifecycleNode": _RecordedLifecycleNode},
         "ament_index_python": {}, "ament_index_python.packages": {"get_package_share_directory": lambda _: str(REPO)},
@@ -89,17 +91,33 @@ def test_the_node_it_starts_exists_with_existing_config_and_known_names(launch_m
     assert dict(kwargs["remappings"])["image"] == "/camera/image_raw"
 
 
+def test_a_mistyped_config_or_a_flag_launch_cannot_read_stops_the_launch_in_one_line(launch_module):
+    """launch_ros only warns about a missing parameter file and the node starts on built-in defaults;
+    every boolean argument follows launch's IfCondition rule (yes was taken by one, refused by the other)."""
+    with pytest.raises(FileNotFoundError, match=r"config:=outdoor_kiti6.yaml: no such parameter file.*"
+                                                 r"'indoor_nyud40.yaml', 'outdoor_kitti6.yaml'"):
+        launch_module._perception_node(_context(launch_module, config="outdoor_kiti6.yaml"))
+    for word in ("yes", "on", "tru"):
+        with pytest.raises(ValueError, match=f"lifecycle:='{word}' must be true or false"):
+            launch_module._perception_node(_context(launch_module, lifecycle=word))
+    for word, managed in (("True", True), (" 1 ", True), ("FALSE", False), ("0", False)):
+        [node] = launch_module._perception_node(_context(launch_module, lifecycle=word))
+        assert isinstance(node, _RecordedLifecycleNode) == managed, word
+
+
 def _context(launch_module, **changes):
     return {name: default for name, (default, _) in launch_module.ARGUMENTS.items()} | changes
 
 
 def _rviz_view(launch_module, **changes):
     actions = launch_module._rviz(_context(launch_module, rviz="true", **changes))
-    [rviz] = actions
+    [rviz, cleanup] = actions
     assert rviz.kwargs["package"] == "rviz2" and rviz.kwargs["arguments"][0] == "-d"
     path = Path(rviz.kwargs["arguments"][1])
     view = yaml.safe_load(path.read_text())
-    path.unlink()
+    [on_shutdown] = cleanup.args  # the launch's shutdown removes the copy rviz read
+    on_shutdown.kwargs["on_shutdown"](None, None)
+    assert not path.exists()
     displays = view["Visualization Manager"]["Displays"]
     return {d["Name"]: d["Topic"]["Value"] for d in displays if "Topic" in d}, \
         view["Visualization Manager"]["Global Options"]["Fixed Frame"]
@@ -215,8 +233,10 @@ def test_package_xml_declares_the_ros_packages_the_code_imports_and_only_rosdep_
     import re
     from test_package_structure import imported_names
     package_xml = (REPO / "package.xml").read_text()
-    depends = set(re.findall(r"<(?:exec_|build_|buildtool_|test_)?depend>([^<]+)<", package_xml))
+    depends = set(re.findall(r"<(?:exec_|build_|buildtool_|test_)?depend(?: [^>]*)?>([^<]+)<", package_xml))
     assert "ament_python" not in depends  # not a rosdep key: rosdep install fails on it
+    assert '<exec_depend version_gte="4.1.0">vision_msgs</exec_depend>' in package_xml  # LabelInfo: 4.1.0
+    assert {"ros2launch", "rviz2"} <= depends  # the launch file, and its rviz:=true
     ros_packages = {"rclpy", "std_msgs", "sensor_msgs", "diagnostic_msgs", "rcl_interfaces", "vision_msgs",
                     "lifecycle_msgs", "launch", "launch_ros", "ament_index_python"}
     imported = {name.split(".")[0] for path in [*(REPO / "hydranet_ros").rglob("*.py"), REPO / "launch" /

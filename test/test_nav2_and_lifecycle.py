@@ -1,5 +1,7 @@
 """What Nav2 consumes (confidence, the aligned cloud, LabelInfo, class_names) and the managed
 (lifecycle) node, each across processes."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,22 @@ def test_label_info_maps_every_class_id_to_its_name():
     message = label_info(_Fields, _Fields, load_label_space("kitti6").class_names, header)
     assert message.header is header and message.threshold == 0.0
     assert [(c.class_id, c.class_name) for c in message.class_map] == list(enumerate(KITTI6))
+
+
+def test_label_info_says_whether_vision_msgs_is_missing_or_too_old(monkeypatch):
+    import types
+    from hydranet_ros.ros.outputs import label_info_types
+    monkeypatch.setitem(sys.modules, "vision_msgs", None)  # not installed
+    assert label_info_types() == "vision_msgs is not installed"
+    old = types.ModuleType("vision_msgs")
+    old.msg = types.SimpleNamespace(Detection2D=object)  # 4.0.0: no LabelInfo yet
+    monkeypatch.setitem(sys.modules, "vision_msgs", old)
+    monkeypatch.setitem(sys.modules, "vision_msgs.msg", old.msg)
+    assert label_info_types().startswith("vision_msgs is older than 4.1.0")
+    new = types.SimpleNamespace(LabelInfo=dict, VisionClass=list)
+    old.msg = new
+    monkeypatch.setitem(sys.modules, "vision_msgs.msg", new)
+    assert label_info_types() == (dict, list)
 
 
 def test_confidence_aligned_cloud_and_class_names_for_nav2(ros, street_model_file):

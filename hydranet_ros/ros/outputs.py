@@ -59,3 +59,15 @@ def label_info(label_info_type, vision_class_type, class_names, header):
     every pixel gets its most probable class, none is left unlabelled."""
     return label_info_type(header=header, threshold=0.0, class_map=[
         vision_class_type(class_id=index, class_name=name) for index, name in enumerate(class_names)])
+
+
+def label_info_types():
+    """(LabelInfo, VisionClass) of the installed vision_msgs, or the reason there are none: LabelInfo
+    came with vision_msgs 4.1.0 (package.xml asks for it; an older install, e.g. from source, has none)."""
+    try:
+        from vision_msgs import msg
+    except ImportError:
+        return "vision_msgs is not installed"
+    if not hasattr(msg, "LabelInfo"):
+        return "vision_msgs is older than 4.1.0 (it has no LabelInfo; update ros-$ROS_DISTRO-vision-msgs)"
+    return msg.LabelInfo, msg.VisionClass

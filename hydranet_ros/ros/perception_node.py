@@ -36,7 +36,7 @@ from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, LogThrottle, StampGaps
-from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info
+from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info, label_info_types
 
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
@@ -107,12 +107,12 @@ class PerceptionCore:
     def _publish_label_info(self):
         """vision_msgs/LabelInfo on segmentation/label_info, reliable and transient local (late joiners
         get it), once: the class map does not change while the model is loaded."""
-        try:
-            from vision_msgs.msg import LabelInfo, VisionClass
-        except ImportError:
-            self.get_logger().info("vision_msgs is not installed: segmentation/label_info is not published "
+        types = label_info_types()
+        if isinstance(types, str):
+            self.get_logger().info(f"{types}: segmentation/label_info is not published "
                                    "(the class names are in the class_names parameter)")
             return None
+        LabelInfo, VisionClass = types
         publisher = self.create_publisher(LabelInfo, "segmentation/label_info", QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
