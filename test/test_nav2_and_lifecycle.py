@@ -168,7 +168,8 @@ def _lifecycle(tester, transition=None):
     success = None
     if transition:
         ids = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
-               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP}
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "shutdown": Transition.TRANSITION_UNCONFIGURED_SHUTDOWN}
         response = tester.call(ChangeState, f"{NODE}/change_state",
                                ChangeState.Request(transition=Transition(id=ids[transition])), timeout=120.0)
         success = response.success
@@ -240,3 +241,21 @@ def test_managed_node_configure_fails_with_the_reason_and_stays_unconfigured(ros
     assert result == (False, "unconfigured")
     assert "cannot configure:" in output and "missing.pt" in output and "Traceback" not in output
     assert code == 0
+
+
+def test_a_configure_that_fails_after_loading_leaves_nothing_and_every_later_transition_works(ros,
+                                                                                             street_model_file):
+    """An unknown class fails configure after the backend loaded: it must be released, and shutdown must
+    then finalize the node (it returned ERROR on the publishers the failed configure never made)."""
+    module = "hydranet_ros.ros.managed_perception_node"
+    params = {"backend": "onnxruntime", "points_exclude_classes": "[skyy]"}
+    with NodeProcess(street_model_file, params, module=module) as node:
+        tester = RosClient(topics=("segmentation",))
+        assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
+        results = [_lifecycle(tester, transition) for transition in ("configure", "configure", "shutdown")]
+        publishers = tester.node.count_publishers("/hydranet/segmentation")
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert results == [(False, "unconfigured"), (False, "unconfigured"), (True, "finalized")], output
+    assert output.count("cannot configure: points_exclude_classes: unknown classes ['skyy']") == 2, output
+    assert publishers == 0 and "Traceback" not in output and "AttributeError" not in output

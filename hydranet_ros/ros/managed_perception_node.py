@@ -6,8 +6,10 @@
     cleanup     releases the backend and the publishers
     shutdown    from any state: deactivate and cleanup as needed
 
-Topics and parameters are perception_node's (README). A configure that fails (a missing model, a
-backend that cannot start) logs why and returns FAILURE, leaving the node unconfigured.
+Topics and parameters are perception_node's (README); the outputs are lifecycle publishers, which
+publish only while the node is active. A configure that fails (a missing model, a backend that cannot
+start, an unknown class in a parameter) logs why, releases what it loaded and returns FAILURE, leaving
+the node unconfigured; every later transition still works.
 """
 from __future__ import annotations
 
@@ -19,35 +21,59 @@ from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, run
 
 
 class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
+    """Every transition logs what it could not do and returns a result, whatever failed before it:
+    a failed configure keeps nothing loaded, and cleanup and shutdown work from any state."""
+
     def __init__(self, **kwargs):
         super().__init__("perception_node", **kwargs)
         self._setup()
 
-    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+    # Outputs are lifecycle publishers: they publish only while the node is active.
+    def _output_publisher(self, message_type, topic: str, qos):
+        return self.create_lifecycle_publisher(message_type, topic, qos)
+
+    def _destroy_output_publisher(self, publisher) -> None:
+        self.destroy_lifecycle_publisher(publisher)
+
+    def _transition(self, name: str, step, failure=TransitionCallbackReturn.FAILURE) -> TransitionCallbackReturn:
+        try:
+            step()
+        except StartupError as error:
+            self.get_logger().error(f"cannot {name}: {error}")
+            return failure
+        except Exception as error:  # noqa: BLE001 - rclpy would turn it into an ERROR it does not log
+            self.get_logger().error(f"cannot {name}: {error.__class__.__name__}: {error}")
+            return failure
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self):
         try:
             self._load()
-        except StartupError as error:
-            self.get_logger().error(f"cannot configure: {error}")
-            return TransitionCallbackReturn.FAILURE
-        return TransitionCallbackReturn.SUCCESS
+        except Exception:
+            self._unload()  # nothing half-loaded stays: the backend and any publisher go
+            raise
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("configure", self._configure)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._start()
-        return super().on_activate(state)
+        super().on_activate(state)  # publishers first, so that the first frame is published
+        return self._transition("activate", self._start)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return super().on_deactivate(state)
+        result = self._transition("deactivate", self._stop)
+        super().on_deactivate(state)
+        return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unload()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition("clean up", self._unload)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        if self.perception is not None:
-            self._unload()
-        return TransitionCallbackReturn.SUCCESS
+        return self._transition("shut down", lambda: (self._stop(), self._unload()))
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """After a transition raised: release everything and go back to unconfigured."""
+        return self._transition("recover", lambda: (self._stop(), self._unload()))
 
 
 def main(args=None):

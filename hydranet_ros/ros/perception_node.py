@@ -59,11 +59,19 @@ class PerceptionCore:
         self._worker = None
         self._diagnostics_timer = None
         self.perception = None
+        self.pub, self.diagnostics_pub, self._label_info_pub = {}, None, None
         self._declare_parameters()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
+    def _output_publisher(self, message_type, topic: str, qos):
+        """A publisher of an output; the managed node's publish only while it is active."""
+        return self.create_publisher(message_type, topic, qos)
+
+    def _destroy_output_publisher(self, publisher) -> None:
+        self.destroy_publisher(publisher)
+
     def _load(self):
-        """Model, backend and publishers; raises StartupError with the fix."""
+        """Model, backend and publishers; raises StartupError with the fix, leaving nothing loaded."""
         p = self._value
         try:
             model_path = resolve_model_path(p("model_path"))
@@ -82,8 +90,8 @@ class PerceptionCore:
         for reason in skipped:
             self.get_logger().info(f"backend skipped: {reason}")
         self.spec = spec
+        self._resolve_class_parameters()  # raises before anything is kept: the backend goes with it
         self.perception = Perception(backend, spec)
-        self._resolve_class_parameters()
         if not self.has_parameter("class_names"):  # the model's, for tools that map ids to names
             self.declare_parameter("class_names", list(spec.label_space.class_names), ParameterDescriptor(
                 description="The model's class names; index = class id in segmentation and the clouds' label.",
@@ -93,9 +101,9 @@ class PerceptionCore:
                                 reliability=ReliabilityPolicy.RELIABLE if p("output_qos_reliability") == "reliable"
                                 else ReliabilityPolicy.BEST_EFFORT)
         types = {"depth/camera_info": CameraInfo, "points": PointCloud2, "points/obstacles": PointCloud2}
-        self.pub = {topic: self.create_publisher(types.get(topic, Image), topic, output_qos) for topic in OUTPUT_TOPICS}
+        self.pub = {topic: self._output_publisher(types.get(topic, Image), topic, output_qos) for topic in OUTPUT_TOPICS}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._label_info_pub = self._publish_label_info()
+        self._label_info_pub = self._label_info_publisher()
         h, w = spec.input_size
         size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
         camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
@@ -104,25 +112,29 @@ class PerceptionCore:
             f"{backend.describe()}, network input {size}, training camera focal length {camera}, outputs at "
             f"{p('output_resolution')} resolution")
 
-    def _publish_label_info(self):
-        """vision_msgs/LabelInfo on segmentation/label_info, reliable and transient local (late joiners
-        get it), once: the class map does not change while the model is loaded."""
+    def _label_info_publisher(self):
+        """The publisher of vision_msgs/LabelInfo on segmentation/label_info, reliable and transient local
+        (late joiners get it); None without vision_msgs 4.1+."""
         types = label_info_types()
         if isinstance(types, str):
             self.get_logger().info(f"{types}: segmentation/label_info is not published "
                                    "(the class names are in the class_names parameter)")
             return None
-        LabelInfo, VisionClass = types
-        publisher = self.create_publisher(LabelInfo, "segmentation/label_info", QoSProfile(
+        self._label_info_types = types
+        return self._output_publisher(types[0], "segmentation/label_info", QoSProfile(
             history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
             durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        header = Header(stamp=self.get_clock().now().to_msg())
-        publisher.publish(label_info(LabelInfo, VisionClass, self.spec.label_space.class_names, header))
-        return publisher
+
+    def _publish_label_info(self) -> None:
+        """The class map, once per start: it does not change while the model is loaded."""
+        if self._label_info_pub is not None:
+            header = Header(stamp=self.get_clock().now().to_msg())
+            self._label_info_pub.publish(label_info(*self._label_info_types, self.spec.label_space.class_names, header))
 
     def _start(self):
-        """Subscriptions, the worker thread and /diagnostics: frames flow."""
+        """The class map, subscriptions, the worker thread and /diagnostics: frames flow."""
         p = self._value
+        self._publish_label_info()
         reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
         input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("image_qos_depth"), reliability=reliability)
         self._pending = None
@@ -167,11 +179,14 @@ class PerceptionCore:
             self._worker = None
 
     def _unload(self):
-        """Publishers and the backend go (GPU memory and engines are freed with it)."""
-        for publisher in [*self.pub.values(), self.diagnostics_pub, self._label_info_pub]:
+        """Publishers and the backend go (GPU memory and engines are freed with it); safe whatever was
+        loaded, also after a failed load."""
+        for publisher in [*self.pub.values(), self._label_info_pub]:
             if publisher is not None:
-                self.destroy_publisher(publisher)
-        self.pub = {}
+                self._destroy_output_publisher(publisher)
+        if self.diagnostics_pub is not None:
+            self.destroy_publisher(self.diagnostics_pub)
+        self.pub, self.diagnostics_pub, self._label_info_pub = {}, None, None
         self.perception = None
 
     def stop(self):
