@@ -156,3 +156,15 @@ def test_fisheye_is_rectified_with_the_fisheye_model_and_unknown_models_are_refu
                                            binning_x=2, binning_y=2)
     with pytest.raises(CalibrationError, match="binned or ROI"):
         Rectifier()(np.zeros((240, 320, 3), np.uint8), binned)
+
+
+@pytest.mark.parametrize("model, count", [("plumb_bob", 1000), ("plumb_bob", 4), ("rational_polynomial", 5),
+                                          ("equidistant", 5), ("kannala", 15)])
+def test_a_distortion_vector_of_the_wrong_length_is_refused_where_it_enters(model, count):
+    """1000 coefficients used to be accepted, and every frame paired with them then failed in OpenCV."""
+    k = [300.0, 0, 320, 0, 300.0, 240, 0, 0, 1]
+    p = [300.0, 0, 320, 0, 0, 300.0, 240, 0, 0, 0, 1, 0]
+    with pytest.raises(CalibrationError, match=f"camera_info has {count} distortion coefficients for '{model}'"):
+        CameraCalibration.from_fields(640, 480, model, [0.01] * count, k, np.eye(3).ravel(), p)
+    for good_model, good_count in (("plumb_bob", 5), ("plumb_bob", 0), ("rational_polynomial", 8), ("equidistant", 4)):
+        CameraCalibration.from_fields(640, 480, good_model, [0.0] * good_count, k, np.eye(3).ravel(), p)

@@ -68,8 +68,9 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
             tester.spin(0.05)
             tester.image_pub.publish(good)
             assert tester.wait_for(lambda: all(stamp in tester.stamps(t) for t in OUTPUTS), 20.0), description
-        # CameraInfo with a zero K, a NaN K and a size that does not fit: no cloud from them, no crash.
-        for info_change in ({"k": [0.0] * 9}, {"k": [math.nan] * 9}, {"width": 640}):
+        # CameraInfo with a zero K, a NaN K, a size that does not fit and 1000 distortion coefficients: no
+        # cloud from them, no crash, the frame served without them.
+        for info_change in ({"k": [0.0] * 9}, {"k": [math.nan] * 9}, {"width": 640}, {"d": [0.01] * 1000}):
             stamp += 1
             good = image_message(_frame(stamp), stamp)
             info = camera_info_message(K, good.header)
@@ -85,13 +86,14 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
         code, output, _ = node.stop()
         tester.destroy()
     assert int(values["frames_bad_input"]) == len(cases) - 1
-    assert int(values["frames_bad_camera_info"]) >= 3
+    assert int(values["frames_bad_camera_info"]) >= 4
     assert int(values["frames_errors"]) == 0
     assert code == 0 and "Traceback" not in output
     # Each refusal is reported in /diagnostics with its reason; the log is throttled, so a flood
     # of bad frames prints only a line every few seconds.
     for reason in ("'nv21' is not a camera image", "'16UC1' is not a camera image", "step 300 is smaller", "zero size",
-                   "needs", "unusable K", "focal length fx=0", "camera_info is for 640x96"):
+                   "needs", "unusable K", "focal length fx=0", "camera_info is for 640x96",
+                   "1000 distortion coefficients for 'plumb_bob'"):
         assert reason in reported, reason
     assert "accepted: rgb8, bgr8, rgba8, bgra8, mono8, bayer_rggb8" in output
     assert output.count("dropping frame") <= 3

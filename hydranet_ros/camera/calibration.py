@@ -24,6 +24,11 @@ from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_p
 PINHOLE_MODELS = ("plumb_bob", "rational_polynomial")
 FISHEYE_MODELS = ("equidistant",)
 RECTIFY_MODES = ("auto", "always", "never")
+# How many distortion coefficients each model has (sensor_msgs/distortion_models.hpp and CameraInfo's
+# comments: plumb_bob k1 k2 t1 t2 k3; rational_polynomial adds k4 k5 k6; equidistant k1..k4); an empty
+# D means no distortion. Other models: at most OpenCV's 14.
+DISTORTION_COEFFICIENTS = {"plumb_bob": (0, 5), "rational_polynomial": (0, 8), "equidistant": (0, 4)}
+MAX_DISTORTION_COEFFICIENTS = 14
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,11 @@ class CameraCalibration:
         for name, array, size in (("K", k_array, 9), ("P", p_array, 12), ("R", r_array, 9)):
             if array.shape != (size,) or not np.all(np.isfinite(array)):
                 raise CalibrationError(f"camera_info has an unusable {name} {array.tolist()} (wrong size, NaN or Inf)")
+        counts = DISTORTION_COEFFICIENTS.get(str(distortion_model))
+        if d_array.ndim != 1 or (len(d_array) not in counts if counts else len(d_array) > MAX_DISTORTION_COEFFICIENTS):
+            expected = " or ".join(map(str, counts)) if counts else f"at most {MAX_DISTORTION_COEFFICIENTS}"
+            raise CalibrationError(f"camera_info has {d_array.size} distortion coefficients for "
+                                   f"{distortion_model!r}, which has {expected}")
         if not np.all(np.isfinite(d_array)):
             raise CalibrationError(f"camera_info has a NaN or Inf in D {d_array.tolist()}")
         if not r_array.any():
