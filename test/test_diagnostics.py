@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ros_harness import NodeProcess, RosClient, image_message
-from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor
+from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss
 
 rclpy = pytest.importorskip("rclpy")
 
@@ -43,6 +43,26 @@ def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clo
         assert float(_latest(tester)[1]["fps"]) == 0.0
         node.stop()
         tester.destroy()
+
+
+def test_reliable_frames_sent_unevenly_are_not_reported_as_lost(ros, street_model_file):
+    """A driver that publishes every 50 ms and 400 ms in turn, reliably: nothing was lost (the stamp-gap
+    estimate reported about 76 % of the frames as lost)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.3}) as node:
+        tester = RosClient(topics=["segmentation"])
+        assert tester.wait_for_node(), node.stop()[1]
+        stamp = 1_700_000_000_000_000_000
+        for index in range(20):
+            stamp += 50_000_000 if index % 2 else 400_000_000
+            tester.image_pub.publish(image_message(frame, stamp))
+            tester.spin(0.05 if index % 2 else 0.4)
+        assert tester.wait_for(lambda: stamp in tester.stamps("segmentation"), 20.0)
+        status, values = _wait_for_level(tester, DiagnosticStatus.OK, 10.0)
+        node.stop()
+        tester.destroy()
+    assert values["frames_lost_before_node"] == "0" and status.message == "running", (status.message, values)
 
 
 def test_a_model_that_gives_only_nan_depth_is_an_error(ros, tmp_path):
@@ -88,19 +108,30 @@ def test_health_rules_on_a_fake_clock():
     assert monitor.report("/image").level == ERROR  # every frame of the window refused
 
 
-def test_input_loss_is_estimated_from_gaps_in_the_camera_stamps():
-    from hydranet_ros.ros.health import StampGaps
-    gaps = StampGaps()
-    stamps = [i * 100_000_000 for i in range(100)]  # 10 Hz
-    kept = [s for i, s in enumerate(stamps) if i % 3 != 1]  # a third lost on the way
+def test_input_loss_comes_from_evidence_not_from_uneven_spacing():
+    """Frames sent reliably every 50 ms and 400 ms in turn used to read as "about 76 % never reached the
+    node": uneven spacing is no evidence. The middleware's lost-sample count is, and so is a declared rate."""
+    stamps, t = [], 0
+    for i in range(40):
+        t += 50_000_000 if i % 2 else 400_000_000
+        stamps.append(t)
+    uneven = InputLoss()
+    for stamp in stamps:
+        uneven.add(stamp)
+    assert uneven.lost == 0
+    uneven.middleware_reported(5)  # the subscription's message_lost event
+    assert uneven.lost == 5
+    declared = InputLoss(declared_rate_hz=10.0)
+    kept = [i * 100_000_000 for i in range(100) if i % 3 != 1]  # 10 Hz, a third lost on the way
     for stamp in kept:
-        gaps.add(stamp)
-    assert gaps.lost == 33 and gaps.arrived == 67
+        declared.add(stamp)
+    assert declared.lost == 33 and declared.arrived == 67
     monitor = HealthMonitor(window_s=5.0, stale_after_s=1.0, clock=lambda: 0.0)
     monitor.frame_received()
     monitor.frame_processed(True)
-    report = monitor.report("/image", gaps)
+    report = monitor.report("/image", declared)
     assert report.level == WARN and "about 33% of the camera's frames never reached the node" in report.message
+    assert monitor.report("/image", InputLoss()).level == OK
 
 
 def test_log_throttle_lets_one_line_per_kind_through_per_period():

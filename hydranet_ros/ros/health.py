@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 OK, WARN, ERROR = "OK", "WARN", "ERROR"
 LOSS_WARN_FRAMES, LOSS_WARN_FRACTION = 10, 0.05  # input loss worth a warning
-MIN_INTERVALS = 5  # stamp intervals needed before the camera's period is estimated
 
 
 class LogThrottle:
@@ -74,7 +73,7 @@ class HealthMonitor:
             while events and now - events[0][0] > self.window_s:
                 events.popleft()
 
-    def report(self, topic: str, gaps: "StampGaps | None" = None) -> HealthReport:
+    def report(self, topic: str, gaps: "InputLoss | None" = None) -> HealthReport:
         now = self.clock()
         last_received = self.received[-1][0] if self.received else None
         last_processed = self.processed[-1][0] if self.processed else None
@@ -112,27 +111,36 @@ def _reasons(events, most: int = 4) -> str:
     return " | ".join(distinct[:most]) + (f" (and {len(distinct) - most} more)" if len(distinct) > most else "")
 
 
-class StampGaps:
-    """Camera frames that never reached the node, estimated from gaps in the image stamps: with the
-    camera's period taken as a low percentile of the recent intervals (robust to the gaps themselves),
-    an interval of k periods means k - 1 frames lost (on the way, or by a best-effort subscription)."""
+class InputLoss:
+    """Camera frames that never reached the node, from evidence only: the count of lost samples the
+    middleware reports on the image subscription (its message_lost event), and, when the driver's rate
+    is declared (camera_rate_hz), the frames its stamps span at that rate that did not arrive. Uneven
+    spacing is no evidence (a driver may publish in bursts, or jitter), so without a declared rate
+    nothing is inferred from the stamps."""
 
-    def __init__(self, history: int = 50):
-        self.intervals: deque[int] = deque(maxlen=history)
+    def __init__(self, declared_rate_hz: float = 0.0):
+        self.declared_rate_hz = declared_rate_hz
+        self.first: int | None = None
         self.last: int | None = None
-        self.lost = 0
         self.arrived = 0
+        self.middleware_lost = 0
 
     def add(self, stamp_ns: int) -> None:
         self.arrived += 1
-        if self.last is not None and stamp_ns > self.last:
-            self.intervals.append(stamp_ns - self.last)
-            period = sorted(self.intervals)[len(self.intervals) // 10]
-            # The first intervals are judged once there are enough of them to know the period.
-            judged = list(self.intervals) if len(self.intervals) == MIN_INTERVALS else \
-                [self.intervals[-1]] if len(self.intervals) > MIN_INTERVALS else []
-            self.lost += sum(round(i / period) - 1 for i in judged if i > 1.5 * period)
+        self.first = stamp_ns if self.first is None else min(self.first, stamp_ns)
         self.last = stamp_ns if self.last is None else max(self.last, stamp_ns)
+
+    def middleware_reported(self, total_count: int) -> None:
+        """The subscription's message_lost status: samples lost since it was created."""
+        self.middleware_lost = max(self.middleware_lost, int(total_count))
+
+    @property
+    def lost(self) -> int:
+        missing = 0
+        if self.declared_rate_hz > 0 and self.first is not None:
+            expected = round((self.last - self.first) * 1e-9 * self.declared_rate_hz) + 1
+            missing = max(0, expected - self.arrived)
+        return max(self.middleware_lost, missing)
 
     @property
     def lost_fraction(self) -> float:

@@ -91,6 +91,9 @@ PARAMETERS = (
               "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none.", dynamic=True),
     Parameter("max_image_pixels", 8_294_400, "Images with more pixels are refused (default 3840x2160).",
               dynamic=True, minimum=1, maximum=100_000_000),
+    Parameter("camera_rate_hz", 0.0, "The camera's frame rate, when the driver declares one: /diagnostics then also "
+              "counts the frames its stamps span at that rate that never arrived. 0: unknown (only the "
+              "middleware's count of lost samples).", minimum=0.0, maximum=1000.0),
     Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock, also with use_sim_time).",
               minimum=0.1, maximum=60.0),
     Parameter("stale_after_periods", 3, "/diagnostics warns when no frame was processed for this many periods, and "

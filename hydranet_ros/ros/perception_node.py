@@ -21,6 +21,10 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+try:  # Iron and later; Humble has the same names in rclpy.qos_event
+    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+except ImportError:
+    from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
@@ -35,7 +39,7 @@ from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
-from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, LogThrottle, StampGaps
+from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss, LogThrottle
 from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info, label_info_types
 
 ERROR_LOG_THROTTLE_S = 5.0
@@ -148,13 +152,16 @@ class PerceptionCore:
         period = p("diagnostics_period")
         self.health = HealthMonitor(window_s=max(5.0, 5 * period), stale_after_s=p("stale_after_periods") * period)
         self.log_throttle = LogThrottle(ERROR_LOG_THROTTLE_S)
-        self.input_gaps = StampGaps()
+        self.input_loss = InputLoss(p("camera_rate_hz"))
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
-        if p("subscribe_compressed"):
-            image = self.create_subscription(CompressedImage, "image/compressed", self._on_image, input_qos)
-        else:
-            image = self.create_subscription(Image, "image", self._on_image, input_qos)
+        topic, message_type = ("image/compressed", CompressedImage) if p("subscribe_compressed") else ("image", Image)
+        events = SubscriptionEventCallbacks(message_lost=lambda status: self.input_loss.middleware_reported(
+            status.total_count))
+        try:  # the middleware's count of lost samples: evidence of transport loss
+            image = self.create_subscription(message_type, topic, self._on_image, input_qos, event_callbacks=events)
+        except UnsupportedEventTypeError:  # an rmw without the message_lost event
+            image = self.create_subscription(message_type, topic, self._on_image, input_qos)
         # Several camera_infos are kept: each image is paired with the one of its stamp.
         info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
                                         QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
@@ -259,7 +266,7 @@ class PerceptionCore:
         with self._lock:
             self.counts["received"] += 1
             self.health.frame_received()
-            self.input_gaps.add(stamp_ns(msg.header))
+            self.input_loss.add(stamp_ns(msg.header))
             if self._pending is not None:
                 self.counts["dropped"] += 1  # replaced before the worker took it
             self._pending = (msg, time.perf_counter())
@@ -400,7 +407,7 @@ class PerceptionCore:
 
     # Diagnostics and shutdown -----------------------------------------------------------------
     def _publish_diagnostics(self):
-        report = self.health.report(self.resolve_topic_name("image"), self.input_gaps)
+        report = self.health.report(self.resolve_topic_name("image"), self.input_loss)
         levels = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
         status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception", hardware_id=self.perception.backend.device,
                                   level=levels[report.level], message=report.message)
@@ -410,7 +417,7 @@ class PerceptionCore:
             if samples or key != "copy":
                 values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
         values.update({f"frames_{k}": str(v) for k, v in self.counts.items()})
-        values["frames_lost_before_node"] = str(self.input_gaps.lost)  # estimated from gaps in the stamps
+        values["frames_lost_before_node"] = str(self.input_loss.lost)  # middleware count, or the declared rate
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
