@@ -135,6 +135,29 @@ def test_rectify_true_unquoted_in_a_parameter_file_and_a_boolean_set_at_run_time
     assert np.abs(overlays[1] - frame).mean() < 0.5  # rectify set to false at run time: as sent
 
 
+def test_a_camera_info_the_node_cannot_rectify_falls_back_to_fallback_intrinsics(ros, street_model_file):
+    """A ROI camera_info with rectify: always cannot be rectified here: the frame used to be processed with
+    no camera at all, fallback_intrinsics ignored (no depth/camera_info, no cloud)."""
+    frame = np.random.default_rng(2).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    params = {"backend": "onnxruntime", "rectify": "always", "fallback_intrinsics": "[310.0, 310.0, 159.5, 47.5]"}
+    with NodeProcess(street_model_file, params) as node:
+        tester = RosClient(topics=["depth/camera_info", "points"])
+        assert tester.wait_for_node(), node.stop()[1]
+        msg = image_message(frame, T0)
+        info = _info(300.0, msg.header, width=640, height=192)  # the full sensor; the image is its ROI
+        info.roi.width, info.roi.height = 320, 96
+        info.d = [-0.2, 0.05, 0.0, 0.0, 0.0]
+        tester.info_pub.publish(info)
+        tester.spin(0.1)
+        tester.image_pub.publish(msg)
+        assert tester.wait_for(lambda: T0 in tester.stamps("depth/camera_info") and T0 in tester.stamps("points"),
+                               30.0), node.stop()[1]
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert [m.k[0] for m in tester.received["depth/camera_info"]] == [310.0]
+    assert "processing with fallback_intrinsics" in output and "binned or ROI" in output
+
+
 STREET_MODEL = REPO / "models" / "hydranet_street.pt"
 
 

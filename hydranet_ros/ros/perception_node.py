@@ -352,6 +352,10 @@ class PerceptionCore:
         match = self._camera_info_for(header)
         if match.calibration is not None:
             return match.calibration
+        return self._fallback_camera(width, height)
+
+    def _fallback_camera(self, width: int, height: int) -> Intrinsics | None:
+        """fallback_intrinsics for an image of this size, or None when they are not set."""
         fx, fy, cx, cy = self._value("fallback_intrinsics")
         if fx > 0 and fy > 0:
             try:
@@ -385,10 +389,13 @@ class PerceptionCore:
         clouds = request.clouds(self.perception)
         try:
             result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"), clouds)
-        except CalibrationError as error:  # e.g. a camera_info for another resolution
+        except CalibrationError as error:  # a camera_info for another resolution, a ROI it cannot rectify
             self.counts["bad_camera_info"] += 1
-            self._report("camera_info_size", f"camera_info does not fit the image, processing without it: {error}")
-            result = self.perception.process(image, encoding, alpha)
+            fallback = self._fallback_camera(image.shape[1], image.shape[0])
+            self._report("camera_info_size", f"camera_info does not fit the image, processing "
+                                             f"{'with fallback_intrinsics' if fallback else 'without it'}: {error}")
+            request = OutputRequest(wanted, self._cloud_settings(), self.obstacle_exclude, (0.0, 0.0, 0.0))
+            result = self.perception.process(image, encoding, alpha, fallback, "never", request.clouds(self.perception))
         if result.intrinsics is None and wanted & {"depth/camera_info", "points", "points/obstacles"}:
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                       "points and depth/camera_info are not published",
