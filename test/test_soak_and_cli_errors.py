@@ -59,6 +59,31 @@ def test_cli_errors_are_one_line_without_traceback(args, message):
     assert code == 2 and message in output and "Traceback" not in output, output
 
 
+class _RunsCode:
+    """A pickle that would run a shell command when loaded without weights_only."""
+
+    def __reduce__(self):
+        import os
+        return os.system, ("touch /tmp/hydranet_pickle_ran",)
+
+
+def test_a_plain_file_as_bag_and_a_malicious_checkpoint_are_one_line_errors(tmp_path):
+    """process-bag on a text file gave rosbags' traceback after the model loaded; import-checkpoint on a
+    pickle that runs code passed on torch's advice to load it with weights_only=False."""
+    import torch
+    plain = tmp_path / "notes.txt"
+    plain.write_text("not a bag\n")
+    code, output = _run_cli("process-bag", str(plain), str(tmp_path / "out"), "--image-topic", "/x")
+    assert code == 2 and "notes.txt is not a rosbag2" in output and "Traceback" not in output, output
+    assert "model hydranet_street.pt" not in output  # refused before the model loads
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": _RunsCode()}, evil)
+    code, output = _run_cli("import-checkpoint", str(evil), "--out", str(tmp_path / "evil.pt"))
+    assert code == 2 and "asks to run Python code (posix.system), so it was not loaded" in output, output
+    assert "weights_only" not in output and "Traceback" not in output and len(output.strip().splitlines()) == 1
+    assert not (tmp_path / "evil.pt").exists()
+
+
 def test_empty_datasets_and_out_of_range_labels_are_clear_errors(tmp_path, street_model_file):
     empty = create_dataset_folder(tmp_path / "empty", "kitti6", 256.0)
     code, output = _run_cli("evaluate", str(street_model_file), str(empty))

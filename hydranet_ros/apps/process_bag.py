@@ -29,6 +29,7 @@ from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
+BAG_FILE_SUFFIXES = (".mcap", ".db3")  # what rosbags reads as a one-file rosbag2
 CAMERA_INFO_TOLERANCE_S = NODE_PARAMETERS["camera_info_tolerance"].default  # as the node pairs them
 OUTPUT_TYPES = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
                 "depth": "sensor_msgs/msg/Image", "depth/camera_info": CAMERA_INFO_TYPE,
@@ -120,8 +121,8 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
 
 def open_bag(source: Path, typestore):
     from rosbags.highlevel import AnyReader
-    reader = AnyReader([source], default_typestore=typestore)
     try:
+        reader = AnyReader([source], default_typestore=typestore)
         reader.open()
     except Exception as error:  # rosbags raises several types for unreadable bags
         raise CommandError(f"cannot read bag {source}: {error}") from None
@@ -237,6 +238,8 @@ def check_paths(source: Path, destination: Path) -> None:
     taken (and removed, since the bag writer creates its folder itself)."""
     if not source.exists():
         raise CommandError(f"bag {source} does not exist")
+    if source.is_file() and source.suffix not in BAG_FILE_SUFFIXES:
+        raise CommandError(f"{source} is not a rosbag2: give its folder, or a {' or '.join(BAG_FILE_SUFFIXES)} file")
     if destination.is_dir() and not any(destination.iterdir()):
         destination.rmdir()
     elif destination.exists():

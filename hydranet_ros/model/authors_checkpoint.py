@@ -10,6 +10,8 @@ Kinect (519.2 px at 640x480); the joint NYUD+KITTI model learned from both, so i
 """
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -51,6 +53,11 @@ def import_authors_checkpoint(path: str | Path, label_space: LabelSpace | None =
         model = model_from_state_dict(normalise_state_dict(checkpoint))
     except FileNotFoundError:
         raise ModelFileError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as error:  # torch's text advises loading it unsafely: it is not passed on
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        raise ModelFileError(f"{path} is not a checkpoint of plain tensors: it asks to run Python code "
+                             f"({found.group(1) if found else 'an object beyond tensors'}), so it was not loaded; "
+                             "use the official file (hydranet models download)") from None
     except Exception as error:
         raise ModelFileError(f"{path} is not a HydraNet checkpoint this tool can import: {error}") from None
     space = label_space or label_space_for_classes(model.num_classes)
