@@ -9,7 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from conftest import shared_path
 from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint
 from hydranet_ros.model.hydranet import HydraNet
-from hydranet_ros.model.model_file import load_model, ModelSpec, load_label_space, save_model
+from hydranet_ros.model.model_file import ModelFileError, load_model, ModelSpec, load_label_space, save_model
 
 LAYOUTS = ["ExpNYUD_joint", "ExpKITTI_joint", "ExpNYUDKITTI_joint", "ExpNYUD_three"]
 
@@ -141,3 +141,34 @@ def test_imported_official_checkpoints_match_the_authors_recipe_at_native_size(t
     valid = interior & np.isfinite(depth)
     assert valid.mean() > 0.9
     assert np.abs(depth[valid] - reference["depth"][valid]).max() < 1e-3
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"input_size": [-96, 320]}, "input_size must be [height, width]"),
+    ({"input_size": [1, 1]}, "input_size must be [height, width]"),
+    ({"input_size": [100000, 100000]}, "input_size must be [height, width]"),
+    ({"upsampling": "lanczos"}, "upsampling 'lanczos'"),
+    ({"std": [0.0, 0.2, 0.2]}, "std [0.0, 0.2, 0.2]"),
+    ({"mean": [float("nan"), 0.4, 0.4]}, "mean [nan, 0.4, 0.4]"),
+    ({"focal_length_px": float("nan")}, "focal_length_px nan"),
+    ({"focal_length_px": float("inf")}, "focal_length_px inf"),
+    ({"focal_length_px": -350.0}, "focal_length_px -350.0"),
+    ({"label_space": {"palette": [[300, 0, 0]] * 6}}, "a palette of (6, 3) (one RGB colour of 0..255"),
+    ({"label_space": {"depth_range_m": [0.0, float("nan")]}}, "depth range [0.0, nan]"),
+    ({"label_space": {"sky_classes": ["heaven"]}}, "ground or sky classes ['heaven']"),
+    ({"label_space": {"class_names": ["sky"] * 6}}, "class names ['sky', 'sky'"),
+])
+def test_every_spec_value_is_checked_at_load(street_model_file, tmp_path, change, problem):
+    """Crafted or damaged specs used to load as valid and then fail every frame, or run with 0 % finite
+    depth; now load_model (the node, info, every tool) refuses them in one line naming the value."""
+    data = torch.load(street_model_file, weights_only=True)
+    for key, value in change.items():
+        if key == "label_space":
+            data["spec"]["label_space"].update(value)
+        else:
+            data["spec"][key] = value
+    path = tmp_path / "crafted.pt"
+    torch.save(data, path)
+    with pytest.raises(ModelFileError, match="has an unusable spec") as refused:
+        load_model(path)
+    assert problem in str(refused.value) and "\n" not in str(refused.value)

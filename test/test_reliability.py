@@ -1,6 +1,8 @@
 """Bad input, faults, overload and shutdown of perception_node, each across processes."""
 import math
 import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -182,11 +184,19 @@ def test_corrupt_model_file_is_named_with_the_fix(ros, tmp_path, street_model_fi
     data = torch.load(street_model_file, weights_only=True)
     data["spec"]["label_space"] = {"name": "kitti6"}
     torch.save(data, bad_spec)
-    for path, message in ((broken, "hydranet train"), (bad_spec, "has a broken spec")):
+    nan_camera = tmp_path / "nan_camera.pt"  # valid in form, unusable in value: it ran with 0 % finite depth
+    data = torch.load(street_model_file, weights_only=True)
+    data["spec"]["focal_length_px"] = float("nan")
+    torch.save(data, nan_camera)
+    for path, message in ((broken, "hydranet train"), (bad_spec, "has a broken spec"),
+                          (nan_camera, "has an unusable spec: focal_length_px nan")):
         with NodeProcess(path, {}) as node:
             node.process.wait(timeout=60)
             code, output, _ = node.stop()
         assert code == 1 and str(path) in output and message in output and "Traceback" not in output, output
+    info = subprocess.run([sys.executable, "-m", "hydranet_ros.cli.main", "info", str(nan_camera)],
+                          capture_output=True, text=True, timeout=120)
+    assert info.returncode == 2 and "focal_length_px nan" in info.stderr and len(info.stderr.splitlines()) == 1
 
 
 def test_an_unwritable_cache_makes_auto_fall_back_to_a_backend_without_one(ros, street_model_file):

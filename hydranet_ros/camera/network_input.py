@@ -14,13 +14,29 @@ One policy serves the node, `infer`, `process-bag`, `evaluate` and training:
 from __future__ import annotations
 
 import math
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from hydranet_ros.camera.intrinsics import Intrinsics
 
+if TYPE_CHECKING:
+    import torch
+
 SIZE_MULTIPLE = 16
+# What a network input (a pixel budget) may be: sides of 32 to 4096 pixels, at most 3840x2160 pixels.
+MIN_INPUT_SIDE, MAX_INPUT_SIDE, MAX_INPUT_PIXELS = 32, 4096, 3840 * 2160
+
+
+def input_size_problem(size) -> str | None:
+    """Why (height, width) cannot be a network input's pixel budget, or None."""
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return f"input_size must be [height, width], not {size!r}"
+    if not (MIN_INPUT_SIDE <= height <= MAX_INPUT_SIDE and MIN_INPUT_SIDE <= width <= MAX_INPUT_SIDE) or \
+            height * width > MAX_INPUT_PIXELS:
+        return (f"input_size must be [height, width] with each side in [{MIN_INPUT_SIDE}, {MAX_INPUT_SIDE}] and "
+                f"at most {MAX_INPUT_PIXELS} pixels, not {list(size)}")
+    return None
 
 
 def network_input_size(image_size: tuple[int, int], pixel_budget: tuple[int, int] | None) -> tuple[int, int]:
@@ -36,8 +52,9 @@ def network_input_size(image_size: tuple[int, int], pixel_budget: tuple[int, int
             max(SIZE_MULTIPLE, round(width * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE))
 
 
-def resize_antialiased(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize_antialiased(x: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
     """N x C x H x W float -> N x C x size; box-filtered when shrinking by 2x or more."""
+    import torch.nn.functional as F  # here: the size policy above is needed where torch is not
     height, width = int(size[0]), int(size[1])
     factor = min(x.shape[-2] // height, x.shape[-1] // width)
     if factor >= 2:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hydranet_ros.camera.network_input import network_input_size
+from hydranet_ros.camera.network_input import input_size_problem, network_input_size
 from hydranet_ros.errors import UserError
 
 from .hydranet import HydraNet
@@ -28,6 +28,8 @@ DEFAULT_MODEL = "hydranet_street.pt"
 ARCHITECTURE = "hydranet-mobilenetv2-lwrefinenet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+UPSAMPLING_MODES = ("bilinear", "bicubic")
+MAX_CLASSES = 255  # labels are uint8 and 255 means no class
 
 
 class ModelFileError(UserError):
@@ -133,6 +135,37 @@ class ModelSpec:
                    native_resolution=bool(data.get("native_resolution", False)),
                    upsampling=data.get("upsampling", "bilinear"))
 
+    def problems(self) -> list[str]:
+        """What makes this spec unusable (every value is checked, so a crafted or damaged file cannot
+        reach the graph); [] when none."""
+        space, found = self.label_space, []
+        if not self.tasks or self.tasks != [t for t in ("segmentation", "depth", "normals") if t in self.tasks]:
+            found.append(f"tasks {self.tasks} (segmentation, depth and/or normals, in that order)")
+        if problem := input_size_problem(self.input_size):
+            found.append(problem)
+        if self.upsampling not in UPSAMPLING_MODES:
+            found.append(f"upsampling {self.upsampling!r} (one of {list(UPSAMPLING_MODES)})")
+        if len(self.mean) != 3 or not all(np.isfinite(self.mean)):
+            found.append(f"mean {list(self.mean)} (three finite numbers)")
+        if len(self.std) != 3 or not all(np.isfinite(self.std)) or min(self.std) <= 0:
+            found.append(f"std {list(self.std)} (three positive numbers)")
+        if self.focal_length_px is not None and not (np.isfinite(self.focal_length_px) and self.focal_length_px > 0):
+            found.append(f"focal_length_px {self.focal_length_px} (a positive number of pixels, or none)")
+        names = space.class_names
+        if not 0 < len(names) <= MAX_CLASSES or len(set(names)) != len(names) or \
+                not all(isinstance(n, str) and n for n in names):
+            found.append(f"class names {names} (1 to {MAX_CLASSES} distinct names)")
+        palette = np.asarray(space.palette, dtype=object)
+        if palette.shape != (len(names), 3) or not all(isinstance(v, int) and 0 <= v <= 255 for v in palette.ravel()):
+            found.append(f"a palette of {palette.shape} (one RGB colour of 0..255 per class)")
+        unknown = [n for n in space.ground_classes + space.sky_classes if n not in names]
+        if unknown:
+            found.append(f"ground or sky classes {unknown} that are not among its classes")
+        low, high = space.depth_range_m
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low < high):
+            found.append(f"depth range {[low, high]} (0 <= near < far, finite)")
+        return found
+
     def build_model(self) -> HydraNet:
         if self.architecture != ARCHITECTURE:
             raise ModelFileError(f"architecture {self.architecture!r} is not {ARCHITECTURE!r}")
@@ -170,8 +203,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
                              "official .ckpt is converted with `hydranet import-checkpoint`.")
     try:
         spec = ModelSpec.from_dict(data["spec"])
-        if spec.tasks != [t for t in ("segmentation", "depth", "normals") if t in spec.tasks] or not spec.tasks:
-            raise ValueError(f"tasks {spec.tasks}")
+        problems = spec.problems()
+        if problems:
+            raise ModelFileError(f"model file {path} has an unusable spec: {'; '.join(problems)}; re-create it "
+                                 "with `hydranet train` or `hydranet import-checkpoint`")
         model = spec.build_model()
         state = {k: v.float() if v.is_floating_point() else v for k, v in data["state_dict"].items()}
     except (KeyError, TypeError, ValueError, AttributeError) as error:

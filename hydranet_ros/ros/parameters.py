@@ -8,8 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-# Network input sizes the network can use: its stride is 32, and beyond 4K the work is absurd.
-MIN_INPUT_SIDE, MAX_INPUT_SIDE, MAX_INPUT_PIXELS = 32, 4096, 3840 * 2160
+from hydranet_ros.camera.network_input import input_size_problem
 
 
 @dataclass(frozen=True)
@@ -112,11 +111,10 @@ def validate(name: str, value) -> str | None:
         return f"{name} must be one of {list(spec.choices)}, not {value!r}"
     if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
         return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"
-    if name in ("input_size", "image_size") and not (list(value) == [0, 0] or (
-            len(value) == 2 and all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in value)
-            and value[0] * value[1] <= MAX_INPUT_PIXELS)):
-        return (f"{name} must be [height, width] with each side in [{MIN_INPUT_SIDE}, {MAX_INPUT_SIDE}] and "
-                f"at most {MAX_INPUT_PIXELS} pixels, or [0, 0] for the model's own size, not {list(value)}")
+    if name in ("input_size", "image_size") and list(value) != [0, 0]:
+        problem = input_size_problem(value)
+        if problem:
+            return problem.replace("input_size", name, 1) + " ([0, 0]: the model's own size)"
     if name == "fallback_intrinsics":
         finite = len(value) == 4 and all(math.isfinite(v) for v in value)
         if not finite or (any(value) and (value[0] <= 0 or value[1] <= 0)):
