@@ -172,3 +172,22 @@ def test_every_spec_value_is_checked_at_load(street_model_file, tmp_path, change
     with pytest.raises(ModelFileError, match="has an unusable spec") as refused:
         load_model(path)
     assert problem in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_model_file_claiming_gigabytes_is_refused_from_its_headers(street_model_file, tmp_path):
+    """A few MB of compressed zeros can claim gigabytes: refused before torch.load allocates them (a 2 GiB
+    one reached 2.36 GB of memory before). Here 256 MiB, written in chunks."""
+    import shutil
+    import zipfile
+    path = tmp_path / "bomb.pt"
+    shutil.copyfile(street_model_file, path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        prefix = archive.namelist()[0].split("/")[0]
+        with archive.open(f"{prefix}/data/9999", "w", force_zip64=True) as entry:
+            chunk = bytes(1 << 20)
+            for _ in range(256):
+                entry.write(chunk)
+    assert path.stat().st_size - street_model_file.stat().st_size < 2 << 20  # under 2 MB more on disk
+    with pytest.raises(ModelFileError, match=r"holds \d+ MiB of data, more than any HydraNet \(64 MiB at most\)"):
+        load_model(path)
+    assert load_model(street_model_file)[1].num_classes == 6  # a real file is far below the limit

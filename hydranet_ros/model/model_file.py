@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,6 +30,9 @@ ARCHITECTURE = "hydranet-mobilenetv2-lwrefinenet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 UPSAMPLING_MODES = ("bilinear", "bicubic")
+# A model file's tensors, uncompressed, at most: far above any HydraNet (255 classes and three heads in
+# float32 are about 15 MB), far below what a crafted file could make torch.load allocate.
+MAX_TENSOR_BYTES = 64 << 20
 MAX_CLASSES = 255  # labels are uint8 and 255 means no class
 
 
@@ -184,6 +188,19 @@ def save_model(path: str | Path, model: HydraNet, spec: ModelSpec, half: bool = 
     return path
 
 
+def _check_tensor_bytes(path: Path) -> None:
+    """Refuses a file whose archive holds more than MAX_TENSOR_BYTES, from the zip's headers, before
+    torch.load materialises anything (a few MB of compressed zeros can claim gigabytes)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            total = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip: torch.load says what it is
+    if total > MAX_TENSOR_BYTES:
+        raise ModelFileError(f"model file {path} holds {total / 2**20:.0f} MiB of data, more than any HydraNet "
+                             f"({MAX_TENSOR_BYTES >> 20} MiB at most); it is not a model file this package wrote")
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HydraNet, ModelSpec]:
     """Reads a model file into an eval-mode float32 HydraNet on device."""
     path = Path(path)
@@ -192,6 +209,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
     if not path.is_file():
         raise ModelFileError(f"model file {path} does not exist; pass an existing file "
                              "(for example the shipped hydranet_street.pt or hydranet_indoor.pt)")
+    _check_tensor_bytes(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
