@@ -3,6 +3,7 @@ import logging
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -242,3 +243,57 @@ def test_two_processes_making_the_same_export_make_it_once(street_model_file):
     assert len(paths) == 1 and onnx.load(paths.pop()).graph.output[0].name == "labels"
     logs = "".join(stderr for _, stderr in outputs)
     assert logs.count("exporting") == 1, logs
+
+
+def test_a_truncated_cached_export_is_made_again_not_trusted(street_model_file, caplog):
+    """A cached export cut short (full disk, crash, copy) used to be trusted forever: ONNX Runtime failed
+    on every start and auto quietly ran torch. Each cached file's hash is recorded and checked."""
+    import onnxruntime as ort
+    path = onnx_for_model(street_model_file, "input", (112, 352))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with caplog.at_level(logging.WARNING, logger="hydranet_ros.cache"):
+        again = onnx_for_model(street_model_file, "input", (112, 352))
+    assert again == path and path.read_bytes() == whole
+    assert "damaged or incomplete; making it again" in caplog.text
+    ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_a_full_disk_during_export_is_one_line_leaves_no_temporary_and_auto_falls_back(street_model_file,
+                                                                                       monkeypatch):
+    """ENOSPC can only be simulated here: the exporter writes 2 MB and then the disk is full."""
+    import errno
+    from hydranet_ros.cache import CacheError, cache_dir
+    from hydranet_ros.inference import export
+
+    def full_disk(model, spec, path, *args, **kwargs):
+        Path(path).write_bytes(bytes(2 << 20))
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(export, "export_onnx", full_disk)
+    with pytest.raises(CacheError, match=r"cannot write the ONNX export to .*\(No space left on device\); free space"):
+        onnx_for_model(street_model_file, "input", (128, 384))
+    leftovers = [p.name for p in (cache_dir() / "onnx").iterdir() if ".tmp" in p.name]
+    assert leftovers == []
+    backend, skipped = create_backend(street_model_file, "auto", "cpu", "fp32", camera_size=(128, 384))
+    assert backend.name in ("openvino", "torch") and any("No space left on device" in s for s in skipped), skipped
+
+
+def test_a_lock_held_by_a_stopped_process_is_waited_for_a_bounded_time_naming_it(tmp_path):
+    import signal
+    from hydranet_ros.cache import CacheError, building
+    target = tmp_path / "engine.plan"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import os, signal, sys; from pathlib import Path; from hydranet_ros.cache import building\n"
+        "with building(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); os.kill(os.getpid(), signal.SIGSTOP)"), str(target)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(CacheError, match=f"process {holder.pid} has held .*engine.plan.lock for more than 1 s"):
+            with building(target, wait_s=1.0):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with building(target, wait_s=1.0):  # a dead holder's lock is free at once
+        pass

@@ -15,10 +15,8 @@ The raw network's H and W are dynamic unless --image-size fixes them.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -26,7 +24,7 @@ import numpy as np
 import onnx
 import torch
 
-from hydranet_ros.cache import building, cache_dir
+from hydranet_ros.cache import cache_dir, file_sha256, make_cached
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph, half_network
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
@@ -105,21 +103,11 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     except OSError as error:
         raise BackendError(f"cannot write the cache folder {path.parent} ({error.strerror}); set engine_cache "
                            "(or HYDRANET_CACHE) to a writable folder") from None
-    with building(path):
-        if not path.is_file():
-            LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
-            temporary = path.with_suffix(f".{os.getpid()}.tmp")
-            export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
-            temporary.replace(path)  # atomic: a crash never leaves half a file in the cache
-    return path
 
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    def export(temporary: Path) -> None:
+        LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
+        export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
+    return make_cached(path, export, "ONNX export")
 
 
 def onnx_parity(model, spec: ModelSpec, onnx_path: Path, image: np.ndarray, output: str = "input") -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from hydranet_ros.cache import cache_dir, write_atomically
 from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
-from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.cache import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
 LOG = logging.getLogger("hydranet_ros.openvino")

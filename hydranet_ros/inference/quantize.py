@@ -26,9 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from hydranet_ros.cache import building
 from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.export import file_sha256
+from hydranet_ros.cache import file_sha256, make_cached
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
@@ -143,12 +142,12 @@ def int8_onnx(float_onnx: Path, calibration, image_size: tuple[int, int], target
     recipe = RECIPES[target][0]
     key = hashlib.sha256(f"{calibration_id(images)}|{recipe}|{onnxruntime.__version__}".encode()).hexdigest()[:12]
     path = float_onnx.with_name(f"{float_onnx.stem}-int8-{target}-{key}.onnx")
-    with building(path):
-        if not path.is_file():
-            LOG.info("calibrating int8 for %s on %d images for %dx%d camera images (once; cached at %s)",
-                     target, len(images), image_size[1], image_size[0], path)
-            quantize_graph(float_onnx, path, images, image_size, target=target)
-    return path
+
+    def calibrate(temporary: Path) -> None:
+        LOG.info("calibrating int8 for %s on %d images for %dx%d camera images (once; cached at %s)",
+                 target, len(images), image_size[1], image_size[0], path)
+        quantize_graph(float_onnx, temporary, images, image_size, target=target)
+    return make_cached(path, calibrate, "int8 graph")
 
 
 def add_arguments(parser):

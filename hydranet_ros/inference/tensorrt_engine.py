@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.cache import building, cache_dir, write_atomically
+from hydranet_ros.cache import building, cache_dir, file_sha256, write_atomically
 from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
 from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
-from hydranet_ros.inference.export import file_sha256, onnx_for_model
+from hydranet_ros.inference.export import onnx_for_model
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
