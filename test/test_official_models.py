@@ -19,23 +19,42 @@ NAME = "ExpKITTI_joint"
 
 
 class Server:
-    """Serves files from a dict; `truncate` sends the full Content-Length but half the bytes."""
+    """Serves files from a dict. Hostile modes: `truncate` sends the full Content-Length but half the
+    bytes; `endless` sends zeros without a Content-Length until the client gives up; `trickle` one byte
+    every 0.2 s; `length` replaces the Content-Length header's value."""
 
     def __init__(self, files: dict[str, bytes]):
         self.files, self.truncate, self.requests = files, False, []
+        self.endless = self.trickle = False
+        self.length = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                import time
                 server.requests.append(self.path)
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)
                     return
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if not server.endless:
+                    self.send_header("Content-Length", server.length or str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[:len(body) // 2] if server.truncate else body)
+                try:
+                    if server.endless:
+                        chunk = bytes(1 << 20)
+                        for _ in range(1000):  # bounded: 1 GB at most, the client stops far earlier
+                            self.wfile.write(chunk)
+                    elif server.trickle:
+                        for byte in body[:50]:  # bounded: 10 s at most
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.2)
+                    else:
+                        self.wfile.write(body[:len(body) // 2] if server.truncate else body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
 
             def log_message(self, *args):
                 pass
@@ -117,3 +136,50 @@ def test_the_node_stops_with_the_download_command_when_an_official_model_is_miss
     assert result.returncode == 1
     assert "hydranet models download ExpKITTI_joint --accept-licence" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_hostile_downloads_end_in_one_line_and_leave_nothing_behind(served, monkeypatch):
+    """An endless body used to fill the disk before the hash check, a trickle never timed out, a
+    non-numeric Content-Length and a folder in the checkpoint's place gave tracebacks."""
+    import time
+    served.endless = True
+    start = time.monotonic()
+    with pytest.raises(ModelFileError, match=r"sends more than \d+ MiB, more than ExpKITTI_joint can be"):
+        official.download(NAME, True, served.url)
+    assert time.monotonic() - start < 30 and _cache_files() == []
+    served.endless, served.length = False, str(10 ** 12)  # announced far beyond the cap: refused at once
+    with pytest.raises(ModelFileError, match="more than ExpKITTI_joint can be"):
+        official.download(NAME, True, served.url)
+    served.length = "abc"  # not a number: ignored, the hash still judges the body
+    assert official.download(NAME, True, served.url).is_file()
+    official.models_dir().joinpath(f"{NAME}.ckpt").unlink()
+    served.length, served.trickle = None, True
+    monkeypatch.setattr(official, "DOWNLOAD_DEADLINE_S", 1.0)
+    with pytest.raises(ModelFileError, match=r"took more than 1 s"):
+        official.download(NAME, True, served.url)
+    assert [name for name in _cache_files() if name.endswith(".part")] == []
+
+
+def test_partial_downloads_of_killed_processes_are_removed_and_a_folder_in_place_is_named(served):
+    folder = official.models_dir()
+    folder.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = folder / f".{NAME}.ckpt.{dead.pid}.part"  # what SIGKILL mid-download leaves
+    stale.write_bytes(b"half a checkpoint")
+    official.download(NAME, True, served.url)
+    assert not stale.exists()
+    (folder / f"{NAME}.ckpt").unlink()
+    (folder / f"{NAME}.ckpt").mkdir()
+    with pytest.raises(ModelFileError, match=f"{NAME}.ckpt is a folder where the downloaded checkpoint belongs"):
+        official.download(NAME, True, served.url)
+
+
+def test_each_official_checkpoint_knows_its_tensor_bytes_from_the_published_layout():
+    import json
+    import numpy as np
+    layout = json.loads(shared_path("reference", "authors_checkpoint_layout.json").read_text())
+    itemsize = {"float32": 4, "float64": 8, "int64": 8}
+    for name, checkpoint in official.OFFICIAL.items():
+        tensors = layout[name]["state_dict"].values()
+        assert checkpoint.tensor_bytes == sum(int(np.prod(shape)) * itemsize[dtype] for shape, dtype in tensors)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ LICENCE = ("The official HydraNet weights (Nekrasov et al., DrSleep/multi-task-r
            "BSD-2-Clause style for NON-COMMERCIAL use only (the repository's LICENSE.md).")
 
 
+# A download is given up after this long in all, however slowly the bytes keep coming.
+DOWNLOAD_DEADLINE_S = 15 * 60
+
+
 @dataclass(frozen=True)
 class OfficialCheckpoint:
     name: str
@@ -36,18 +41,26 @@ class OfficialCheckpoint:
     label_space: str
     tasks: tuple[str, ...]
     trained_on: str
+    tensor_bytes: int         # of its state dict, from the published layout (../shared/reference)
+
+    @property
+    def max_bytes(self) -> int:
+        """More than the file can be (its tensors, room for a pickled optimizer state three times
+        their size, and 1 MiB): a larger body is not the published file, whatever it claims."""
+        return 4 * self.tensor_bytes + (1 << 20)
 
 
 OFFICIAL = {c.name: c for c in (
     OfficialCheckpoint("ExpKITTI_joint", "weights/ExpKITTI_joint.ckpt", "d9386a96f748001406c622100ce944333d1967ff",
-                       "kitti6", ("segmentation", "depth"), "KITTI-6 segmentation and KITTI depth"),
+                       "kitti6", ("segmentation", "depth"), "KITTI-6 segmentation and KITTI depth", 12_093_628),
     OfficialCheckpoint("ExpNYUD_joint", "weights/ExpNYUD_joint.ckpt", "56f5f5a6bc08a64f36e83547140add41baa4216d",
-                       "nyud40", ("segmentation", "depth"), "NYUDv2-40 segmentation and depth"),
+                       "nyud40", ("segmentation", "depth"), "NYUDv2-40 segmentation and depth", 12_407_108),
     OfficialCheckpoint("ExpNYUDKITTI_joint", "weights/ExpNYUDKITTI_joint.ckpt",
                        "54f57cc2bd15e5cdfa9f3f1eaba9760951218bfa", "nyud40+kitti6", ("segmentation", "depth"),
-                       "NYUDv2 and KITTI together (46 classes)"),
+                       "NYUDv2 and KITTI together (46 classes)", 12_462_428),
     OfficialCheckpoint("ExpNYUD_three", "weights/ExpNYUD_three.ckpt", "6f412c152600827cabff5e1b66efad50090c16a7",
-                       "nyud40", ("segmentation", "depth", "normals"), "NYUDv2-40 segmentation, depth and normals"),
+                       "nyud40", ("segmentation", "depth", "normals"), "NYUDv2-40 segmentation, depth and normals",
+                       12_435_792),
 )}
 
 
@@ -96,6 +109,9 @@ def download(name: str, accept_licence: bool, base_url: str | None = None, progr
     except OSError as error:
         raise ModelFileError(f"cannot create the model cache {folder}: {error.strerror}") from None
     ckpt = folder / f"{checkpoint.name}.ckpt"
+    if ckpt.is_dir():
+        raise ModelFileError(f"{ckpt} is a folder where the downloaded checkpoint belongs; remove it")
+    _remove_stale_parts(ckpt)
     if ckpt.exists() and not _verified(ckpt, checkpoint):
         ckpt.unlink()  # a cached file is verified every time, never trusted
     if not ckpt.exists():
@@ -107,16 +123,46 @@ def download(name: str, accept_licence: bool, base_url: str | None = None, progr
     return save_model(folder / f"{checkpoint.name}.pt", model, spec)
 
 
+def _remove_stale_parts(destination: Path) -> None:
+    """Partial downloads of processes that are gone (killed mid-download): nothing removed them."""
+    for part in destination.parent.glob(f".{destination.name}.*.part"):
+        pid = part.name[len(destination.name) + 2:-len(".part")]
+        try:
+            os.kill(int(pid), 0)
+        except (ValueError, ProcessLookupError):
+            part.unlink(missing_ok=True)
+        except PermissionError:  # another user's live process
+            pass
+
+
+def _content_length(response) -> int:
+    """The announced size, 0 when absent or not a number (then only the cap and the hash judge)."""
+    value = (response.headers.get("Content-Length") or "").strip()
+    return int(value) if value.isdigit() else 0
+
+
 def _fetch(url: str, destination: Path, checkpoint: OfficialCheckpoint, progress) -> None:
+    deadline_s = DOWNLOAD_DEADLINE_S
     partial = destination.with_name(f".{destination.name}.{os.getpid()}.part")
+    too_large = (f"{url} sends more than {checkpoint.max_bytes >> 20} MiB, more than {checkpoint.name} can be; "
+                 "it is not the published file")
     try:
         try:
+            start = time.monotonic()
             with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out:
-                expected = int(response.headers.get("Content-Length") or 0)
+                expected = _content_length(response)
+                if expected > checkpoint.max_bytes:
+                    raise ModelFileError(too_large)
                 received = 0
-                for block in iter(lambda: response.read(1 << 20), b""):
+                # read1: what has arrived, so that a trickle still meets the deadline check
+                for block in iter(lambda: response.read1(1 << 20), b""):
                     out.write(block)
                     received += len(block)
+                    if received > checkpoint.max_bytes:
+                        raise ModelFileError(too_large)
+                    if time.monotonic() - start > deadline_s:
+                        raise ModelFileError(f"download of {url} took more than {deadline_s:g} s ({received} bytes "
+                                             "so far); run the command again on a better connection")
                     if progress:
                         progress(received, expected)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
