@@ -43,9 +43,14 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
             assert tester.wait_for(lambda: all(stamp in tester.stamps(t) for t in OUTPUTS), 20.0), encoding
             segmentation = next(m for m in tester.received["segmentation"] if stamp_ns(m.header) == stamp)
             labels[encoding] = np.frombuffer(bytes(segmentation.data), np.uint8)
+            if encoding == "bgr8":  # REP 117 in the depth image: +Inf where sky is seen, else metres
+                depth = next(m for m in tester.received["depth"] if stamp_ns(m.header) == stamp)
+                depth_bgr8 = np.frombuffer(bytes(depth.data), np.float32)
         code, output, _ = node.stop()
         tester.destroy()
     assert code == 0 and "dropping frame" not in output, output
+    sky = labels["bgr8"] == 0
+    assert sky.mean() > 0.01 and np.isposinf(depth_bgr8[sky]).all() and np.isfinite(depth_bgr8[~sky]).mean() > 0.99
     assert labels["rgb16"].tobytes() == labels["bgr8"].tobytes()  # 16-bit values that are 8-bit ones x 257
     assert labels["uyvy"].tobytes() == labels["yuv422"].tobytes()  # the same byte order by its Jazzy name
     assert labels["yuyv"].tobytes() == labels["yuv422_yuy2"].tobytes()

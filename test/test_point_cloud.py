@@ -84,3 +84,14 @@ def test_cloud_bytes_are_reproducible_and_is_dense_tells_the_truth():
     assert clouds[0] == clouds[1]
     dense = build_cloud(depth, color, labels, K, CloudSettings(stride=2, organized=False))
     assert pointcloud2_fields(dense)["is_dense"]
+
+
+def test_depth_for_ros_marks_sky_as_out_of_range_and_bad_predictions_as_invalid():
+    """REP 117 (which REP 118 defers to): +Inf is "no return / out of range", NaN "invalid measurement"."""
+    from hydranet_ros.inference.postprocess import depth_for_ros
+    depth = np.array([[5.0, 0.0, np.nan, 7.0], [np.inf, 3.0, 2.0, 1e-4]], np.float32)
+    labels = np.array([[1, 1, 1, 0], [2, 0, 3, 3]], np.uint8)  # class 0: sky
+    out = depth_for_ros(depth, labels, [0], scale=2.0)
+    assert out[0, 0] == 10.0 and out[1, 2] == 4.0
+    assert np.isposinf(out[0, 3]) and np.isposinf(out[1, 1])  # sky, whatever the network said
+    assert np.isnan(out[0, 1]) and np.isnan(out[0, 2]) and np.isnan(out[1, 0]) and np.isnan(out[1, 3])

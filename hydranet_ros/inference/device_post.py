@@ -138,9 +138,10 @@ class DevicePost:
         self.no_depth_classes = tuple(no_depth_classes)
 
     def depth_for_ros(self, depth: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+        """postprocess.depth_for_ros on the device: +Inf for sky, NaN for no measurement."""
         out = depth * scale
-        invalid = ~((out > MIN_DEPTH_M) & (out < float("inf"))) | labels_in(labels, self.no_depth_classes)
-        return out.masked_fill(invalid, float("nan"))
+        out = out.masked_fill(~((out > MIN_DEPTH_M) & (out < float("inf"))), float("nan"))
+        return out.masked_fill(labels_in(labels, self.no_depth_classes), float("inf"))
 
     @staticmethod
     def overlay(rgb: torch.Tensor, color: torch.Tensor, alpha: float) -> torch.Tensor:

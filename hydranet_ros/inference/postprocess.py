@@ -39,13 +39,14 @@ MIN_DEPTH_M = 1e-3  # depth at or below this is no measurement (REP 118: NaN); d
 
 def depth_for_ros(depth: np.ndarray, labels: np.ndarray, no_depth_classes: list[int],
                   min_depth: float = MIN_DEPTH_M, scale: float = 1.0) -> np.ndarray:
-    """depth x scale as float32 metres with NaN where there is no valid depth (REP 118): non-finite,
-    <= min_depth, or classes without a surface (sky)."""
+    """depth x scale as float32 metres, with REP 118's invalid values as REP 117 defines them: +Inf
+    where the class has no surface (sky: nothing in range), NaN where the prediction is no
+    measurement (non-finite or <= min_depth)."""
     out = np.multiply(depth, np.float32(scale), dtype=np.float32)
     invalid = ~((out > min_depth) & (out < np.inf))  # NaN compares False
-    if no_depth_classes:
-        invalid |= labels_in(labels, no_depth_classes)
     np.copyto(out, np.float32(np.nan), where=invalid)
+    if no_depth_classes:
+        np.copyto(out, np.float32(np.inf), where=labels_in(labels, no_depth_classes))
     return out
 
 
