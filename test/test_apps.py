@@ -68,6 +68,7 @@ def test_demo_records_a_bag_and_writes_pictures_and_a_video(tmp_path, street_mod
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/camera/image_raw"] == 12 and counts["/camera/camera_info"] == 12
     assert counts["/hydranet/points"] == summary["points"]["received"]
+    assert counts["/diagnostics"] > 0  # every topic of the run, the node's health included
     assert list(out.glob("bag/*.mcap"))
     pictures = sorted((out / "frames").glob("*.png"))
     assert len(pictures) >= 3 and (out / "demo.mp4").stat().st_size > 0

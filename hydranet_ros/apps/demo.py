@@ -33,6 +33,7 @@ from hydranet_ros.ros.discovery import keep_graph_private
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
 WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequence
+DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 OUTPUTS = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
            "segmentation/overlay": "sensor_msgs/msg/Image", "depth": "sensor_msgs/msg/Image",
            "depth/camera_info": "sensor_msgs/msg/CameraInfo", "points": "sensor_msgs/msg/PointCloud2",
@@ -123,8 +124,15 @@ class Recorder:
                                           QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
                                                      reliability=ReliabilityPolicy.RELIABLE), raw=True)
         from diagnostic_msgs.msg import DiagnosticArray
+        self.message_types[DIAGNOSTICS_TYPE] = DiagnosticArray
         self.diagnostics: list = []
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10, raw=True)
+
+    def _on_diagnostics(self, raw: bytes) -> None:
+        """Kept for the summary and recorded: /diagnostics is one of the topics the bag holds."""
+        from rclpy.serialization import deserialize_message
+        self.diagnostics.append(deserialize_message(raw, self.message_types[DIAGNOSTICS_TYPE]))
+        self._record("/diagnostics", DIAGNOSTICS_TYPE, time.time_ns(), raw)
 
     def _record(self, topic: str, msgtype: str, timestamp: int, raw: bytes) -> None:
         if self.writer is None:
