@@ -67,7 +67,9 @@ def make_cached(path: Path, make, what: str) -> Path:
         if is_intact(path):
             return path
         if path.exists():
-            LOG.warning("the cached %s %s is damaged or incomplete; making it again", what, path.name)
+            why = "is damaged or incomplete" if _digest_path(path).exists() else \
+                "has no recorded hash (an older version made it)"
+            LOG.warning("the cached %s %s %s; making it again", what, path.name, why)
         temporary = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
         try:
             make(temporary)
