@@ -166,3 +166,23 @@ def test_node_runs_openvino_int8_from_its_parameters(ros, street_model_file, cal
     assert code == 0 and "openvino on cpu (int8)" in output, output
     depth = np.frombuffer(bytes(tester.received["depth"][-1].data), np.float32)
     assert np.isfinite(depth).any()
+
+
+def test_the_model_card_figures_on_unseen_streets_are_what_the_real_frames_give():
+    """models/metrics.json (the card's source) against a fresh run of the same scoring: the KITTI
+    semantics drives held back from training and the LiDAR frames of other drives."""
+    import json
+    from conftest import REPO
+    from hydranet_ros.inference.pipeline import Perception
+    from hydranet_ros.model.model_file import load_model
+    from hydranet_ros.training.real_frames import kitti_other_drives, kitti_semantics
+    data = shared_path("data")
+    model = REPO / "models" / "hydranet_street.pt"
+    card = json.loads((REPO / "models" / "metrics.json").read_text())["hydranet_street.pt"]
+    perception = Perception(create_backend(model, "onnxruntime", "cpu", "fp32")[0], load_model(model)[1])
+    segmentation = kitti_semantics(perception, data)
+    depth = kitti_other_drives(perception, data)
+    assert segmentation["frames"] == 10 and depth["frames"] == 3
+    assert segmentation["miou"] == pytest.approx(card["kitti_semantics_heldback_segmentation"]["miou"], abs=1e-4)
+    assert depth["rmse"] == pytest.approx(card["kitti_object_other_drives_lidar"]["rmse"], abs=1e-3)
+    assert depth["abs_rel"] == pytest.approx(card["kitti_object_other_drives_lidar"]["abs_rel"], abs=1e-4)
