@@ -61,8 +61,11 @@ $hydranet train config/train_street.yaml --epochs 30 --stop-after 28 --resume  #
 $hydranet train config/train_street_balanced.yaml  # was two jobs (epoch 1; 2-12): --resume is exact
 # Third stage: the real KITTI frames twice as often, a third of the learning rate.
 $hydranet train config/train_street_kitti.yaml
-# Fourth stage: the KITTI semantics frames and the ESPNetv2 labels (two jobs of 4 epochs).
+cp runs/street_kitti/best.pt models/hydranet_street.pt
+# Measured and not shipped (models/README.md, "Unseen streets"): a fourth stage with the KITTI
+# semantics frames and the ESPNetv2 labels, and that stage at the GPU operating point (1216x352).
 $hydranet train config/train_street_kitti_semantics.yaml --stop-after 4
 $hydranet train config/train_street_kitti_semantics.yaml --resume
-cp runs/street_kitti_semantics/best.pt models/hydranet_street.pt
+$hydranet train config/train_street_gpu_input.yaml --stop-after 2
+$hydranet train config/train_street_gpu_input.yaml --stop-after 3 --resume  # stopped after epoch 3
 .venv/bin/python scripts/model_card_metrics.py
