@@ -49,7 +49,7 @@ def test_finds_asymmetric_uint8_quantization_and_int32_biases_in_the_cpu_int8_gr
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_every_graph_a_tensorrt_engine_builds_from_has_no_findings(street_model_file, calibration_folder,
                                                                    precision, output):
-    path = onnx_for_engine(street_model_file, output, (120, 400), precision, calibration_folder)
+    path = onnx_for_engine(street_model_file, output, (128, 400), precision, calibration_folder)
     assert tensorrt_findings(path) == []
     graph = onnx.load(str(path)).graph
     if precision == "int8":  # symmetric int8 on the fp16 export: the float layers stay fp16
@@ -70,17 +70,17 @@ def test_the_int8_graph_for_tensorrt_still_predicts_what_fp32_does(calibration_f
     import onnxruntime as ort
     from conftest import REPO
     from hydranet_ros.inference.benchmark import camera_frame
-    frame = camera_frame(120, 400)[None]
+    frame = camera_frame(128, 400)[None]
     model = REPO / "models" / "hydranet_street.pt"
     options = ort.SessionOptions()
     options.log_severity_level = 3  # ORT's notes on the fp16 constants it cannot fold on a CPU
-    run = {precision: ort.InferenceSession(str(onnx_for_engine(model, "input", (120, 400), precision,
+    run = {precision: ort.InferenceSession(str(onnx_for_engine(model, "input", (128, 400), precision,
                                                                calibration_folder)), options,
                                            providers=["CPUExecutionProvider"]).run(["labels", "depth"],
                                                                                    {"image": frame})
            for precision in ("fp32", "int8")}
     (labels32, depth32), (labels8, depth8) = run["fp32"], run["int8"]
-    # measured here: 98.6 % of labels agree, mean depth change 1.8 %
+    # measured here: 98.4 % of labels agree, mean depth change 2.0 %
     assert (labels8 == labels32).mean() > 0.95
     assert np.nanmean(np.abs(depth8 - depth32)) / np.nanmean(depth32) < 0.05
 

@@ -72,7 +72,8 @@ def run(args):
     if args.frames:
         images = images[args.frames[0]:args.frames[1]]
     if args.frame_indices:
-        images = [image for index, image in enumerate(images) if index in set(args.frame_indices)]
+        picked = set(args.frame_indices)
+        images = [image for index, image in enumerate(images) if index in picked]
     if not images:
         raise CommandError(f"no .png images in {source}")
     if args.velodyne and not args.calib:

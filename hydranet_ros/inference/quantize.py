@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.cache import file_sha256, make_cached
+from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
@@ -90,8 +89,8 @@ def float_convolutions(onnx_path: Path) -> list[str]:
 
 def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: tuple[int, int],
                    keep_float: list[str] | None = None, target: str = "cpu") -> Path:
-    """Writes the Q/DQ ONNX of onnx_path calibrated on images for target (RECIPES), atomically.
-    keep_float: the convolutions left in float (default: float_convolutions; scripts/int8_sensitivity.py
+    """Writes the Q/DQ ONNX of onnx_path calibrated on images for target (RECIPES) to out; nothing is
+    left at out when it fails (int8_onnx makes it in a temporary of the cache's). keep_float: the convolutions left in float (default: float_convolutions; scripts/int8_sensitivity.py
     measures others)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -105,26 +104,24 @@ def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: t
             return None if path is None else {INPUT_NAME: _rgb_at(path, image_size)[None]}
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f"{out.stem}.{os.getpid()}.tmp.onnx")
     root = logging.getLogger()
     level = root.level
     root.setLevel(max(level, logging.ERROR))  # ORT's quantizer logs its generic advice on the root logger
     options = RECIPES[target][1]
     try:
-        quantize_static(str(onnx_path), str(temporary), Frames(), quant_format=QuantFormat.QDQ,
+        quantize_static(str(onnx_path), str(out), Frames(), quant_format=QuantFormat.QDQ,
                         op_types_to_quantize=["Conv"], per_channel=True,
                         activation_type=getattr(QuantType, options["activation_type"]),
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=float_convolutions(onnx_path) if keep_float is None else keep_float,
                         extra_options=options["extra_options"])
-        if target == "tensorrt":
-            findings = tensorrt_findings(temporary)
-            if findings:
-                raise BackendError(f"the int8 graph for TensorRT breaks TensorRT's rules: {report(findings)}")
-        temporary.replace(out)
+        if target == "tensorrt" and (findings := tensorrt_findings(out)):
+            raise BackendError(f"the int8 graph for TensorRT breaks TensorRT's rules: {report(findings)}")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     finally:
         root.setLevel(level)
-        temporary.unlink(missing_ok=True)
     return out
 
 

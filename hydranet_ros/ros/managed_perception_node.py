@@ -35,15 +35,13 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
     def _destroy_output_publisher(self, publisher) -> None:
         self.destroy_lifecycle_publisher(publisher)
 
-    def _transition(self, name: str, step, failure=TransitionCallbackReturn.FAILURE) -> TransitionCallbackReturn:
+    def _transition(self, name: str, step) -> TransitionCallbackReturn:
         try:
             step()
-        except StartupError as error:
-            self.get_logger().error(f"cannot {name}: {error}")
-            return failure
         except Exception as error:  # noqa: BLE001 - rclpy would turn it into an ERROR it does not log
-            self.get_logger().error(f"cannot {name}: {error.__class__.__name__}: {error}")
-            return failure
+            reason = str(error) if isinstance(error, StartupError) else f"{error.__class__.__name__}: {error}"
+            self.get_logger().error(f"cannot {name}: {reason}")
+            return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 
     def _configure(self):

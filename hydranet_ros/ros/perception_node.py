@@ -364,6 +364,11 @@ class PerceptionCore:
                 self._report("fallback_intrinsics", str(error))
         return None
 
+    def _output_request(self, wanted: frozenset, camera) -> OutputRequest:
+        """What to build for this frame; P's last column (a stereo baseline) comes from a calibration."""
+        column = camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0)
+        return OutputRequest(wanted, self._cloud_settings(), self.obstacle_exclude, column)
+
     def _cloud_settings(self) -> CloudSettings:
         p = self._value
         aligned = p("points_aligned")  # one point per segmentation pixel, as Nav2's semantic layer needs
@@ -383,9 +388,7 @@ class PerceptionCore:
         alpha = self._value("overlay_alpha") if "segmentation/overlay" in wanted else None
         header = msg.header
         camera = self._camera(header, image.shape[1], image.shape[0])
-        request = OutputRequest(wanted, self._cloud_settings(),
-                                self.obstacle_exclude,
-                                camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0))
+        request = self._output_request(wanted, camera)
         clouds = request.clouds(self.perception)
         try:
             result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"), clouds)
@@ -394,7 +397,7 @@ class PerceptionCore:
             fallback = self._fallback_camera(image.shape[1], image.shape[0])
             self._report("camera_info_size", f"camera_info does not fit the image, processing "
                                              f"{'with fallback_intrinsics' if fallback else 'without it'}: {error}")
-            request = OutputRequest(wanted, self._cloud_settings(), self.obstacle_exclude, (0.0, 0.0, 0.0))
+            request = self._output_request(wanted, fallback)
             result = self.perception.process(image, encoding, alpha, fallback, "never", request.clouds(self.perception))
         if result.intrinsics is None and wanted & {"depth/camera_info", "points", "points/obstacles"}:
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
