@@ -7,7 +7,7 @@ PACKAGE = "hydranet_ros"
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version="0.2.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
     package_data={f"{PACKAGE}.model": ["label_spaces/*.json"], f"{PACKAGE}.training": ["teacher_maps/*.yaml"]},
     data_files=[

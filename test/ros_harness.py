@@ -10,11 +10,10 @@ import time
 import numpy as np
 
 from hydranet_ros.ros.conversions import stamp_ns
+from hydranet_ros.ros.output_topics import OUTPUTS as OUTPUT_TOPICS
 
-OUTPUTS = {"segmentation": "Image", "segmentation/color": "Image", "segmentation/overlay": "Image",
-           "depth": "Image", "depth/camera_info": "CameraInfo", "points": "PointCloud2",
-           "points/obstacles": "PointCloud2"}
-OFF_BY_DEFAULT = {"segmentation/confidence": "Image"}
+OUTPUTS = {topic.name: topic.type_name for topic in OUTPUT_TOPICS if topic.on_by_default}
+OFF_BY_DEFAULT = {topic.name: topic.type_name for topic in OUTPUT_TOPICS if not topic.on_by_default}
 
 
 def isolate_ros_graph() -> None:

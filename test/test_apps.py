@@ -62,7 +62,7 @@ def test_demo_records_a_bag_and_writes_pictures_and_a_video(tmp_path, street_mod
     out = tmp_path / "demo"
     summary = json.loads((out / "latency.json").read_text())
     assert summary["frames_sent"] == 12
-    assert all(summary[name]["received"] > 0 for name in ("segmentation", "depth", "points", "depth/camera_info"))
+    assert all(summary[name]["received"] > 0 for name in ("segmentation", "depth/image", "points", "depth/camera_info"))
     from rosbags.highlevel import AnyReader
     with AnyReader([out / "bag"]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -130,7 +130,7 @@ def test_demo_takes_a_folder_of_images_or_a_bag_as_input(tmp_path, street_model_
                               "--rate", "5"], capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads((tmp_path / "demo" / "latency.json").read_text())
-    assert summary["frames_sent"] == 5 and summary["depth"]["received"] >= 3
+    assert summary["frames_sent"] == 5 and summary["depth/image"]["received"] >= 3
     picture = cv2.imread(str(sorted((tmp_path / "demo" / "frames").glob("*.png"))[0]))
     assert picture.shape[1] == 1280
 

@@ -154,17 +154,17 @@ def test_node_runs_openvino_int8_from_its_parameters(ros, street_model_file, cal
     from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
     params = {"backend": "openvino", "precision": "int8", "int8_calibration": str(calibration_folder)}
     with NodeProcess(street_model_file, params) as node:
-        tester = RosClient(topics=["depth"])
+        tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         image = image_message(camera_frame(96, 320), 7_000_000_000)
         tester.info_pub.publish(camera_info_message(Intrinsics(300.0, 300.0, 159.5, 47.5, 320, 96), image.header))
         tester.spin(0.05)
         tester.image_pub.publish(image)
-        assert tester.wait_for(lambda: tester.received["depth"], 60.0)
+        assert tester.wait_for(lambda: tester.received["depth/image"], 60.0)
         code, output, _ = node.stop()
         tester.destroy()
     assert code == 0 and "openvino on cpu (int8)" in output, output
-    depth = np.frombuffer(bytes(tester.received["depth"][-1].data), np.float32)
+    depth = np.frombuffer(bytes(tester.received["depth/image"][-1].data), np.float32)
     assert np.isfinite(depth).any()
 
 

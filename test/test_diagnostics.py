@@ -76,11 +76,11 @@ def test_a_model_that_gives_only_nan_depth_is_an_error(ros, tmp_path):
                                                              (96, 320)))
     frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
     with NodeProcess(path, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
-        tester = RosClient(topics=["depth"])
+        tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         for index in range(5):
             tester.image_pub.publish(image_message(frame, 1_000 + index))
-            assert tester.wait_for(lambda: 1_000 + index in tester.stamps("depth"), 60.0)
+            assert tester.wait_for(lambda: 1_000 + index in tester.stamps("depth/image"), 60.0)
         status, _ = _wait_for_level(tester, DiagnosticStatus.ERROR, 10.0)
         assert "no valid depth" in status.message
         node.stop()

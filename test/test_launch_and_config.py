@@ -11,10 +11,9 @@ import yaml
 
 from conftest import REPO
 from hydranet_ros.ros import parameters
+from hydranet_ros.ros.output_topics import ALL_TOPICS
 
 NODE_INPUTS = {"image", "image/compressed", "camera_info"}
-NODE_OUTPUTS = {"segmentation", "segmentation/color", "segmentation/overlay", "depth", "depth/camera_info",
-                "points", "points/obstacles"}
 
 
 class _Recorded:
@@ -134,6 +133,7 @@ def test_rviz_follows_the_namespace_image_topic_and_frame(launch_module):
     assert topics["Camera image"] == "/front/image_color"
     outputs = {name: topic for name, topic in topics.items() if name != "Camera image"}
     assert outputs and all(t.startswith("/robot1/perception/") for t in outputs.values())
+    assert {t.removeprefix("/robot1/perception/") for t in outputs.values()} <= set(ALL_TOPICS)
     assert {t.removeprefix("/robot1/perception/") for t in outputs.values()} == \
         {t.removeprefix("/hydranet/") for n, t in default_topics.items() if n != "Camera image"}
     root_topics, _ = _rviz_view(launch_module, namespace="")  # the node in the root namespace
@@ -174,7 +174,7 @@ def test_models_named_by_the_configs_are_shipped():
 def test_rviz_view_shows_node_outputs():
     view = yaml.safe_load((REPO / "config" / "perception.rviz").read_text())
     topics = {d["Topic"]["Value"] for d in view["Visualization Manager"]["Displays"] if "Topic" in d}
-    assert {"/hydranet/segmentation/overlay", "/hydranet/depth", "/hydranet/points"} <= topics
+    assert {"/hydranet/segmentation/overlay", "/hydranet/depth/image", "/hydranet/points"} <= topics
     cloud = next(d for d in view["Visualization Manager"]["Displays"] if d["Class"].endswith("PointCloud2"))
     assert cloud["Color Transformer"] == "RGB8"
 
@@ -214,15 +214,14 @@ def _layout_panels(tree):
 
 def test_foxglove_layout_shows_the_node_outputs_and_colours_the_cloud_by_rgb_and_by_label():
     import json
-    from hydranet_ros.ros.outputs import OUTPUT_TOPICS
     layout = json.loads((REPO / "config" / "foxglove_layout.json").read_text())
     panels = layout["configById"]
     assert sorted(_layout_panels(layout["layout"])) == sorted(panels)  # every panel placed, none missing
     images = {config["imageMode"]["imageTopic"] for name, config in panels.items() if name.startswith("Image!")}
-    assert images == {"/camera/image_raw", "/hydranet/segmentation/overlay", "/hydranet/depth"}
+    assert images == {"/camera/image_raw", "/hydranet/segmentation/overlay", "/hydranet/depth/image"}
     clouds = [(topic, settings) for name, config in panels.items() if name.startswith("3D!")
               for topic, settings in config["topics"].items()]
-    assert {topic.removeprefix("/hydranet/") for topic, _ in clouds} <= set(OUTPUT_TOPICS)
+    assert {topic.removeprefix("/hydranet/") for topic, _ in clouds} <= set(ALL_TOPICS)
     coloured_by = {(settings["colorField"], settings["colorMode"]) for topic, settings in clouds
                    if topic == "/hydranet/points" and settings["visible"]}
     assert coloured_by == {("rgb", "rgb"), ("label", "colormap")}

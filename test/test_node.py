@@ -44,7 +44,7 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
             segmentation = next(m for m in tester.received["segmentation"] if stamp_ns(m.header) == stamp)
             labels[encoding] = np.frombuffer(bytes(segmentation.data), np.uint8)
             if encoding == "bgr8":  # REP 117 in the depth image: +Inf where sky is seen, else metres
-                depth = next(m for m in tester.received["depth"] if stamp_ns(m.header) == stamp)
+                depth = next(m for m in tester.received["depth/image"] if stamp_ns(m.header) == stamp)
                 depth_bgr8 = np.frombuffer(bytes(depth.data), np.float32)
         code, output, _ = node.stop()
         tester.destroy()
@@ -83,11 +83,11 @@ def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, 
         assert tester.stamps(topic) <= set(sent)
         for msg in tester.received[topic]:
             assert msg.header.frame_id == "camera_optical"
-    expected = {"segmentation": "mono8", "segmentation/color": "rgb8", "segmentation/overlay": "rgb8", "depth": "32FC1"}
+    expected = {"segmentation": "mono8", "segmentation/color": "rgb8", "segmentation/overlay": "rgb8", "depth/image": "32FC1"}
     for topic, encoding in expected.items():
         msg = tester.received[topic][-1]
         assert (msg.encoding, msg.width, msg.height) == (encoding, width, height)
-    depth = np.frombuffer(bytes(tester.received["depth"][-1].data), np.float32)
+    depth = np.frombuffer(bytes(tester.received["depth/image"][-1].data), np.float32)
     assert np.isfinite(depth).any()
     info = tester.received["depth/camera_info"][-1]
     assert (info.width, info.height) == (width, height) and np.isclose(info.k[0], intrinsics.fx)
@@ -113,9 +113,9 @@ def test_network_resolution_scales_the_camera_info(ros, street_model_file):
         tester.info_pub.publish(camera_info_message(intrinsics, msg.header))
         tester.spin(0.1)
         tester.image_pub.publish(msg)
-        assert tester.wait_for(lambda: tester.received["depth/camera_info"] and tester.received["depth"], 20.0)
+        assert tester.wait_for(lambda: tester.received["depth/camera_info"] and tester.received["depth/image"], 20.0)
         node.stop()
         tester.destroy()
-    depth, info = tester.received["depth"][-1], tester.received["depth/camera_info"][-1]
+    depth, info = tester.received["depth/image"][-1], tester.received["depth/camera_info"][-1]
     assert (depth.width, depth.height) == (320, 96) == (info.width, info.height)
     assert np.isclose(info.k[0], intrinsics.fx * 320 / 1242)

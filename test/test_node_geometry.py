@@ -185,15 +185,15 @@ def test_depth_is_invariant_to_cropping_and_resizing_a_real_frame(ros, tmp_path)
     }
     depth = {}
     with NodeProcess(STREET_MODEL, {"backend": "torch"}) as node:
-        tester = RosClient(topics=["depth"])
+        tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         for index, (name, (bgr, intrinsics)) in enumerate(variants.items()):
             msg = image_message(bgr, T0 + index)
             tester.info_pub.publish(camera_info_message(intrinsics, msg.header))
             tester.spin(0.1)
             tester.image_pub.publish(msg)
-            assert tester.wait_for(lambda: T0 + index in tester.stamps("depth"), 120.0), node.stop()[1]
-            out = next(m for m in tester.received["depth"] if m.header.stamp.nanosec == (T0 + index) % 10**9)
+            assert tester.wait_for(lambda: T0 + index in tester.stamps("depth/image"), 120.0), node.stop()[1]
+            out = next(m for m in tester.received["depth/image"] if m.header.stamp.nanosec == (T0 + index) % 10**9)
             depth[name] = np.frombuffer(bytes(out.data), np.float32).reshape(out.height, out.width)
         node.stop()
         tester.destroy()

@@ -47,7 +47,7 @@ def test_every_frame_gets_its_outputs_with_the_original_stamps(tmp_path, street_
         outputs = messages[f"/hydranet/{name}"]
         assert [_stamp(m) for _, m in outputs] == stamps, name
         assert all(m.header.frame_id == "camera_color_left" for _, m in outputs)
-    depth = messages["/hydranet/depth"][0][1]
+    depth = messages["/hydranet/depth/image"][0][1]
     assert (depth.encoding, depth.width, depth.height) == ("32FC1", 1242, 375)
 
 
@@ -85,7 +85,7 @@ def test_shipped_street_model_depth_against_lidar_matches_the_model_card(tmp_pat
     calibration = read_tracking_calibration(root / "calib" / "0001.txt")
     metrics = DepthMetrics(max_depth=80.0)
     scans = sorted((root / "velodyne" / "0001").glob("*.bin"))
-    depths = _read(tmp_path / "out")["/hydranet/depth"]
+    depths = _read(tmp_path / "out")["/hydranet/depth/image"]
     assert len(depths) == len(scans) == 31
     for scan, (_, msg) in zip(scans, depths):
         predicted = np.frombuffer(msg.data.tobytes(), np.float32).reshape(msg.height, msg.width)
@@ -131,6 +131,6 @@ def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_fil
     assert "interrupted:" in text and "Traceback" not in text and "terminate called" not in text
     assert (tmp_path / "empty" / "metadata.yaml").is_file()
     messages = _read(tmp_path / "empty")  # rosbags reads it: the bag was closed properly
-    depth = messages["/hydranet/depth"]
+    depth = messages["/hydranet/depth/image"]
     assert 3 <= len(depth) < 31
     assert len(messages["/kitti/image"]) >= len(depth)

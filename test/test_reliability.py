@@ -81,7 +81,7 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
             tester.info_pub.publish(info)
             tester.spin(0.1)
             tester.image_pub.publish(good)
-            assert tester.wait_for(lambda: stamp in tester.stamps("depth"), 20.0), info_change
+            assert tester.wait_for(lambda: stamp in tester.stamps("depth/image"), 20.0), info_change
         tester.spin(1.0)
         values, status = _diagnostics(tester)
         reported = " | ".join(s.message for array in tester.diagnostics for s in array.status)
@@ -145,14 +145,14 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         for msg in (corrupt, big, bomb, flipped, small):
             tester.compressed_pub.publish(msg)
             tester.spin(0.6)
-        assert tester.wait_for(lambda: tester.received["depth"], 20.0)
+        assert tester.wait_for(lambda: tester.received["depth/image"], 20.0)
         reported = " | ".join(s.message for array in tester.diagnostics for s in array.status)
         code, output, _ = node.stop()
         tester.destroy()
     assert "cannot be decoded" in reported and "exceeds the limit of 20000 pixels" in reported
     assert "header says 40000x40000, which exceeds the limit of 20000 pixels (max_image_pixels); not decoded" in reported
     assert "corrupt JPEG (Corrupt JPEG data" in reported
-    assert tester.received["depth"][-1].header.stamp.sec == 7 and code == 0
+    assert tester.received["depth/image"][-1].header.stamp.sec == 7 and code == 0
 
 
 @pytest.mark.parametrize("parameters, message", [

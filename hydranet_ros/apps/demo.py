@@ -29,15 +29,13 @@ from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
 from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.output_topics import DEPTH_IMAGE, message_types
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
 WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequence
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
-OUTPUTS = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
-           "segmentation/overlay": "sensor_msgs/msg/Image", "depth": "sensor_msgs/msg/Image",
-           "depth/camera_info": "sensor_msgs/msg/CameraInfo", "points": "sensor_msgs/msg/PointCloud2",
-           "points/obstacles": "sensor_msgs/msg/PointCloud2"}
+OUTPUTS = message_types()  # what the node publishes with its default parameters
 INPUTS = {"/camera/image_raw": "sensor_msgs/msg/Image", "/camera/camera_info": "sensor_msgs/msg/CameraInfo"}
 SCENE_OF_MODEL = {"kitti6": "street", "nyud40": "indoor"}
 SYNTH_SIZE = {"street": (176, 608), "indoor": (240, 320)}
@@ -239,11 +237,11 @@ def write_pictures(recorder: Recorder, camera: Camera, stamps: list[int], spec, 
     folder.mkdir(exist_ok=True)
     written = []
     for index, (bgr, stamp) in enumerate(zip(camera.frames, stamps)):
-        raw = {name: recorder.received[name].get(stamp) for name in ("segmentation/overlay", "depth", "points")}
+        raw = {name: recorder.received[name].get(stamp) for name in ("segmentation/overlay", DEPTH_IMAGE, "points")}
         if any(v is None for v in raw.values()):
             continue  # dropped by the node (newest-frame policy): nothing to draw
         overlay = image_to_array(deserialize_message(raw["segmentation/overlay"], Image))
-        depth = image_to_array(deserialize_message(raw["depth"], Image))
+        depth = image_to_array(deserialize_message(raw[DEPTH_IMAGE], Image))
         cloud = pointcloud2_to_array(deserialize_message(raw["points"], PointCloud2))
         result = FrameResult(bgr[..., ::-1], np.zeros(depth.shape, np.uint8), overlay, depth, overlay=overlay)
         picture = overview(result, cloud, spec.label_space.depth_range_m, caption=f"frame {index}")

@@ -24,6 +24,7 @@ from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
 from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.output_topics import DEPTH_IMAGE
 
 
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int, model_budget: bool = False) -> dict:
@@ -120,7 +121,7 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
     recorder = Recorder(None)
     best_effort = {}
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-    for name, kind in (("depth", Image), ("points", PointCloud2)):
+    for name, kind in ((DEPTH_IMAGE, Image), ("points", PointCloud2)):
         best_effort[name] = {}
         recorder.node.create_subscription(
             kind, f"/hydranet/{name}", lambda msg, n=name: best_effort[n].setdefault(

@@ -1,8 +1,8 @@
 """hydranet process-bag IN OUT --image-topic T: add HydraNet's outputs to a recorded rosbag2.
 
 Reads SQLite3 or MCAP bags with rosbags (no ROS install needed) and writes a new bag holding
-every original message plus, for each image, <prefix>/segmentation, <prefix>/segmentation/color,
-<prefix>/depth, <prefix>/depth/camera_info, <prefix>/points and <prefix>/points/obstacles, stamped
+every original message plus, for each image, the outputs the node publishes with its default
+parameters but the overlay (ros/output_topics.py) under <prefix>, stamped
 with the image's header and written at its receive time. The model runs in a worker thread
 while the main thread reads, decodes and writes, so it runs as fast as the backend allows.
 """
@@ -22,18 +22,17 @@ from hydranet_ros.cli.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
+from hydranet_ros.ros.output_topics import CAMERA_INFO as CAMERA_INFO_TYPE, DEFAULT_TOPICS, message_types
 from hydranet_ros.ros.outputs import OutputRequest, frame_messages
 from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, image_fields,
                                           input_image_to_array, pointcloud2_fields, stamp_ns)
 from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 BAG_FILE_SUFFIXES = (".mcap", ".db3")  # what rosbags reads as a one-file rosbag2
 CAMERA_INFO_TOLERANCE_S = NODE_PARAMETERS["camera_info_tolerance"].default  # as the node pairs them
-OUTPUT_TYPES = {"segmentation": "sensor_msgs/msg/Image", "segmentation/color": "sensor_msgs/msg/Image",
-                "depth": "sensor_msgs/msg/Image", "depth/camera_info": CAMERA_INFO_TYPE,
-                "points": "sensor_msgs/msg/PointCloud2", "points/obstacles": "sensor_msgs/msg/PointCloud2"}
+# What the node publishes with its default parameters, but the overlay: the bag keeps the camera image.
+OUTPUT_TYPES = message_types(name for name in DEFAULT_TOPICS if name != "segmentation/overlay")
 
 
 class BagMessages:
@@ -247,7 +246,7 @@ def check_paths(source: Path, destination: Path) -> None:
 
 
 def _output_messages(perception, typestore, settings: CloudSettings, frame: Frame) -> dict[str, bytes]:
-    """The serialized output messages for one image, keyed by output name (the node's, but no overlay)."""
+    """The serialized output messages for one image, keyed by output name."""
     height, width = frame.array.shape[:2]
     calibration = frame.calibration
     camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)

@@ -17,6 +17,7 @@ from hydranet_ros.inference.benchmark import percentiles
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.output_topics import DEPTH_IMAGE
 
 WARM_UP_S = 10.0
 
@@ -70,8 +71,8 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
 
 
 def _window(recorder: Recorder, begin: float, end: float) -> dict:
-    latencies = [(recorder.arrival[("depth", stamp)] - sent) * 1e3 for stamp, sent in recorder.sent_at.items()
-                 if begin <= sent < end and ("depth", stamp) in recorder.arrival]
+    latencies = [(recorder.arrival[(DEPTH_IMAGE, stamp)] - sent) * 1e3 for stamp, sent in recorder.sent_at.items()
+                 if begin <= sent < end and (DEPTH_IMAGE, stamp) in recorder.arrival]
     sent = sum(1 for t in recorder.sent_at.values() if begin <= t < end)
     return {"window_end_s": round(end - min(recorder.sent_at.values()), 1), "sent": sent, "processed": len(latencies),
             "depth_latency": percentiles(latencies) if latencies else {"median_ms": float("nan")}}

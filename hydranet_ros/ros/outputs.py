@@ -11,21 +11,19 @@ from dataclasses import dataclass
 from hydranet_ros.inference.pipeline import FrameResult, Perception
 from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.ros.conversions import output_camera_info_fields
-
-OUTPUT_TOPICS = ("segmentation", "segmentation/color", "segmentation/overlay", "segmentation/confidence", "depth",
-                 "depth/camera_info", "points", "points/obstacles")
+from hydranet_ros.ros.output_topics import BY_NAME, CLOUD_TOPICS, DEPTH_IMAGE
 
 
 @dataclass(frozen=True)
 class OutputRequest:
-    wanted: frozenset            # which of OUTPUT_TOPICS to build
+    wanted: frozenset            # which output topics to build (output_topics.OUTPUTS)
     cloud: CloudSettings
     obstacle_exclude: tuple[int, ...] | None = None  # None: the label space's ground and sky
     projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P's last column (stereo baseline)
 
     def clouds(self, perception: Perception) -> CloudRequest | None:
         """What Perception.process should make for the wanted cloud topics (one back-projection for both)."""
-        if not self.wanted & {"points", "points/obstacles"}:
+        if not self.wanted & CLOUD_TOPICS:
             return None
         obstacles = perception.obstacle_classes(self.obstacle_exclude) if "points/obstacles" in self.wanted else None
         return CloudRequest(self.cloud, obstacles)
@@ -35,10 +33,10 @@ def frame_messages(result: FrameResult, request: OutputRequest, factory) -> dict
     """The wanted messages for one frame, processed with request.clouds(). Without intrinsics there is
     no depth/camera_info and no cloud."""
     wanted = request.wanted
-    images = {"segmentation": (result.labels, "mono8"), "segmentation/color": (result.color, "rgb8"),
-              "segmentation/overlay": (result.overlay, "rgb8"), "segmentation/confidence": (result.confidence, "mono8"),
-              "depth": (result.depth, "32FC1")}
-    messages = {topic: factory.image(array, encoding) for topic, (array, encoding) in images.items()
+    images = {"segmentation": result.labels, "segmentation/color": result.color,
+              "segmentation/overlay": result.overlay, "segmentation/confidence": result.confidence,
+              DEPTH_IMAGE: result.depth}
+    messages = {topic: factory.image(array, BY_NAME[topic].encoding) for topic, array in images.items()
                 if topic in wanted and array is not None}
     if result.intrinsics is None:
         return messages

@@ -40,7 +40,8 @@ from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss, LogThrottle
-from hydranet_ros.ros.outputs import OUTPUT_TOPICS, OutputRequest, frame_messages, label_info, label_info_types
+from hydranet_ros.ros.output_topics import CLOUD_TOPICS, OUTPUTS
+from hydranet_ros.ros.outputs import OutputRequest, frame_messages, label_info, label_info_types
 
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
@@ -104,8 +105,9 @@ class PerceptionCore:
         output_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("output_qos_depth"),
                                 reliability=ReliabilityPolicy.RELIABLE if p("output_qos_reliability") == "reliable"
                                 else ReliabilityPolicy.BEST_EFFORT)
-        types = {"depth/camera_info": CameraInfo, "points": PointCloud2, "points/obstacles": PointCloud2}
-        self.pub = {topic: self._output_publisher(types.get(topic, Image), topic, output_qos) for topic in OUTPUT_TOPICS}
+        classes = {"Image": Image, "CameraInfo": CameraInfo, "PointCloud2": PointCloud2}
+        self.pub = {topic.name: self._output_publisher(classes[topic.type_name], topic.name, output_qos)
+                    for topic in OUTPUTS}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._label_info_pub = self._label_info_publisher()
         h, w = spec.input_size
@@ -316,13 +318,8 @@ class PerceptionCore:
     def _wanted(self) -> frozenset:
         """The outputs switched on and subscribed to."""
         p = self._value
-        toggles = {"segmentation": "publish_segmentation", "segmentation/color": "publish_color",
-                   "segmentation/overlay": "publish_overlay", "segmentation/confidence": "publish_confidence",
-                   "depth": "publish_depth",
-                   "depth/camera_info": "publish_depth", "points": "publish_points",
-                   "points/obstacles": "publish_obstacles"}
-        return frozenset(topic for topic, toggle in toggles.items()
-                         if p(toggle) and self.pub[topic].get_subscription_count() > 0)
+        return frozenset(topic.name for topic in OUTPUTS
+                         if p(topic.toggle) and self.pub[topic.name].get_subscription_count() > 0)
 
     def _camera_info_for(self, header) -> CameraInfoMatch:
         """The CameraInfo paired with an image by stamp; waits briefly for a late one when the
@@ -399,7 +396,7 @@ class PerceptionCore:
                                              f"{'with fallback_intrinsics' if fallback else 'without it'}: {error}")
             request = self._output_request(wanted, fallback)
             result = self.perception.process(image, encoding, alpha, fallback, "never", request.clouds(self.perception))
-        if result.intrinsics is None and wanted & {"depth/camera_info", "points", "points/obstacles"}:
+        if result.intrinsics is None and wanted & (CLOUD_TOPICS | {"depth/camera_info"}):
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                       "points and depth/camera_info are not published",
                                       throttle_duration_sec=ERROR_LOG_THROTTLE_S)
