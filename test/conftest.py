@@ -30,6 +30,35 @@ def street_model_file(tmp_path_factory):
     return save_model(tmp_path_factory.mktemp("models") / "street.pt", model, spec)
 
 
+@pytest.fixture(scope="session")
+def ros_test_messages() -> dict:
+    """PYTHONPATH and LD_LIBRARY_PATH for vision_msgs and bond, which PyPI has no wheel of: built once
+    per version of scripts/build_test_messages.sh (about 35 s), or the build ROS_TEST_MESSAGES names.
+    Suites running at once share one build (a file lock)."""
+    import fcntl
+    import hashlib
+    import os
+    import subprocess
+    import tempfile
+    prefix = os.environ.get("ROS_TEST_MESSAGES")
+    if not prefix:
+        script = REPO / "scripts" / "build_test_messages.sh"
+        workspace = Path(tempfile.gettempdir()) / f"hydranet_test_messages_{hashlib.sha256(script.read_bytes()).hexdigest()[:12]}"
+        prefix = workspace / "install"
+        workspace.mkdir(exist_ok=True)
+        with open(workspace / "build.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (workspace / "built").exists():
+                build = subprocess.run(["bash", str(script), str(workspace)], capture_output=True, text=True, timeout=900)
+                if build.returncode:
+                    pytest.fail(f"{script.name} failed (or set ROS_TEST_MESSAGES to a build): "
+                                f"{(build.stdout + build.stderr)[-2000:]}")
+                (workspace / "built").touch()
+    site = next(Path(prefix).glob("lib/python3*/site-packages"))
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "LD_LIBRARY_PATH": os.pathsep.join([str(Path(prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")])}
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """ONNX exports and engines go to a per-session temporary cache."""

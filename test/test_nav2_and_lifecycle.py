@@ -129,26 +129,14 @@ print(json.dumps([{"class_map": [[c.class_id, c.class_name] for c in m.class_map
 """
 
 
-def _vision_msgs_environment() -> dict:
-    """PYTHONPATH and LD_LIBRARY_PATH for a vision_msgs built by scripts/build_vision_msgs.sh."""
-    import os
-    from pathlib import Path
-    prefix = os.environ.get("VISION_MSGS_PREFIX")
-    if not prefix:
-        pytest.skip("vision_msgs is not on PyPI: build it with scripts/build_vision_msgs.sh and set VISION_MSGS_PREFIX")
-    site = next(Path(prefix).glob("lib/python3*/site-packages"))
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-            "LD_LIBRARY_PATH": os.pathsep.join([str(Path(prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")])}
-
-
-def test_label_info_reaches_a_late_subscriber_with_the_class_map(ros, street_model_file):
+def test_label_info_reaches_a_late_subscriber_with_the_class_map(ros, street_model_file, ros_test_messages):
     """With the real vision_msgs interface: LabelInfo is latched (transient local), so a subscriber
     that joins after the model loaded still gets the class map once."""
     import json
     import os
     import subprocess
     import sys
-    environment = _vision_msgs_environment()
+    environment = ros_test_messages
     with NodeProcess(street_model_file, {"backend": "onnxruntime"}, env=environment) as node:
         tester = RosClient(topics=("segmentation",))
         assert tester.wait_for_node(), node.stop()[1]
@@ -227,6 +215,7 @@ def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, s
         (True, "active", True, True, True),         # and serving again
     ], steps
     assert output.count("HydraNet ready") == 2
+    assert output.count("the bond messages are not installed (ros-$ROS_DISTRO-bond)") == 2  # one line per activate
     assert "120x400" not in exported_before and "120x400" in exported_on_configure
 
 
@@ -259,3 +248,114 @@ def test_a_configure_that_fails_after_loading_leaves_nothing_and_every_later_tra
     assert results == [(False, "unconfigured"), (False, "unconfigured"), (True, "finalized")], output
     assert output.count("cannot configure: points_exclude_classes: unknown classes ['skyy']") == 2, output
     assert publishers == 0 and "Traceback" not in output and "AttributeError" not in output
+
+
+# What nav2_lifecycle_manager does for one node, with bondcpp's rules (lifecycle_manager.cpp
+# createBondConnection, bondcpp bond.cpp bondStatusCB): change_state, then its own bond on "bond" with the
+# node's name as id, formed when an active Status of another instance arrives within bond_timeout / 2.
+NAV2_MANAGER = """
+import json, time, uuid
+import rclpy
+from bond.msg import Status
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
+
+BOND_TIMEOUT = 4.0  # the manager's default bond_timeout
+rclpy.init()
+node = rclpy.create_node("lifecycle_manager", namespace="/hydranet")
+me = str(uuid.uuid4())
+heard = []  # (time, instance_id, active) of the managed node's Status messages
+
+
+def on_status(message):
+    if message.id == "perception_node" and message.instance_id != me:
+        heard.append((time.monotonic(), message.instance_id, message.active))
+
+
+node.create_subscription(Status, "bond", on_status, 100)
+publisher = node.create_publisher(Status, "bond", 5)
+client = node.create_client(ChangeState, "perception_node/change_state")
+
+
+def beat(active, seconds=0.0):
+    end = time.monotonic() + seconds
+    while True:
+        publisher.publish(Status(id="perception_node", instance_id=me, active=active,
+                                 heartbeat_timeout=BOND_TIMEOUT, heartbeat_period=0.1))
+        rclpy.spin_once(node, timeout_sec=0.1)
+        if time.monotonic() >= end:
+            return
+
+
+def change(transition):
+    future = client.call_async(ChangeState.Request(transition=Transition(id=transition)))
+    rclpy.spin_until_future_complete(node, future, timeout_sec=120.0)
+    return future.result().success
+
+
+def form():
+    started = time.monotonic()
+    while time.monotonic() - started < BOND_TIMEOUT / 2:
+        beat(True)
+        formed = [t for t, _, active in heard if active and t >= started]
+        if formed:
+            return formed[0] - started
+    return None
+
+
+def after(mark):
+    return [(round(t - mark, 2), active) for t, _, active in heard if t >= mark]
+
+
+assert client.wait_for_service(timeout_sec=60.0)
+report = {"configure": change(Transition.TRANSITION_CONFIGURE), "activate": change(Transition.TRANSITION_ACTIVATE)}
+report["formed_after_s"] = form()
+window = time.monotonic()
+beat(True, 2.0)
+times = [t for t, _, active in heard if active and t >= window]
+report["heartbeats_in_2_s"] = len(times)
+report["longest_gap_s"] = max(b - a for a, b in zip(times, times[1:]))
+first_bond = {instance for _, instance, _ in heard}
+mark = time.monotonic()
+report["deactivate"] = change(Transition.TRANSITION_DEACTIVATE)
+beat(True, 1.0)
+report["after_deactivate"] = after(mark)
+report["activate_again"] = change(Transition.TRANSITION_ACTIVATE)
+report["formed_again_after_s"] = form()
+report["new_instance"] = not ({instance for _, instance, _ in heard[-1:]} & first_bond)
+mark = time.monotonic()
+beat(False, 1.5)  # the manager breaks the bond (as its Bond's destructor does)
+report["after_manager_broke"] = after(mark)
+print(json.dumps(report))
+"""
+
+
+def test_managed_node_bonds_with_nav2s_lifecycle_manager(ros, street_model_file, ros_test_messages):
+    """Across processes, with the real bond messages: heartbeats start with activate (Nav2's manager
+    gives up after bond_timeout / 2 = 2 s), keep coming, end with one `active` false on deactivate, and a
+    break by the manager is answered at once, as bondcpp answers it."""
+    import json
+    import os
+    import subprocess
+    module = "hydranet_ros.ros.managed_perception_node"
+    params = {"backend": "onnxruntime", "bond_heartbeat_period": 0.1}
+    with NodeProcess(street_model_file, params, module=module, env=ros_test_messages) as node:
+        manager = subprocess.run([sys.executable, "-c", NAV2_MANAGER], capture_output=True, text=True, timeout=240,
+                                 env=os.environ | ros_test_messages)
+        code, output, _ = node.stop()
+    assert manager.returncode == 0, manager.stdout + manager.stderr + output
+    report = json.loads(manager.stdout)
+    assert report["configure"] and report["activate"] and report["deactivate"] and report["activate_again"]
+    assert report["formed_after_s"] is not None and report["formed_after_s"] < 2.0, report
+    assert report["heartbeats_in_2_s"] >= 10 and report["longest_gap_s"] < 1.0, report  # 0.1 s period, loaded machine
+    # Deactivate: one `active` false, nothing after it (heartbeats until then are fine).
+    actives = [active for _, active in report["after_deactivate"]]
+    assert actives.count(False) == 1 and actives[-1] is False, report
+    # Activate again: a new bond (a new instance id); the manager's break is answered, then silence.
+    assert report["formed_again_after_s"] is not None and report["new_instance"], report
+    broke = report["after_manager_broke"]
+    assert [active for _, active in broke].count(False) == 1 and broke[-1][1] is False, report
+    assert all(t < 0.5 for t, _ in broke), report
+    assert code == 0 and "Traceback" not in output, output
+    assert output.count("bond formed with the lifecycle manager") == 2, output
+    assert "the lifecycle manager broke the bond" in output

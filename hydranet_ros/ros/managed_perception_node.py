@@ -2,7 +2,8 @@
 
     configure   loads the model and builds the backend (TensorRT engines, OpenVINO models, int8 graphs)
     activate    subscribes to the camera; frames are processed and /diagnostics reports
-    deactivate  unsubscribes; the frame in progress finishes
+                and bonds with Nav2's lifecycle manager (heartbeats on `bond`, ros/bond.py)
+    deactivate  unsubscribes and breaks the bond; the frame in progress finishes
     cleanup     releases the backend and the publishers
     shutdown    from any state: deactivate and cleanup as needed
 
@@ -17,6 +18,7 @@ import sys
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from hydranet_ros.ros.bond import Bond, bond_status_type
 from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, run
 
 
@@ -27,6 +29,27 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("perception_node", **kwargs)
         self._setup()
+        self._bond: Bond | None = None
+
+    def _start_bond(self) -> None:
+        period = self._value("bond_heartbeat_period")
+        if period <= 0:
+            return
+        status_type = bond_status_type()
+        if isinstance(status_type, str):
+            self.get_logger().warning(status_type)
+            return
+        self._bond = Bond(self, status_type, period)
+
+    def _close_bond(self) -> None:
+        if self._bond is not None:
+            self._bond.close()
+            self._bond = None
+
+    def stop(self):
+        if self.context.ok():
+            self._close_bond()  # on exit too: the manager learns at once, not after its bond_timeout
+        super().stop()
 
     # Outputs are lifecycle publishers: they publish only while the node is active.
     def _output_publisher(self, message_type, topic: str, qos):
@@ -56,10 +79,10 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         super().on_activate(state)  # publishers first, so that the first frame is published
-        return self._transition("activate", self._start)
+        return self._transition("activate", lambda: (self._start(), self._start_bond()))
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        result = self._transition("deactivate", self._stop)
+        result = self._transition("deactivate", lambda: (self._close_bond(), self._stop()))
         super().on_deactivate(state)
         return result
 
@@ -67,11 +90,11 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
         return self._transition("clean up", self._unload)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        return self._transition("shut down", lambda: (self._stop(), self._unload()))
+        return self._transition("shut down", lambda: (self._close_bond(), self._stop(), self._unload()))
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """After a transition raised: release everything and go back to unconfigured."""
-        return self._transition("recover", lambda: (self._stop(), self._unload()))
+        return self._transition("recover", lambda: (self._close_bond(), self._stop(), self._unload()))
 
 
 def main(args=None):

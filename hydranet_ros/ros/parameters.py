@@ -58,7 +58,8 @@ PARAMETERS = (
     Parameter("publish_overlay", True, "Publish segmentation/overlay (colours blended on the image).", dynamic=True),
     Parameter("publish_confidence", False, "Publish segmentation/confidence (mono8: 255 x the highest class "
               "probability), e.g. for Nav2's semantic segmentation layer.", dynamic=True),
-    Parameter("publish_depth", True, "Publish depth (32FC1 metres, NaN invalid) and depth/camera_info.", dynamic=True),
+    Parameter("publish_depth", True, "Publish depth/image (32FC1 metres; +Inf sky, NaN invalid) and "
+              "depth/camera_info.", dynamic=True),
     Parameter("publish_points", True, "Publish points (PointCloud2: x y z rgb label).", dynamic=True),
     Parameter("publish_obstacles", True, "Publish points/obstacles (points without the obstacle_exclude_classes).",
               dynamic=True),
@@ -95,6 +96,8 @@ PARAMETERS = (
               "middleware's count of lost samples).", minimum=0.0, maximum=1000.0),
     Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock, also with use_sim_time).",
               minimum=0.1, maximum=60.0),
+    Parameter("bond_heartbeat_period", 0.1, "managed_perception_node: seconds between the bond heartbeats Nav2's "
+              "lifecycle manager waits for after activate (as Nav2's servers); 0: no bond.", minimum=0.0, maximum=10.0),
     Parameter("stale_after_periods", 3, "/diagnostics warns when no frame was processed for this many periods, and "
               "is an error when no image arrived at all by then.", minimum=1, maximum=1000),
 )
