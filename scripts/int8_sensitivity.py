@@ -5,7 +5,7 @@
 The shipped street model's graph for CamVid's 480x360, calibrated on every 6th CamVid train frame, run
 through OpenVINO on the first CamVid val frames; times are medians of interleaved runs on one frame.
 inference/quantize.py's FLOAT_PREFIXES keeps stages 1-3 in float as this measured; of the heads only the
-depth head stays float, which scripts/model_card_metrics.py --precision-gate measured (README, CPU backends).
+depth head stays float, which scripts/model_card_metrics.py --precision-gate measured (docs/benchmarks.md).
 """
 import argparse
 import json

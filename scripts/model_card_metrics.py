@@ -6,7 +6,7 @@
 Real frames first, all through the node's own per-frame path (inference.pipeline with ONNX Runtime),
 scored by hydranet_ros/training/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
---precision-gate prints the int8 accuracy gate of both models (README, CPU backends) and writes nothing.
+--precision-gate prints the int8 accuracy gate of both models (docs/benchmarks.md) and writes nothing.
 """
 import argparse
 import json
@@ -64,7 +64,7 @@ def strip_per_class(value, keep: bool = False):
 
 def int8_gate() -> dict:
     """Street through OpenVINO (auto's int8 choice), calibrated on real frames it trained on; indoor
-    through ONNX Runtime (OpenVINO refuses its int8 graph, README), calibrated on generated rooms."""
+    through ONNX Runtime (OpenVINO refuses its int8 graph, docs/benchmarks.md), calibrated on generated rooms."""
     with tempfile.TemporaryDirectory() as folder:
         return {"hydranet_street.pt": precision_gate(REPO / "models" / "hydranet_street.pt", SHARED, "street",
                                                      street_calibration_folder(SHARED, Path(folder)), ("int8",)),

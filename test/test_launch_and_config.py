@@ -188,15 +188,28 @@ def test_package_installs_launch_config_and_models():
     assert 'format="3"' in package_xml and "<build_type>ament_python</build_type>" in package_xml
 
 
-def test_readme_documents_every_parameter_with_its_default():
-    import json
+def test_the_node_page_holds_the_parameter_table_generated_from_the_parameters():
+    """docs/perception_node.md's table is parameters.markdown_table() verbatim: one row per parameter
+    with its default, range and whether it changes at run time."""
+    page = (REPO / "docs" / "perception_node.md").read_text()
+    table = parameters.markdown_table()
+    assert table in page, "regenerate it: python -m hydranet_ros.ros.parameters"
+    rows = table.splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == [spec.name for spec in parameters.PARAMETERS]
+    for spec, row in zip(parameters.PARAMETERS, rows):
+        assert f"| {'run time' if spec.dynamic else 'restart'} |" in row, spec.name
+    assert "| `points_max_depth` | `40.0` | 0.1 … 1000 | run time |" in table
+
+
+def test_readme_is_short_and_every_page_it_links_exists():
+    import re
     readme = (REPO / "README.md").read_text()
-    for spec in parameters.PARAMETERS:
-        default = str(spec.default).lower() if isinstance(spec.default, bool) else json.dumps(spec.default)
-        change = "run time" if spec.dynamic else "restart"
-        assert f"| `{spec.name}` | `{default}` |" in readme, spec.name
-        row = next(line for line in readme.splitlines() if line.startswith(f"| `{spec.name}` |"))
-        assert f"| {change} |" in row, spec.name
+    assert len(readme.splitlines()) <= 160
+    links = re.findall(r"\]\(((?:docs|models)/[^)#]+)", readme)
+    assert len(links) >= 10 and all((REPO / link).is_file() for link in links), links
+    for page in (REPO / "docs").glob("*.md"):
+        for link in re.findall(r"\]\(([^)#:]+\.md)", page.read_text()):
+            assert (page.parent / link).resolve().is_file(), (page.name, link)
 
 
 def test_ci_runs_the_readme_test_command():

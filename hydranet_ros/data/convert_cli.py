@@ -44,7 +44,7 @@ def run(args):
         raise CommandError(f"{source} does not exist")
     if args.format == "nyud-mat":
         if not args.class_map:
-            raise CommandError("nyud-mat needs --class-map (README: Training on NYUDv2)")
+            raise CommandError("nyud-mat needs --class-map (docs/training.md, NYUDv2)")
         indices = [int(v) - 1 for v in Path(args.indices).read_text().split()] if args.indices else None
         convert_labelled_mat(source, args.class_map, out, indices)
         print(f"wrote {out}")

@@ -53,7 +53,7 @@ def convert_labelled_mat(mat_path: str | Path, class_mapping: str | Path, out: s
     """nyu_depth_v2_labeled.mat (HDF5) -> our dataset folder with 40-class labels and depth.
 
     class_mapping: a .npy of 895 entries mapping raw label ids 0..894 to 0..39 (255 = ignore), made
-    from the 894 -> 40 mapping of Gupta et al. (README, Training on NYUDv2). indices: 0-based frames
+    from the 894 -> 40 mapping of Gupta et al. (docs/training.md, NYUDv2). indices: 0-based frames
     (the standard split's 795 train / 654 test lists), all frames when None.
     """
     import h5py

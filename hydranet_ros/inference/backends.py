@@ -25,20 +25,20 @@ from hydranet_ros.model.model_file import ModelSpec
 LOG = logging.getLogger("hydranet_ros.backends")
 BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-# auto tries these in order: the fastest first (measured: README, Benchmarks).
+# auto tries these in order: the fastest first (measured: docs/benchmarks.md).
 GPU_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"))
 # ONNX Runtime on CUDA hands its outputs to the host, so the rest of the frame cannot stay on the GPU
 # (inference/device_post.py): it runs when asked for by name, never by auto.
 BY_NAME_ONLY = (("onnxruntime", "cuda"),)
-# On a CPU the fastest backend depends on the precision (README, CPU backends: measured side by side).
+# On a CPU the fastest backend depends on the precision (docs/benchmarks.md: measured side by side).
 CPU_ORDER = {"fp32": (("onnxruntime", "cpu"), ("openvino", "cpu"), ("torch", "cpu")),
              "int8": (("openvino", "cpu"), ("onnxruntime", "cpu"), ("torch", "cpu")),
              "bf16": (("openvino", "cpu"), ("onnxruntime", "cpu"), ("torch", "cpu"))}
 WHY_FIRST = {("tensorrt", "cuda"): "the fastest GPU backend",
              ("onnxruntime", "cpu"): "the fastest fp32 CPU backend measured at the models' own network sizes "
-                                     "(OpenVINO fp32 took 1.13x its time; README, CPU backends)",
+                                     "(OpenVINO fp32 took 1.13x its time; docs/benchmarks.md)",
              ("openvino", "cpu"): "the fastest int8 and bf16 CPU backend measured (int8: 0.74x ONNX Runtime "
-                                  "fp32's time, ONNX Runtime's int8 1.48x; README, CPU backends)"}
+                                  "fp32's time, ONNX Runtime's int8 1.48x; docs/benchmarks.md)"}
 
 
 CUDA_GRAPHS_KEPT = 4  # input shapes whose CUDA graph the torch backend keeps (a node sees one or two)

@@ -6,12 +6,12 @@ convolution's input range and writes QuantizeLinear/DequantizeLinear pairs aroun
 float exports; it is cached by the float graph, the calibration frames' content and the recipe:
 
 - cpu (OpenVINO, ONNX Runtime): from the fp32 export, uint8 activations with zero points and int32
-  biases, ONNX Runtime's defaults, measured on CPUs (README).
+  biases, ONNX Runtime's defaults, measured on CPUs (docs/benchmarks.md).
 - tensorrt: from the fp16 export, so that the layers left in float run in fp16 in a strongly typed
   network; int8 activations and weights, symmetric (zero points 0), biases left in float: TensorRT's
   parser takes nothing else (inference/tensorrt_rules.py checks the result before TensorRT sees it).
 
-Which convolutions stay float was measured (scripts/int8_sensitivity.py, README): int8 in the first
+Which convolutions stay float was measured (scripts/int8_sensitivity.py, docs/benchmarks.md): int8 in the first
 three encoder stages costs about a point of mIoU, from stage 4 on nothing measurable; the depth head
 stays float too (int8 there costs the indoor model 3.7 % of RMSE), the segmentation head does not
 (nothing measurable, 1.5 ms at 640x480). Both targets keep the same ones in float.

@@ -35,7 +35,7 @@ from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
 LOG = logging.getLogger("hydranet_ros.tensorrt")
 ENGINE_PRECISIONS = ("fp16", "fp32", "int8")
-OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_async_v3 (README)
+OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_async_v3 (docs/backends_and_tensorrt.md)
 
 
 @dataclass(frozen=True)

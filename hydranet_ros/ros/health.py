@@ -101,7 +101,7 @@ class HealthMonitor:
             return HealthReport(WARN, " | ".join(problems), fps)
         if gaps is not None and gaps.lost > LOSS_WARN_FRAMES and gaps.lost_fraction > LOSS_WARN_FRACTION:
             return HealthReport(WARN, f"about {gaps.lost_fraction:.0%} of the camera's frames never reached the "
-                                      "node (transport loss; README: QoS and transport)", fps)
+                                      "node (transport loss; docs/perception_node.md: QoS and transport)", fps)
         return HealthReport(OK, "running", fps)
 
 

@@ -1,4 +1,4 @@
-"""The perception node's parameters: one table, used by the node, the tests and README.
+"""The perception node's parameters: one table, used by the node, the tests and docs/perception_node.md.
 
 Plain data (no rclpy), so the launch file, config files and docs can be checked against it.
 dynamic=False parameters are read-only after start: changing them needs a restart.
@@ -123,3 +123,32 @@ def validate(name: str, value) -> str | None:
         if not finite or (any(value) and (value[0] <= 0 or value[1] <= 0)):
             return f"fallback_intrinsics must be finite [fx, fy, cx, cy] with fx, fy > 0, or all zeros, not {list(value)}"
     return None
+
+
+def _cell(value) -> str:
+    import json
+    return str(value).lower() if isinstance(value, bool) else json.dumps(value)
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def markdown_table() -> str:
+    """The parameter table of docs/perception_node.md (a test keeps the two equal):
+    python -m hydranet_ros.ros.parameters > table.md"""
+    rows = ["| parameter | default | range | change | description |", "| --- | --- | --- | --- | --- |"]
+    for spec in PARAMETERS:
+        if spec.choices:
+            allowed = " \\| ".join(spec.choices)
+        elif spec.minimum is not None:
+            allowed = f"{_number(spec.minimum)} … {_number(spec.maximum)}"
+        else:
+            allowed = ""
+        change = "run time" if spec.dynamic else "restart"
+        rows.append(f"| `{spec.name}` | `{_cell(spec.default)}` | {allowed} | {change} | {spec.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -2,7 +2,7 @@
 
 A thin layer over inference.pipeline.Perception. The subscription callback only keeps the
 newest frame; one worker thread processes it, so the node never builds a backlog and counts
-every frame it replaced unprocessed. Topics and parameters: README, "perception_node".
+every frame it replaced unprocessed. Topics and parameters: docs/perception_node.md.
 """
 from __future__ import annotations
 

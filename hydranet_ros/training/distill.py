@@ -169,7 +169,7 @@ def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = 
 
 
 def add_arguments(parser):
-    parser.add_argument("data", help="dataset folder (see README: Data)")
+    parser.add_argument("data", help="dataset folder (see docs/training.md)")
     parser.add_argument("--teacher", required=True, help="our model file (.pt), or an .onnx/.tflite segmentation model")
     parser.add_argument("--labels", required=True, choices=KINDS, help="which missing label to fill in")
     parser.add_argument("--class-map", help="teacher-class map for .onnx/.tflite teachers "

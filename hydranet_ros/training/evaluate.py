@@ -82,7 +82,7 @@ def format_table(result: dict, class_names: list[str]) -> str:
 
 def add_arguments(parser):
     parser.add_argument("model", help="model file (.pt)")
-    parser.add_argument("data", nargs="+", help="dataset folder(s) (see `hydranet synth`, README: Data)")
+    parser.add_argument("data", nargs="+", help="dataset folder(s) (see `hydranet synth`, docs/training.md)")
     parser.add_argument("--max-depth", type=float, help="depth cap in metres (default: 10 for NYUD-40 models, 80 for KITTI-6)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="pixel budget of the network input (default: the model's); aspect ratios are kept")
