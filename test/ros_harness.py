@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -17,9 +16,10 @@ OFF_BY_DEFAULT = {topic.name: topic.type_name for topic in OUTPUT_TOPICS if not 
 
 
 def isolate_ros_graph() -> None:
-    """A domain of our own, discovery on localhost only (set before rclpy.init)."""
-    from hydranet_ros.ros.discovery import keep_graph_private
-    keep_graph_private(domain_id=random.Random(os.getpid()).randint(20, 200))
+    """A domain no other run on this machine uses (claimed with a lock file), discovery on localhost
+    only (set before rclpy.init)."""
+    from hydranet_ros.ros.discovery import claim_free_domain, keep_graph_private
+    keep_graph_private(domain_id=claim_free_domain())
 
 
 class NodeProcess:

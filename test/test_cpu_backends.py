@@ -118,7 +118,7 @@ def test_quantize_command_writes_the_graph_and_refuses_a_missing_folder(street_m
     assert tensorrt_findings(trt_out) == [] and tensorrt_findings(out) != []  # the cpu recipe is not for TensorRT
     command[command.index(str(calibration_folder))] = "/nonexistent"
     process = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert process.returncode == 2 and "calibration folder /nonexistent does not exist" in process.stderr
+    assert process.returncode == 2 and "--calibration: /nonexistent does not exist" in process.stderr
     assert "Traceback" not in process.stderr
 
 

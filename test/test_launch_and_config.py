@@ -266,7 +266,24 @@ def test_the_apps_keep_discovery_on_localhost_with_what_each_distribution_reads(
     keep_graph_private(environ)
     other = ({"ROS_LOCALHOST_ONLY", "ROS_AUTOMATIC_DISCOVERY_RANGE"} - {variable}).pop()
     assert environ[variable] in ("1", "LOCALHOST") and other not in environ
-    assert 100 <= int(environ["ROS_DOMAIN_ID"]) <= 200
+    assert 100 <= int(environ["ROS_DOMAIN_ID"]) <= 232
     mine = {"ROS_DISTRO": distro, "ROS_DOMAIN_ID": "7", variable: "0"}
     keep_graph_private(mine)
     assert mine["ROS_DOMAIN_ID"] == "7" and mine[variable] == "0"
+
+
+def test_processes_at_the_same_time_claim_different_ros_domains():
+    """Two test suites (or a demo beside a benchmark) on one machine never share a domain: each process
+    holds a lock on its own until it exits; one process keeps one."""
+    import subprocess
+    import sys
+    from hydranet_ros.ros.discovery import claim_free_domain
+    mine = claim_free_domain()
+    assert claim_free_domain() == mine
+    others = [subprocess.Popen([sys.executable, "-c", "import sys, time; from hydranet_ros.ros.discovery import "
+                                "claim_free_domain; print(claim_free_domain(), flush=True); sys.stdin.read()"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    claimed = [int(process.stdout.readline()) for process in others]  # all three hold theirs now
+    for process in others:
+        process.communicate("")
+    assert len({mine, *claimed}) == 4, (mine, claimed)

@@ -66,3 +66,16 @@ def test_only_the_node_and_the_apps_that_talk_to_it_import_rclpy():
     importers = {module_name(p) for p in PACKAGE.rglob("*.py")
                  if any(n == "rclpy" or n.startswith("rclpy.") for n in imported_names(p))}
     assert importers == RCLPY_MODULES
+
+
+def test_command_line_verbs_live_in_cli_only():
+    """Library modules keep no argparse glue: add_arguments/run functions and argparse imports are cli/'s."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.parent.name == "cli":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        if names & {"add_arguments", "run"} or "argparse" in imported_names(path):
+            offenders.append(module_name(path))
+    assert offenders == [], offenders

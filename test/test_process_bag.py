@@ -7,7 +7,7 @@ import pytest
 from bag_helpers import write_kitti_bag
 from conftest import REPO, shared_path
 from hydranet_ros.apps.process_bag import OUTPUT_TYPES, process_bag
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import CommandError
 from hydranet_ros.cli.main import main as hydranet
 from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
 from hydranet_ros.inference.backends import create_backend

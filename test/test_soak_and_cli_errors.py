@@ -51,12 +51,65 @@ def _run_cli(*args):
 @pytest.mark.parametrize("args, message", [
     (["infer", "/nonexistent.png", "--out", "/tmp/x"], "does not exist"),
     (["evaluate", "/nonexistent.pt", "/tmp"], "model file /nonexistent.pt does not exist"),
-    (["train", "/nonexistent.yaml"], "config /nonexistent.yaml does not exist"),
+    (["evaluate", "hydranet_street.pt", "/nonexistent_dataset"], "/nonexistent_dataset does not exist"),
+    (["train", "/nonexistent.yaml"], "/nonexistent.yaml does not exist"),
+    (["quantize", "hydranet_street.pt", "--calibration", "/nonexistent_images"], "/nonexistent_images does not exist"),
+    (["info", "/nonexistent.pt"], "model file /nonexistent.pt does not exist"),
+    (["synth", "forest", "--out", "/tmp/x"], "invalid choice: 'forest'"),
     (["process-bag", "/nonexistent_bag", "/tmp/out_bag", "--image-topic", "/x"], "does not exist"),
 ])
 def test_cli_errors_are_one_line_without_traceback(args, message):
     code, output = _run_cli(*args)
     assert code == 2 and message in output and "Traceback" not in output, output
+    assert len(output.strip().splitlines()) == 1, output  # one line: no usage block, no model loading first
+
+
+def test_help_of_every_verb_loads_no_heavy_library():
+    """`hydranet VERB --help` imports only argparse-level modules: torch, onnx, OpenVINO, rclpy and OpenCV
+    load when a verb runs (scripts/cli_help_times.py prints the times)."""
+    script = """
+import contextlib, io, json, sys
+from hydranet_ros.cli.main import VERBS, build_parser
+helps = {}
+for verb in [None, *VERBS]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+        build_parser().parse_args([verb, "--help"] if verb else ["--help"])
+    helps[verb or "hydranet"] = out.getvalue()
+heavy = sorted(m for m in ("torch", "onnx", "onnxruntime", "openvino", "rclpy", "cv2", "rosbags") if m in sys.modules)
+print(json.dumps({"heavy": heavy, "helps": helps}))
+"""
+    import json
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = json.loads(process.stdout)
+    assert result["heavy"] == [], result["heavy"]
+    assert len(result["helps"]) == 17 and all("usage: hydranet" in text for text in result["helps"].values())
+    assert "quantize" in result["helps"]["hydranet"] and "--calibration" in result["helps"]["quantize"]
+
+
+def test_a_bad_model_file_is_named_with_its_problem_in_words(tmp_path, street_model_file):
+    """Empty, truncated, not an archive, a damaged record, objects that run code: each says which, with
+    none of torch's paragraphs or exception class names."""
+    import zipfile
+    import torch
+    from hydranet_ros.model.model_file import ModelFileError, load_model
+    whole = street_model_file.read_bytes()
+    files = {"empty": b"", "truncated": whole[: len(whole) // 2], "text": b"not a model\n"}
+    for name, content in files.items():
+        (tmp_path / f"{name}.pt").write_bytes(content)
+    with zipfile.ZipFile(tmp_path / "damaged.pt", "w") as archive:
+        archive.writestr("model/data.pkl", b"\x80\x02garbage")
+    torch.save({"format": 1, "spec": _RunsCode()}, tmp_path / "code.pt")
+    expected = {"empty": "it is empty", "truncated": "it is not a zip archive", "text": "it is not a zip archive",
+                "damaged": "its archive is damaged", "code": "it holds Python objects other than tensors"}
+    for name, words in expected.items():
+        with pytest.raises(ModelFileError) as error:
+            load_model(tmp_path / f"{name}.pt")
+        message = str(error.value)
+        assert f"model file {tmp_path / name}.pt cannot be read: {words}" in message, message
+        assert "Error" not in message and "\n" not in message, message
+    code, output = _run_cli("info", str(tmp_path / "truncated.pt"))
+    assert code == 2 and output.strip().count("\n") == 0 and "it is not a zip archive" in output, output
 
 
 class _RunsCode:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.infer_files import read_frames
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import CommandError
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.pipeline import FrameResult, to_rgb
 from hydranet_ros.inference.visualize import overview
@@ -289,34 +289,24 @@ def stop_node(node: subprocess.Popen) -> int:
         return node.wait()
 
 
-def add_arguments(parser):
-    parser.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
-    parser.add_argument("--model", default="hydranet_street.pt",
-                        help="model file or shipped name (default hydranet_street.pt; hydranet_indoor.pt for rooms)")
-    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
-    parser.add_argument("--frames", type=int, default=60, help="number of frames (default 60: 6 s at 10 Hz)")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
-    parser.add_argument("--seed", type=int, default=3, help="scene seed (default 3)")
-    parser.add_argument("--input", help="a folder of images, a video or a rosbag2 instead of a generated sequence")
-    parser.add_argument("--image-topic", help="with a bag --input: its image topic (default: the first)")
 
-
-def run(args):
+def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto", frame_count: int = 60,
+             rate: float = 10.0, seed: int = 3, source: Path | None = None, image_topic: str | None = None) -> int:
+    """The demo, start to end; 0 when it wrote pictures."""
     import rclpy
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bag_path = out / "bag"
     if bag_path.exists():
         raise CommandError(f"{bag_path} exists from an earlier run; remove it or choose another --out")
-    model_path = resolve_model_path(args.model)
+    model_path = resolve_model_path(model)
     _, spec = load_model(model_path)
     scene = SCENE_OF_MODEL.get(spec.label_space.name, "street")
-    camera = input_camera(Path(args.input), spec, args.frames, args.rate, args.image_topic) if args.input \
-        else generated_camera(scene, args.frames, args.seed, args.rate)
+    camera = input_camera(source, spec, frame_count, rate, image_topic) if source \
+        else generated_camera(scene, frame_count, seed, rate)
 
     keep_graph_private()  # keep off other runs' topics, discovery on localhost
     # A deep output history: the demo records every output, and its Python subscriber can lag behind.
-    node = start_node(model_path, args.backend, out / "node.log", {"output_qos_depth": 10})
+    node = start_node(model_path, backend, out / "node.log", {"output_qos_depth": 10})
     rclpy.init()
     recorder = Recorder(bag_path)
     stamps: list[int] = []

@@ -12,9 +12,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.apps.common import add_model_arguments, open_perception
 from hydranet_ros.inference.pipeline import guess_intrinsics
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import CommandError
 from hydranet_ros.data.dataset import write_depth_png
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
@@ -76,28 +75,17 @@ def write_ply(path: Path, cloud: np.ndarray) -> None:
         handle.write(vertex.tobytes())
 
 
-def add_arguments(parser):
-    parser.add_argument("input", help="an image, a folder of images or a video")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
-                        help="camera intrinsics of the input, for the point clouds (default: a guess from the "
-                             "model's training camera's field of view)")
-    parser.add_argument("--points-stride", type=int, default=2, help="point cloud decimation (default 2)")
-    add_model_arguments(parser)
 
-
-def run(args):
-    out = Path(args.out)
+def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = None, points_stride: int = 2) -> int:
+    """Every frame of source (an image, a folder, a video) -> its files in out; returns the frame count."""
     out.mkdir(parents=True, exist_ok=True)
-    perception = open_perception(args)
     depth_range = perception.spec.label_space.depth_range_m
-    clouds = CloudRequest(CloudSettings(args.points_stride, depth_range[1]))
+    clouds = CloudRequest(CloudSettings(points_stride, depth_range[1]))
     count = 0
-    for name, bgr in tqdm(read_frames(Path(args.input)), desc="infer", unit="frame"):
+    for name, bgr in tqdm(read_frames(source), desc="infer", unit="frame"):
         height, width = bgr.shape[:2]
-        intrinsics = Intrinsics(*args.intrinsics, width, height) if args.intrinsics else \
-            guess_intrinsics(perception.spec, width, height)
-        result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=intrinsics, clouds=clouds)
+        camera = Intrinsics(*intrinsics, width, height) if intrinsics else guess_intrinsics(perception.spec, width, height)
+        result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=camera, clouds=clouds)
         cloud = result.cloud
         cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)
         cv2.imwrite(str(out / f"{name}_color.png"), result.color[..., ::-1])
@@ -106,4 +94,4 @@ def run(args):
         write_ply(out / f"{name}_points.ply", cloud)
         cv2.imwrite(str(out / f"{name}_overview.png"), overview(result, cloud, depth_range)[..., ::-1])
         count += 1
-    print(f"wrote outputs for {count} frame(s) to {out}")
+    return count

@@ -9,16 +9,14 @@ while the main thread reads, decodes and writes, so it runs as fast as the backe
 from __future__ import annotations
 
 import queue
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from hydranet_ros.apps.common import add_model_arguments, open_perception
 from hydranet_ros.inference.pipeline import guess_intrinsics
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
@@ -259,27 +257,3 @@ def _output_messages(perception, typestore, settings: CloudSettings, frame: Fram
                            "--camera-info-topic to guess the intrinsics") from None
     messages = frame_messages(result, request, BagMessages(typestore, frame.header))
     return {name: typestore.serialize_cdr(msg, OUTPUT_TYPES[name]) for name, msg in messages.items()}
-
-
-def add_arguments(parser):
-    parser.add_argument("input", help="rosbag2 folder or file (SQLite3 or MCAP)")
-    parser.add_argument("output", help="new rosbag2 folder to write")
-    parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
-    parser.add_argument("--camera-info-topic", help="CameraInfo topic (without it the intrinsics are guessed)")
-    parser.add_argument("--prefix", default="/hydranet", help="namespace of the added topics (default /hydranet)")
-    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="output format (default mcap)")
-    parser.add_argument("--points-stride", type=int, default=2)
-    add_model_arguments(parser)
-
-
-def run(args):
-    check_paths(Path(args.input), Path(args.output))  # before the model loads: a wrong path fails at once
-    perception = open_perception(args)
-    counts = process_bag(Path(args.input), Path(args.output), args.image_topic, args.camera_info_topic, perception,
-                         args.prefix, args.storage, args.points_stride)
-    if counts["interrupted"]:
-        print(f"interrupted: {args.output} is closed and readable, with the {counts['images']} frames processed "
-              "so far", file=sys.stderr)
-        return 130
-    print(f"processed {counts['images']} images ({counts['unreadable_images']} unreadable), copied "
-          f"{counts['copied']} messages; wrote {args.output}")

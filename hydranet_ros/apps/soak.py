@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 from hydranet_ros.apps.demo import Recorder, generated_camera, start_node, stop_node, wait_until_ready
-from hydranet_ros.cli.errors import CommandError
+from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.benchmark import percentiles
-from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.discovery import keep_graph_private
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE
@@ -76,22 +75,3 @@ def _window(recorder: Recorder, begin: float, end: float) -> dict:
     sent = sum(1 for t in recorder.sent_at.values() if begin <= t < end)
     return {"window_end_s": round(end - min(recorder.sent_at.values()), 1), "sent": sent, "processed": len(latencies),
             "depth_latency": percentiles(latencies) if latencies else {"median_ms": float("nan")}}
-
-
-def add_arguments(parser):
-    parser.add_argument("--minutes", type=float, default=10.0, help="length after a 10 s warm-up (default 10)")
-    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
-    parser.add_argument("--window", type=float, default=60.0, help="seconds per reported window (default 60)")
-    parser.add_argument("--model", default="hydranet_street.pt")
-    parser.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "torch", "onnxruntime"])
-    parser.add_argument("--json", dest="json_path", help="also write the summary to this file")
-
-
-def run(args):
-    model_path = resolve_model_path(args.model)
-    log_path = Path("soak_node.log")
-    result = soak(model_path, args.minutes * 60, args.rate, args.window, args.backend, log_path)
-    print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=1))
-    return 0

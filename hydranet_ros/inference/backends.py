@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hydranet_ros.inference.choices import BACKENDS, PRECISIONS
 from hydranet_ros.inference.backend_base import Backend, BackendError, DeviceFrame, PerResolution, Prediction
 from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
 from hydranet_ros.inference.export import load_for_inference, onnx_for_model
@@ -23,8 +24,6 @@ from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.model.model_file import ModelSpec
 
 LOG = logging.getLogger("hydranet_ros.backends")
-BACKENDS = ("auto", "tensorrt", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 # auto tries these in order: the fastest first (measured: docs/benchmarks.md).
 GPU_ORDER = (("tensorrt", "cuda"), ("torch", "cuda"))
 # ONNX Runtime on CUDA hands its outputs to the host, so the rest of the frame cannot stay on the GPU

@@ -6,7 +6,7 @@ overlay, point cloud at stride 2; for torch and TensorRT on the device, with cop
 every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the bare session.run on the same graph and input
 is timed in alternation with our path, so the overhead ratio is measured side by side.
 compare_cpu runs every CPU backend and precision interleaved, frame by frame, with each one's ratio to
-ONNX Runtime fp32. The command (apps/benchmark_cli.py) also measures through perception_node in its own
+ONNX Runtime fp32. The command (cli/apps.py, `hydranet benchmark`) also measures through perception_node in its own
 process (apps/node_benchmark.py).
 """
 from __future__ import annotations

@@ -28,7 +28,6 @@ from hydranet_ros.cache import cache_dir, file_sha256, make_cached
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph, half_network
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
-from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelSpec, load_model
 
 # 19: the first opset whose QuantizeLinear/DequantizeLinear take fp16 scales (the int8 TensorRT graph is
@@ -120,26 +119,3 @@ def onnx_parity(model, spec: ModelSpec, onnx_path: Path, image: np.ndarray, outp
     ref_labels, ref_depth = reference["labels"], reference["depth"]
     return {"depth_max_abs_diff_m": float(np.abs(ref_depth.numpy() - depth).max()),
             "label_agreement": float((ref_labels.numpy() == labels).mean())}
-
-
-def add_arguments(parser):
-    parser.add_argument("model", help="model file (.pt)")
-    parser.add_argument("--out", required=True, help="ONNX file to write")
-    parser.add_argument("--raw", action="store_true", help="export the bare network (normalised input, raw heads)")
-    parser.add_argument("--output-resolution", choices=["input", "network"], default="input",
-                        help="post-processed outputs at the camera image's size (input) or the model's input size (network)")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="camera resolution the post-processed graph is made for (default: the model's "
-                             "pixel budget); with --raw, fixes the network input (default: dynamic)")
-
-
-def run(args):
-    model, spec = load_model(resolve_model_path(args.model))
-    path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
-                       tuple(args.image_size) if args.image_size else None)
-    print(f"wrote {path} (opset {OPSET}; onnx.checker passed; TensorRT rules (inference/tensorrt_rules.py): "
-          "no findings)")
-    if not args.raw:
-        height, width = args.image_size or spec.input_size
-        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        print("parity with PyTorch:", json.dumps(onnx_parity(model, spec, path, image, args.output_resolution)))

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hydranet_ros.inference.choices import OUTPUT_RESOLUTIONS
 from hydranet_ros.camera.network_input import resize_antialiased
 from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec
@@ -40,7 +41,6 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
 # Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
 GRAPH_VERSION = 6
-OUTPUT_RESOLUTIONS = ("network", "input")
 
 
 class InferenceGraph(nn.Module):

@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hydranet_ros.inference.choices import CALIBRATION_LIMIT, INT8_TARGETS
 from hydranet_ros.cache import file_sha256, make_cached
 from hydranet_ros.inference.backend_base import BackendError
 from hydranet_ros.inference.graph import INPUT_NAME
@@ -32,7 +33,6 @@ from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
 LOG = logging.getLogger("hydranet_ros.quantize")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-CALIBRATION_LIMIT = 300
 FLOAT_PREFIXES = ("/model/layer1/", "/model/layer2/", "/model/layer3/",  # the first three encoder stages
                   "/model/pre_depth/", "/model/depth/")  # the depth head
 # What each target's quantizer is asked for; the recipe string is part of the cache key.
@@ -43,7 +43,6 @@ RECIPES = {
                  dict(activation_type="QInt8", extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                                               "QuantizeBias": False})),
 }
-TARGETS = tuple(RECIPES)
 
 
 def calibration_images(folders, limit: int = CALIBRATION_LIMIT) -> list[Path]:
@@ -129,7 +128,7 @@ def int8_onnx(float_onnx: Path, calibration, image_size: tuple[int, int], target
     """The cached Q/DQ ONNX for a float export (fp32 for the cpu target, fp16 for tensorrt), calibrated
     on the images in the calibration folder(s)."""
     if target not in RECIPES:
-        raise BackendError(f"int8 target must be one of {TARGETS}, not {target!r}")
+        raise BackendError(f"int8 target must be one of {INT8_TARGETS}, not {target!r}")
     if not calibration:
         raise BackendError("precision int8 needs calibration frames: set int8_calibration (node) or "
                            "--calibration (CLI) to a folder of a few hundred camera images; "
@@ -145,38 +144,3 @@ def int8_onnx(float_onnx: Path, calibration, image_size: tuple[int, int], target
                  target, len(images), image_size[1], image_size[0], path)
         quantize_graph(float_onnx, temporary, images, image_size, target=target)
     return make_cached(path, calibrate, "int8 graph")
-
-
-def add_arguments(parser):
-    parser.add_argument("model", help="model file (.pt) or the name of a shipped one")
-    parser.add_argument("--calibration", nargs="+", required=True, metavar="DIR",
-                        help=f"folders of camera images (PNG/JPEG, searched recursively; up to {CALIBRATION_LIMIT} "
-                             "evenly spaced ones are used): frames like the robot will see")
-    parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="the camera's resolution; the graph is made for it (default: the model's pixel budget)")
-    parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
-    parser.add_argument("--for", dest="target", choices=TARGETS, default="cpu",
-                        help="cpu: for OpenVINO and ONNX Runtime (from the fp32 graph); tensorrt: symmetric int8 "
-                             "on the fp16 graph, checked against TensorRT's parser rules (default cpu)")
-    parser.add_argument("--out", help="also copy the int8 ONNX here (it is cached and found by the backends anyway)")
-
-
-def run(args):
-    import shutil
-    from hydranet_ros.inference.export import load_for_inference, onnx_for_model
-    from hydranet_ros.model.catalog import resolve_model_path
-    from hydranet_ros.model.model_file import ModelFileError
-    model_path = resolve_model_path(args.model)
-    if not model_path.is_file():
-        raise ModelFileError(f"model {model_path} does not exist")
-    size = tuple(args.image_size) if args.image_size else tuple(load_for_inference(model_path)[1].input_size)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # A BackendError here (no such folder, no images) is a UserError: the command line prints its line.
-    float_precision = "fp16" if args.target == "tensorrt" else "fp32"
-    path = int8_onnx(onnx_for_model(model_path, args.output_resolution, size, precision=float_precision),
-                     args.calibration, size, args.target)
-    if args.out:
-        shutil.copyfile(path, args.out)
-        path = Path(args.out)
-    print(f"int8 graph (Q/DQ ONNX) for {args.target}, {size[1]}x{size[0]} images: {path}; run it with "
-          "--precision int8 --calibration (node: precision int8, int8_calibration)")

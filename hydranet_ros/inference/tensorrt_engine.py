@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hydranet_ros.inference.choices import ENGINE_PRECISIONS
 from hydranet_ros.cache import building, cache_dir, file_sha256, write_atomically
 from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
 from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
@@ -34,7 +35,6 @@ from hydranet_ros.inference.quantize import int8_onnx
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 
 LOG = logging.getLogger("hydranet_ros.tensorrt")
-ENGINE_PRECISIONS = ("fp16", "fp32", "int8")
 OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_async_v3 (docs/backends_and_tensorrt.md)
 
 
@@ -334,32 +334,3 @@ class TensorRTBackend(DeviceBackend):
                 raise BackendError("TensorRT execution failed")
         caller.wait_stream(self.stream)  # the caller's stream takes the outputs from here, no host sync
         return DeviceFrame(self._input[0], tuple(self._outputs[name][0] for name in OUTPUT_NAMES))
-
-
-def add_arguments(parser):
-    parser.add_argument("model", help="model file (.pt) or ONNX file exported with post-processing")
-    parser.add_argument("--precision", choices=ENGINE_PRECISIONS, default="fp16", help="default fp16")
-    parser.add_argument("--workspace-gib", type=float, default=2.0, help="builder workspace (GiB, default 2)")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[375, 1242], metavar=("H", "W"),
-                        help="the camera's image size; the graph and the engine are made for it (default 375 1242)")
-    parser.add_argument("--calibration", nargs="+", metavar="DIR",
-                        help="int8: folders of camera images; the engine is built from the fp16 graph quantized for "
-                             "TensorRT on them (hydranet quantize --for tensorrt)")
-    parser.add_argument("--output-resolution", choices=["input", "network"], default="input")
-    parser.add_argument("--cache", help="engine folder (default ~/.cache/hydranet_ros/engines or $HYDRANET_CACHE)")
-
-
-def run(args):
-    from hydranet_ros.model.catalog import resolve_model_path
-    from hydranet_ros.model.model_file import ModelFileError
-    source = resolve_model_path(args.model)
-    if not source.is_file():
-        raise ModelFileError(f"{source} does not exist")
-    size = tuple(args.image_size)
-    try:
-        onnx_path = source if source.suffix == ".onnx" else \
-            onnx_for_engine(source, args.output_resolution, size, args.precision, args.calibration)
-        path = engine_for_onnx(onnx_path, args.precision, None, args.workspace_gib, args.cache)
-    except ValueError as error:  # an ONNX file the builder cannot read
-        raise BackendError(str(error)) from None
-    print(f"engine: {path}")

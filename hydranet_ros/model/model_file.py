@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hydranet_ros.camera.network_input import input_size_problem, network_input_size
-from hydranet_ros.errors import UserError
+from hydranet_ros.errors import ModelFileError
 
 from .hydranet import HydraNet
 
@@ -34,10 +34,6 @@ UPSAMPLING_MODES = ("bilinear", "bicubic")
 # float32 are about 15 MB), far below what a crafted file could make torch.load allocate.
 MAX_TENSOR_BYTES = 64 << 20
 MAX_CLASSES = 255  # labels are uint8 and 255 means no class
-
-
-class ModelFileError(UserError):
-    """A model file that cannot be used; the message names the file and the fix."""
 
 
 @dataclass
@@ -201,6 +197,17 @@ def _check_tensor_bytes(path: Path) -> None:
                              f"({MAX_TENSOR_BYTES >> 20} MiB at most); it is not a model file this package wrote")
 
 
+def _unreadable_reason(path: Path, error: Exception) -> str:
+    """Why torch.load could not read a file, in words."""
+    if path.stat().st_size == 0:
+        return "it is empty"
+    if not zipfile.is_zipfile(path):
+        return "it is not a zip archive, as model files are (truncated, or another kind of file)"
+    if "unsupported global" in str(error).lower():  # torch's weights-only unpickler refused a class or function
+        return "it holds Python objects other than tensors and plain values, which could run code when loaded"
+    return "its archive is damaged (the model's record in it cannot be unpickled)"
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[HydraNet, ModelSpec]:
     """Reads a model file into an eval-mode float32 HydraNet on device."""
     path = Path(path)
@@ -212,10 +219,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Hy
     _check_tensor_bytes(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for damaged files
-        raise ModelFileError(f"model file {path} cannot be read ({error.__class__.__name__}: "
-                             f"{error}); it is damaged or not a model file. Re-create it with "
-                             "`hydranet train` or `hydranet import-checkpoint`.") from None
+    except Exception as error:  # torch raises many types for damaged files, with paragraphs of text
+        raise ModelFileError(f"model file {path} cannot be read: {_unreadable_reason(path, error)}. Re-create it "
+                             "with `hydranet train` or `hydranet import-checkpoint`.") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a hydranet_ros model file (format {FORMAT}). An "
                              "official .ckpt is converted with `hydranet import-checkpoint`.")

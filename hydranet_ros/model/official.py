@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydranet_ros.cache import cache_dir
-from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint
-from hydranet_ros.model.model_file import ModelFileError, load_label_space, save_model
+from hydranet_ros.errors import ModelFileError
 
 PREFIX = "official:"
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/DrSleep/multi-task-refinenet/master"
@@ -117,6 +116,8 @@ def download(name: str, accept_licence: bool, base_url: str | None = None, progr
     if not ckpt.exists():
         url = f"{(base_url or os.environ.get(BASE_URL_VARIABLE) or DEFAULT_BASE_URL).rstrip('/')}/{checkpoint.path}"
         _fetch(url, ckpt, checkpoint, progress)
+    from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint  # torch: only to import one
+    from hydranet_ros.model.model_file import load_label_space, save_model
     model, spec = import_authors_checkpoint(ckpt, load_label_space(checkpoint.label_space))
     spec.provenance = {"official": checkpoint.name, "source": checkpoint.path, "git_blob_sha1": checkpoint.git_blob_sha1,
                        "trained_on": checkpoint.trained_on, "licence": LICENCE}

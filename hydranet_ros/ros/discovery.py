@@ -9,10 +9,15 @@ wheels set none and are newer than Humble.
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import random
+import tempfile
+from pathlib import Path
 
 DISTROS_WITH_LOCALHOST_ONLY = ("foxy", "galactic", "humble")
+PRIVATE_DOMAINS = range(100, 233)  # Fast DDS's ports allow domains up to 232 on Linux
+_claimed: list = []  # (domain id, its lock file, held open until the process exits)
 
 
 def localhost_discovery_variable(environ=os.environ) -> tuple[str, str]:
@@ -22,11 +27,33 @@ def localhost_discovery_variable(environ=os.environ) -> tuple[str, str]:
     return "ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"
 
 
+def claim_free_domain() -> int:
+    """A ROS domain no other process on this machine has claimed here: its lock file in the temporary
+    folder stays locked until this process exits, so runs at the same time (two test suites, a demo
+    beside a benchmark) never share one. The same domain for every call of one process."""
+    if _claimed:
+        return _claimed[0][0]
+    folder = Path(tempfile.gettempdir()) / "hydranet_ros_domains"
+    folder.mkdir(exist_ok=True)
+    for domain in random.sample(PRIVATE_DOMAINS, len(PRIVATE_DOMAINS)):
+        lock = open(folder / f"{domain}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        _claimed.append((domain, lock))
+        return domain
+    raise RuntimeError(f"every ROS domain from {PRIVATE_DOMAINS.start} to {PRIVATE_DOMAINS.stop - 1} is claimed "
+                       f"by a running process (lock files in {folder})")
+
+
 def keep_graph_private(environ=os.environ, domain_id: int | None = None) -> None:
-    """A ROS domain of our own (a random one from 100 to 200 unless ROS_DOMAIN_ID is set, or domain_id)
-    with discovery on localhost, unless the user set these already."""
+    """A ROS domain of our own (domain_id, else ROS_DOMAIN_ID if the user set it, else one claimed
+    for this process) with discovery on localhost, unless the user set that already."""
     if domain_id is not None:
         environ["ROS_DOMAIN_ID"] = str(domain_id)
-    environ.setdefault("ROS_DOMAIN_ID", str(random.randint(100, 200)))
+    if "ROS_DOMAIN_ID" not in environ:
+        environ["ROS_DOMAIN_ID"] = str(claim_free_domain())
     name, value = localhost_discovery_variable(environ)
     environ.setdefault(name, value)

@@ -19,7 +19,7 @@ import sys
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from hydranet_ros.ros.bond import Bond, bond_status_type
-from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, run
+from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, spin_until_shutdown
 
 
 class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
@@ -98,7 +98,7 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
 
 def main(args=None):
-    return run(ManagedPerceptionNode, args)
+    return spin_until_shutdown(ManagedPerceptionNode, args)
 
 
 if __name__ == "__main__":

@@ -458,7 +458,7 @@ class RclpyMessages:
         return cloud_to_pointcloud2(cloud, self.header)
 
 
-def run(node_class, args=None) -> int:
+def spin_until_shutdown(node_class, args=None) -> int:
     """Spins a node until Ctrl-C or SIGTERM; a StartupError is one line and exit code 1."""
     # rclpy's own handlers (SIGINT and SIGTERM, Humble and later) wake the executor at once; a Python
     # handler would replace them and run only when spin next returns (up to a timer period later).
@@ -481,7 +481,7 @@ def run(node_class, args=None) -> int:
 
 
 def main(args=None):
-    return run(PerceptionNode, args)
+    return spin_until_shutdown(PerceptionNode, args)
 
 
 if __name__ == "__main__":

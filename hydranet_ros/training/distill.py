@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.errors import UserError
+from hydranet_ros.data.kinds import LABEL_KINDS as KINDS
 from hydranet_ros.data.dataset import IGNORE_LABEL, FolderDataset, write_depth_png
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.cache import file_sha256
@@ -35,7 +36,6 @@ from hydranet_ros.model.model_file import IMAGENET_MEAN, IMAGENET_STD, load_labe
 class TeacherError(UserError):
     """A teacher or distillation request that cannot be used; the message says why."""
 
-KINDS = ("segmentation", "depth")
 
 
 def class_lookup(map_path: Path, label_space: str) -> np.ndarray:
@@ -166,16 +166,3 @@ def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = 
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "files": written})
     provenance_path.write_text(yaml.safe_dump(provenance, sort_keys=False))
     return written
-
-
-def add_arguments(parser):
-    parser.add_argument("data", help="dataset folder (see docs/training.md)")
-    parser.add_argument("--teacher", required=True, help="our model file (.pt), or an .onnx/.tflite segmentation model")
-    parser.add_argument("--labels", required=True, choices=KINDS, help="which missing label to fill in")
-    parser.add_argument("--class-map", help="teacher-class map for .onnx/.tflite teachers "
-                                            "(default: the shipped PASCAL VOC map)")
-
-
-def run(args):
-    written = distill(Path(args.data), Path(args.teacher), args.labels, Path(args.class_map) if args.class_map else None)
-    print(f"wrote {len(written)} {args.labels} labels from {args.teacher}; provenance in {Path(args.data) / 'provenance.yaml'}")

@@ -4,19 +4,15 @@ Measured as the node sees it: each image whole, at its own resolution, through t
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import FolderDataset, check_labels
 from hydranet_ros.inference.backends import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
-from hydranet_ros.model.catalog import resolve_model_path
-from hydranet_ros.model.model_file import ModelSpec, load_model
+from hydranet_ros.model.model_file import ModelSpec
 from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics, garg_crop_mask
 
 
@@ -78,30 +74,3 @@ def format_table(result: dict, class_names: list[str]) -> str:
                      f"sq rel {d['sq_rel']:.3f}   d<1.25 {d['delta1']:.3f}   d<1.25^2 {d['delta2']:.3f}   "
                      f"d<1.25^3 {d['delta3']:.3f}   ({d['pixels']} px)")
     return "\n".join(lines)
-
-
-def add_arguments(parser):
-    parser.add_argument("model", help="model file (.pt)")
-    parser.add_argument("data", nargs="+", help="dataset folder(s) (see `hydranet synth`, docs/training.md)")
-    parser.add_argument("--max-depth", type=float, help="depth cap in metres (default: 10 for NYUD-40 models, 80 for KITTI-6)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
-                        help="pixel budget of the network input (default: the model's); aspect ratios are kept")
-    parser.add_argument("--garg-crop", action="store_true", help="evaluate depth inside the Garg crop only (KITTI)")
-    parser.add_argument("--json", dest="json_path", help="write the metrics to this JSON file")
-
-
-def run(args):
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model, spec = load_model(resolve_model_path(args.model), device)
-    if args.input_size:
-        spec = spec.with_pixel_budget(args.input_size)
-    datasets = [FolderDataset(p) for p in args.data]
-    for dataset in datasets:
-        if dataset.label_space != spec.label_space.name:
-            raise DatasetError(f"{dataset.root} is labelled in {dataset.label_space}, the model in {spec.label_space.name}")
-    max_depth = args.max_depth or (80.0 if spec.label_space.name == "kitti6" else 10.0)
-    result = evaluate_model(model, spec, datasets, max_depth, device, args.garg_crop, progress=True)
-    print(format_table(result, spec.label_space.class_names))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json_path}")

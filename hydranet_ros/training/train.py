@@ -470,23 +470,3 @@ def _score(record: dict, max_depth: float) -> float:
     if "depth" in val and val["depth"].get("pixels"):
         score -= val["depth"]["rmse"] / max_depth
     return score
-
-
-def add_arguments(parser):
-    parser.add_argument("config", help="training config (YAML), e.g. config/train_indoor_synth.yaml")
-    parser.add_argument("--epochs", type=int, help="override train.epochs")
-    parser.add_argument("--out", help="override train.out (run folder: model files, checkpoint, TensorBoard)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    parser.add_argument("--stop-after", type=int, metavar="EPOCH",
-                        help="end after this epoch, keeping the learning-rate schedule of train.epochs "
-                             "(for time-limited jobs; continue with --resume)")
-
-
-def run(args):
-    config = load_config(args.config)
-    if args.epochs is not None:
-        config["train"]["epochs"] = args.epochs
-    if args.out:
-        config["train"]["out"] = args.out
-    best = train(config, resume=args.resume, stop_after=args.stop_after)
-    print(f"best model: {best}")

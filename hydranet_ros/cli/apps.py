@@ -1,0 +1,185 @@
+"""Verbs that run a model: demo, infer, process-bag, benchmark, soak (apps/ and inference/benchmark.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hydranet_ros.cli.common import (DEFAULT_MODEL, add_calibration_argument, add_model_arguments, existing_path,
+                                     model_path, open_perception)
+from hydranet_ros.errors import CommandError
+from hydranet_ros.inference.choices import BACKENDS, PRECISIONS
+
+
+def add_demo_arguments(parser):
+    parser.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"model file or shipped name (default {DEFAULT_MODEL}; hydranet_indoor.pt for rooms)")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.add_argument("--frames", type=int, default=60, help="number of frames (default 60: 6 s at 10 Hz)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
+    parser.add_argument("--seed", type=int, default=3, help="scene seed (default 3)")
+    parser.add_argument("--input", type=existing_path,
+                        help="a folder of images, a video or a rosbag2 instead of a generated sequence")
+    parser.add_argument("--image-topic", help="with a bag --input: its image topic (default: the first)")
+
+
+def run_demo(args):
+    from hydranet_ros.apps.demo import run_demo as demo
+    return demo(Path(args.out), args.model, args.backend, args.frames, args.rate, args.seed, args.input,
+                args.image_topic)
+
+
+def add_infer_arguments(parser):
+    parser.add_argument("input", type=existing_path, help="an image, a folder of images or a video")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                        help="camera intrinsics of the input, for the point clouds (default: a guess from the "
+                             "model's training camera's field of view)")
+    parser.add_argument("--points-stride", type=int, default=2, help="point cloud decimation (default 2)")
+    add_model_arguments(parser)
+
+
+def run_infer(args):
+    from hydranet_ros.apps.infer_files import infer_files
+    count = infer_files(open_perception(args), args.input, Path(args.out), args.intrinsics, args.points_stride)
+    print(f"wrote outputs for {count} frame(s) to {args.out}")
+
+
+def add_process_bag_arguments(parser):
+    parser.add_argument("input", type=existing_path, help="rosbag2 folder or file (SQLite3 or MCAP)")
+    parser.add_argument("output", help="new rosbag2 folder to write")
+    parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    parser.add_argument("--camera-info-topic", help="CameraInfo topic (without it the intrinsics are guessed)")
+    parser.add_argument("--prefix", default="/hydranet", help="namespace of the added topics (default /hydranet)")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="output format (default mcap)")
+    parser.add_argument("--points-stride", type=int, default=2)
+    add_model_arguments(parser)
+
+
+def run_process_bag(args):
+    from hydranet_ros.apps.process_bag import check_paths, process_bag
+    check_paths(args.input, Path(args.output))  # before the model loads: a wrong path fails at once
+    perception = open_perception(args)
+    counts = process_bag(args.input, Path(args.output), args.image_topic, args.camera_info_topic, perception,
+                         args.prefix, args.storage, args.points_stride)
+    if counts["interrupted"]:
+        print(f"interrupted: {args.output} is closed and readable, with the {counts['images']} frames processed "
+              "so far", file=sys.stderr)
+        return 130
+    print(f"processed {counts['images']} images ({counts['unreadable_images']} unreadable), copied "
+          f"{counts['copied']} messages; wrote {args.output}")
+
+
+def add_benchmark_arguments(parser):
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="model file or shipped name")
+    parser.add_argument("--backends", nargs="+", default=None,
+                        help="backend/device pairs, e.g. onnxruntime/cpu torch/cuda (default: every one available)")
+    parser.add_argument("--sizes", nargs="+", default=None, help="WIDTHxHEIGHT (default 1200x352 640x480 320x240)")
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help="fp16 (GPU; fp32 on CPUs), fp32, bf16, int8")
+    parser.add_argument("--cpu", action="store_true",
+                        help="every CPU backend and precision side by side, interleaved, with the ratio to ONNX "
+                             "Runtime fp32 (int8 needs --calibration)")
+    add_calibration_argument(parser, "camera images that calibrate int8")
+    parser.add_argument("--network-input", choices=["camera", "model"], default="camera",
+                        help="camera: the network runs at each camera size (default); model: at the model "
+                             "file's pixel budget, as the node does with input_size [0, 0]")
+    parser.add_argument("--node", action="store_true",
+                        help="measure end to end through perception_node in another process (ROS 2)")
+    parser.add_argument("--delivery", action="store_true",
+                        help="outputs delivered on time through ROS 2 at --rate Hz, with Fast DDS's default "
+                             "transport and with config/fastdds_large_data.xml (one size, default 1242x375)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate for --delivery (default 10 Hz)")
+    parser.add_argument("--json", dest="json_path", help="also write the results to this file")
+
+
+def format_benchmark_table(records: list[dict]) -> str:
+    lines = [f"{'backend':<44} {'size':>9} {'network':>9} {'pre':>7} {'infer':>8} {'post':>7} {'total':>8} {'p90':>8} {'p99':>8} "
+             f"{'FPS':>6} {'vs bare':>8} {'vs ORT fp32':>11}"]
+    for r in records:
+        bare = f"{r['total_over_bare_session_run']:.3f}x" if "total_over_bare_session_run" in r else ""
+        reference = f"{r['total_vs_onnxruntime_fp32']:.3f}x" if "total_vs_onnxruntime_fp32" in r else ""
+        lines.append(f"{r['backend']:<44} {r['size']:>9} {r['network_input']:>9} {r['pre']['median_ms']:>7.2f} {r['inference']['median_ms']:>8.2f} "
+                     f"{r['post']['median_ms']:>7.2f} {r['total']['median_ms']:>8.2f} {r['total']['p90_ms']:>8.2f} "
+                     f"{r['total']['p99_ms']:>8.2f} {r['fps']:>6.1f} {bare:>8} {reference:>11}")
+    lines.append("(milliseconds; medians unless p90/p99; total = pre + inference + post incl. point cloud)")
+    return "\n".join(lines)
+
+
+def run_benchmark(args):
+    from tqdm import tqdm
+    from hydranet_ros.apps.node_benchmark import benchmark_delivery, benchmark_node
+    from hydranet_ros.inference.backends import BackendError, auto_order
+    from hydranet_ros.inference.benchmark import SIZES, benchmark_backend, compare_cpu, machine
+    path = model_path(args.model)
+    try:
+        sizes = [tuple(int(v) for v in s.lower().split("x"))[::-1] for s in args.sizes] if args.sizes else list(SIZES)
+    except ValueError:
+        raise CommandError(f"sizes are WIDTHxHEIGHT, e.g. 640x480, not {args.sizes}") from None
+    calibration = [str(folder) for folder in args.calibration] if args.calibration else None
+    if args.delivery:
+        size = sizes[0] if args.sizes else (375, 1242)
+        result = {"machine": machine(), "delivery": benchmark_delivery(path, args.iterations, args.rate, size)}
+        print(json.dumps(result, indent=1))
+    elif args.cpu:
+        result = {"machine": machine(), "model": path.name,
+                  "cpu": [compare_cpu(path, size, args.iterations, args.warmup, calibration,
+                                      args.network_input == "model") | {"size": f"{size[1]}x{size[0]}"}
+                          for size in sizes]}
+        print(json.dumps(result, indent=1))
+        print(format_benchmark_table([r for entry in result["cpu"] for r in entry["results"]]))
+    elif args.node:
+        name = args.backends[0].split("/")[0] if args.backends else "onnxruntime"
+        folder = calibration[0] if calibration else None  # the node takes one folder
+        result = {"machine": machine(), "node": benchmark_node(path, sizes, args.iterations, name, args.precision,
+                                                               folder, args.network_input == "model")}
+        print(json.dumps(result, indent=1))
+    else:
+        pairs = [tuple(p.split("/")) for p in args.backends] if args.backends else list(auto_order(args.precision))
+        records, skipped = [], []
+        for (name, device), size in tqdm([(p, s) for p in pairs for s in sizes], desc="benchmark", unit="case"):
+            try:
+                records.append(benchmark_backend(path, name, device, size, args.iterations, args.warmup,
+                                                 args.precision, calibration, args.network_input == "model"))
+            except (BackendError, ImportError) as error:
+                skipped.append(f"{name}/{device} {size[1]}x{size[0]}: {error}")
+        result = {"machine": machine(), "model": path.name, "results": records, "skipped": skipped}
+        print(json.dumps(result, indent=1))
+        print(format_benchmark_table(records))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=1))
+
+
+def add_soak_arguments(parser):
+    parser.add_argument("--minutes", type=float, default=10.0, help="length after a 10 s warm-up (default 10)")
+    parser.add_argument("--rate", type=float, default=10.0, help="camera rate in Hz (default 10)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds per reported window (default 60)")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--backend", default="auto", choices=BACKENDS)
+    parser.add_argument("--json", dest="json_path", help="also write the summary to this file")
+
+
+def run_soak(args):
+    from hydranet_ros.apps.soak import soak
+    result = soak(model_path(args.model), args.minutes * 60, args.rate, args.window, args.backend,
+                  Path("soak_node.log"))
+    print(json.dumps({k: v for k, v in result.items() if k != "windows"}, indent=1))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+VERBS = {
+    "demo": ("play a generated camera sequence through the ROS 2 node; record a bag, pictures and a video",
+             add_demo_arguments, run_demo),
+    "infer": ("run the model on an image, a folder or a video; write PNG/NPY/PLY files (no ROS)",
+              add_infer_arguments, run_infer),
+    "process-bag": ("add segmentation, depth and point cloud topics to a rosbag2 (SQLite3 or MCAP)",
+                    add_process_bag_arguments, run_process_bag),
+    "benchmark": ("time pre-processing, inference and post-processing per backend and size; JSON",
+                  add_benchmark_arguments, run_benchmark),
+    "soak": ("feed perception_node at the camera rate for minutes; latency and memory over time",
+             add_soak_arguments, run_soak),
+}

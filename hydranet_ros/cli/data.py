@@ -1,0 +1,55 @@
+"""Verbs that make datasets: synth (generated frames), convert (real datasets)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydranet_ros.cli.common import existing_path
+from hydranet_ros.data.kinds import KINDS_OF_DATASET, SCENE_KINDS
+
+
+def add_synth_arguments(parser):
+    parser.add_argument("kind", choices=SCENE_KINDS, help="indoor rooms (NYUD-40 ids) or streets (KITTI-6 ids)")
+    parser.add_argument("--out", required=True, help="dataset folder to write")
+    parser.add_argument("--count", type=int, default=1000, help="number of frames (default 1000)")
+    parser.add_argument("--size", type=int, nargs=2, default=None, metavar=("HEIGHT", "WIDTH"),
+                        help="frame size (default 240 320 indoor, 176 608 street)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same frames")
+    parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+
+
+def run_synth(args):
+    from hydranet_ros.data.synth_dataset import DEFAULT_SIZES, write_synth_dataset
+    root = write_synth_dataset(args.kind, args.out, args.count, args.size, args.seed, args.workers)
+    height, width = args.size or DEFAULT_SIZES[args.kind]
+    print(f"wrote {args.count} {args.kind} frames ({width}x{height}) to {root}")
+
+
+def add_convert_arguments(parser):
+    parser.add_argument("format", choices=KINDS_OF_DATASET)
+    parser.add_argument("source", type=existing_path, help="the .mat file (nyud-mat) or the folder of images")
+    parser.add_argument("--out", required=True, help="dataset folder to write")
+    parser.add_argument("--class-map", help="nyud-mat: .npy of 895 entries, raw label id -> 0..39 or 255")
+    parser.add_argument("--indices", help="nyud-mat: text file of 1-based frame numbers (e.g. the 795 train split)")
+    parser.add_argument("--labels", help="kitti: folder of KITTI-6 colour label PNGs named like the images")
+    parser.add_argument("--trainid-labels", help="kitti: folder of Cityscapes train-id label PNGs named like the "
+                                                 "images (KITTI semantics), mapped onto KITTI-6")
+    parser.add_argument("--depth", help="kitti: folder of depth PNGs (uint16 / 256) named like the images")
+    parser.add_argument("--velodyne", help="kitti: folder of LiDAR .bin scans named like the images")
+    parser.add_argument("--calib", help="kitti: calibration file for --velodyne (P2, R_rect, Tr_velo_cam)")
+    parser.add_argument("--frames", type=int, nargs=2, metavar=("START", "STOP"),
+                        help="kitti: only the sorted images START..STOP-1 (e.g. to hold frames out for testing)")
+    parser.add_argument("--frame-indices", type=int, nargs="+", metavar="N",
+                        help="kitti: only these positions (0-based) of the sorted images")
+
+
+def run_convert(args):
+    from hydranet_ros.data.convert import convert_dataset
+    print(convert_dataset(args.format, args.source, Path(args.out), args.class_map, args.indices, args.labels,
+                          args.trainid_labels, args.depth, args.velodyne, args.calib, args.frames, args.frame_indices))
+
+
+VERBS = {
+    "synth": ("generate labelled indoor or street frames with exact metric depth", add_synth_arguments, run_synth),
+    "convert": ("turn NYUDv2 (.mat or example frames), KITTI or CamVid data into a dataset folder",
+                add_convert_arguments, run_convert),
+}

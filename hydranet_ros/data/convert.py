@@ -1,0 +1,80 @@
+"""Real datasets -> our dataset folder (data/dataset.py), which train/evaluate read.
+
+  nyud-mat       the official nyu_depth_v2_labeled.mat (+ a 895-entry class map, + split indices)
+  nyud-examples  frames laid out like the examples published with the official models
+  kitti          KITTI images with any of: KITTI-6 colour labels, Cityscapes train-id labels (KITTI
+                 semantics), depth PNGs, raw LiDAR + calibration
+  camvid         a CamVid split folder (images/, labels/ with the 11 SegNet classes) -> KITTI-6 labels
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hydranet_ros.errors import CommandError
+from hydranet_ros.data import camvid
+from hydranet_ros.data.dataset import Sample, create_dataset_folder, read_rgb, write_sample
+from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, project_lidar, read_depth_png, read_kitti6_labels,
+                                     read_tracking_calibration, read_trainid_labels_as_kitti6, read_velodyne)
+from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, example_frame_names, read_example_frame
+
+
+
+def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=None, labels=None,
+                    trainid_labels=None, depth=None, velodyne=None, calib=None, frames=None,
+                    frame_indices=None) -> str:
+    """One real dataset (kind: nyud-mat, nyud-examples, kitti, camvid) -> a dataset folder; says what it wrote."""
+    if not source.exists():
+        raise CommandError(f"{source} does not exist")
+    if kind == "nyud-mat":
+        if not class_map:
+            raise CommandError("nyud-mat needs --class-map (docs/training.md, NYUDv2)")
+        positions = [int(v) - 1 for v in Path(indices).read_text().split()] if indices else None
+        convert_labelled_mat(source, class_map, out, positions)
+        return f"wrote {out}"
+    if kind == "nyud-examples":
+        root = create_dataset_folder(out, "nyud40", NYUD_DEPTH_SCALE)
+        names = example_frame_names(source)
+        if not names:
+            raise CommandError(f"no NYUD example frames in {source}")
+        for name in tqdm(names, desc="nyud-examples"):
+            write_sample(root, read_example_frame(source, name), NYUD_DEPTH_SCALE)
+        return f"wrote {len(names)} frames to {out}"
+    if kind == "camvid":
+        images = camvid.frame_names(source) if (source / "images").is_dir() else []
+        if not images:
+            raise CommandError(f"no CamVid frames in {source / 'images'}")
+        root = create_dataset_folder(out, "kitti6", KITTI_DEPTH_SCALE)
+        lookup = camvid.kitti6_lookup()
+        for path in tqdm(images, desc="camvid"):
+            write_sample(root, camvid.read_frame(path, lookup), KITTI_DEPTH_SCALE)
+        return f"wrote {len(images)} frames to {out}"
+    images = sorted(source.glob("*.png"))
+    if frames:
+        images = images[frames[0]:frames[1]]
+    if frame_indices:
+        picked = set(frame_indices)
+        images = [image for index, image in enumerate(images) if index in picked]
+    if not images:
+        raise CommandError(f"no .png images in {source}")
+    if velodyne and not calib:
+        raise CommandError("--velodyne needs --calib")
+    calibration = read_tracking_calibration(calib) if calib else None
+    root = create_dataset_folder(out, "kitti6", KITTI_DEPTH_SCALE)
+    for path in tqdm(images, desc="kitti"):
+        image = read_rgb(path)
+        sample = Sample(path.stem, image)
+        if labels and (Path(labels) / path.name).is_file():
+            sample.segmentation = read_kitti6_labels(Path(labels) / path.name)
+        elif trainid_labels and (Path(trainid_labels) / path.name).is_file():
+            sample.segmentation = read_trainid_labels_as_kitti6(Path(trainid_labels) / path.name)
+        if depth and (Path(depth) / path.name).is_file():
+            sample.depth = read_depth_png(Path(depth) / path.name)
+        elif velodyne and (Path(velodyne) / f"{path.stem}.bin").is_file():
+            sample.depth = project_lidar(read_velodyne(Path(velodyne) / f"{path.stem}.bin"), calibration,
+                                         image.shape[1], image.shape[0])
+        if calibration is not None:
+            sample.intrinsics = calibration.intrinsics(image.shape[1], image.shape[0])
+        write_sample(root, sample, KITTI_DEPTH_SCALE)
+    return f"wrote {len(images)} frames to {out}"
