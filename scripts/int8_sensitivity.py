@@ -40,9 +40,12 @@ def choices(graph) -> dict:
         return [n.name for n in convs if n.name.startswith(prefixes)]
     return {"first conv, heads and depthwise in float": starting(HEADS_AND_FIRST) + depthwise,
             "encoder in float (decoder int8)": starting(HEADS_AND_FIRST) + starting(STAGES.values()),
-            "first conv, heads, stages 1-5 in float": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 6)),
-            "first conv, heads, stages 1-3 in float": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 4)),
-            "first conv, heads, stages 1-2 in float": starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 3)),
+            "first conv, heads, stages 1-5 in float":
+                starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 6)),
+            "first conv, heads, stages 1-3 in float":
+                starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 4)),
+            "first conv, heads, stages 1-2 in float":
+                starting(HEADS_AND_FIRST) + starting(STAGES[n] for n in range(1, 3)),
             "first conv and heads in float": starting(HEADS_AND_FIRST)}
 
 
@@ -71,7 +74,8 @@ def main():
         for name, keep in choices(onnx.load(str(fp32)).graph).items():
             path = quantize_graph(fp32, Path(folder) / f"{len(compiled)}.onnx", images, size, keep_float=keep)
             compiled[name], score = miou(path)
-            results[name] = {"float_convolutions": len(set(keep)), "miou_points_lost": round(100 * (reference - score), 2)}
+            results[name] = {"float_convolutions": len(set(keep)),
+                             "miou_points_lost": round(100 * (reference - score), 2)}
     frame = {INPUT_NAME: np.ascontiguousarray(samples[0].image)[None]}
     times = {name: [] for name in compiled}
     for _ in range(25):

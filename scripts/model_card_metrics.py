@@ -4,7 +4,8 @@
     .venv/bin/python scripts/model_card_metrics.py --precision-gate   # int8 against fp32 instead
 
 Real frames first, all through the node's own per-frame path (inference.pipeline with ONNX Runtime),
-scored by hydranet_ros/training/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose the epoch) and datasets/synth_*_test
+scored by hydranet_ros/training/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose
+the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
 --precision-gate prints the int8 accuracy gate of both models (docs/benchmarks.md) and writes nothing.
 """

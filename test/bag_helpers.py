@@ -34,7 +34,8 @@ def write_kitti_bag(root: Path, destination: Path, storage: str = "mcap", count:
             info = types["sensor_msgs/msg/CameraInfo"](
                 header=header, height=height, width=width, distortion_model="plumb_bob", d=np.zeros(5),
                 k=k.ravel(), r=np.eye(3).ravel(), p=calibration.p2.ravel(), binning_x=0, binning_y=0,
-                roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+                roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                              do_rectify=False))
             if compressed:
                 image = types["sensor_msgs/msg/CompressedImage"](
                     header=header, format="jpeg", data=np.frombuffer(cv2.imencode(".jpg", bgr)[1].tobytes(), np.uint8))

@@ -43,13 +43,15 @@ def ros_test_messages() -> dict:
     prefix = os.environ.get("ROS_TEST_MESSAGES")
     if not prefix:
         script = REPO / "scripts" / "build_test_messages.sh"
-        workspace = Path(tempfile.gettempdir()) / f"hydranet_test_messages_{hashlib.sha256(script.read_bytes()).hexdigest()[:12]}"
+        version = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+        workspace = Path(tempfile.gettempdir()) / f"hydranet_test_messages_{version}"
         prefix = workspace / "install"
         workspace.mkdir(exist_ok=True)
         with open(workspace / "build.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not (workspace / "built").exists():
-                build = subprocess.run(["bash", str(script), str(workspace)], capture_output=True, text=True, timeout=900)
+                build = subprocess.run(["bash", str(script), str(workspace)], capture_output=True, text=True,
+                                       timeout=900)
                 if build.returncode:
                     pytest.fail(f"{script.name} failed (or set ROS_TEST_MESSAGES to a build): "
                                 f"{(build.stdout + build.stderr)[-2000:]}")

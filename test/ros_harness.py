@@ -139,7 +139,8 @@ def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_
 
 def camera_encoded(rgb: np.ndarray, encoding: str) -> np.ndarray:
     """rgb (H x W x 3 uint8) as a camera would send it: a Bayer mosaic (bayer_rggb8, ...), packed
-    YUV 4:2:2 in BT.601 video range (yuv422 and Jazzy's uyvy are UYVY, yuv422_yuy2 and yuyv YUYV), or rgb16. Written from the
+    YUV 4:2:2 in BT.601 video range (yuv422 and Jazzy's uyvy are UYVY, yuv422_yuy2 and yuyv YUYV), or rgb16.
+    Written from the
     encodings' definitions, independently of the node's OpenCV conversions."""
     channel = {"r": 0, "g": 1, "b": 2}
     if encoding.startswith("bayer_"):

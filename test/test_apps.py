@@ -38,7 +38,8 @@ def test_infer_writes_every_file_for_an_image_a_folder_and_a_video(tmp_path, str
     assert len(vertex) > 1000 and np.all(vertex["label"] < 6)
     assert cv2.imread(str(out / "000099_overview.png")).shape[1] == 1280
 
-    frames = [cv2.imread(str(p)) for p in sorted(shared_path("data", "kitti_tracking_0001", "image_2", "0001").glob("*.png"))[:3]]
+    frames = [cv2.imread(str(p)) for p in sorted(shared_path("data", "kitti_tracking_0001", "image_2",
+                                                             "0001").glob("*.png"))[:3]]
     folder = tmp_path / "frames"
     folder.mkdir()
     video = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (1242, 375))
@@ -46,9 +47,11 @@ def test_infer_writes_every_file_for_an_image_a_folder_and_a_video(tmp_path, str
         cv2.imwrite(str(folder / f"{index:03d}.png"), frame)
         video.write(frame)
     video.release()
-    for source, expected in ((folder, ["000", "001", "002"]), (tmp_path / "clip.avi", ["clip_000000", "clip_000001", "clip_000002"])):
+    for source, expected in ((folder, ["000", "001", "002"]),
+                             (tmp_path / "clip.avi", ["clip_000000", "clip_000001", "clip_000002"])):
         out = tmp_path / f"out_{source.stem}"
-        assert hydranet(["infer", str(source), "--out", str(out), "--model", str(street_model_file), "--backend", "onnxruntime"]) == 0
+        assert hydranet(["infer", str(source), "--out", str(out), "--model", str(street_model_file), "--backend",
+                         "onnxruntime"]) == 0
         assert sorted(p.name[:-len("_labels.png")] for p in out.glob("*_labels.png")) == expected
 
 
@@ -139,13 +142,16 @@ def test_import_info_and_export_commands(tmp_path, capsys):
     import onnx
     import torch
     from hydranet_ros.model.hydranet import HydraNet
-    torch.save({"state_dict": {f"module.{k}": v for k, v in HydraNet(6).state_dict().items()}}, tmp_path / "ExpKITTI_joint.ckpt")
-    assert hydranet(["import-checkpoint", str(tmp_path / "ExpKITTI_joint.ckpt"), "--out", str(tmp_path / "kitti.pt")]) == 0
+    torch.save({"state_dict": {f"module.{k}": v for k, v in HydraNet(6).state_dict().items()}},
+               tmp_path / "ExpKITTI_joint.ckpt")
+    assert hydranet(["import-checkpoint", str(tmp_path / "ExpKITTI_joint.ckpt"), "--out",
+                     str(tmp_path / "kitti.pt")]) == 0
     assert hydranet(["info", str(tmp_path / "kitti.pt")]) == 0
     text = capsys.readouterr().out
     assert "2,991,687 parameters" in text and "kitti6" in text and "each image's own size" in text
     assert "721.54 px" in text and "bicubic" in text
-    assert hydranet(["export", str(tmp_path / "kitti.pt"), "--out", str(tmp_path / "kitti.onnx"), "--image-size", "96", "320"]) == 0
+    assert hydranet(["export", str(tmp_path / "kitti.pt"), "--out", str(tmp_path / "kitti.onnx"), "--image-size", "96",
+                     "320"]) == 0
     assert "label_agreement" in capsys.readouterr().out
     graph = onnx.load(str(tmp_path / "kitti.onnx"))
     assert [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [1, 96, 320, 3]

@@ -75,7 +75,7 @@ def test_int8_without_calibration_says_how_to_make_it(street_model_file):
 
 
 def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_and_runs(street_model_file,
-                                                                                      calibration_folder):
+                                                                                       calibration_folder):
     fp32 = onnx_for_model(street_model_file, "input", (96, 320))
     path = int8_onnx(fp32, calibration_folder, (96, 320))
     graph = onnx.load(str(path)).graph
@@ -101,7 +101,7 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
 
 
 def test_quantize_command_writes_the_graph_and_refuses_a_missing_folder(street_model_file, calibration_folder,
-                                                                         tmp_path):
+                                                                        tmp_path):
     out = tmp_path / "street_int8.onnx"
     command = [sys.executable, "-m", "hydranet_ros.cli.main", "quantize", str(street_model_file), "--calibration",
                str(calibration_folder), "--image-size", "96", "320", "--out", str(out)]

@@ -76,7 +76,8 @@ def test_convert_kitti_sequence_with_lidar_and_the_nyud_examples(tmp_path):
     sample = FolderDataset(tmp_path / "kitti")[0]
     assert sample.segmentation is None and 16_000 < (sample.depth > 0).sum() < 17_500
     assert np.isclose(sample.intrinsics.fx, 721.5377)
-    assert hydranet(["convert", "nyud-examples", str(shared_path("data", "nyud")), "--out", str(tmp_path / "nyud")]) == 0
+    assert hydranet(["convert", "nyud-examples", str(shared_path("data", "nyud")), "--out",
+                     str(tmp_path / "nyud")]) == 0
     assert len(FolderDataset(tmp_path / "nyud")) == 4
 
 

@@ -73,7 +73,7 @@ def test_a_model_that_gives_only_nan_depth_is_an_error(ros, tmp_path):
     with torch.no_grad():
         model.depth.weight.fill_(float("nan"))
     path = save_model(tmp_path / "nan.pt", model, ModelSpec(["segmentation", "depth"], load_label_space("kitti6"),
-                                                             (96, 320)))
+                                                            (96, 320)))
     frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
     with NodeProcess(path, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
         tester = RosClient(topics=["depth/image"])
@@ -98,7 +98,8 @@ def test_health_rules_on_a_fake_clock():
         monitor.frame_processed(True)
         now[0] += 0.1
     report = monitor.report("/image")
-    assert (report.level, report.message) == (OK, "running") and report.fps == pytest.approx(10 / 3.0)  # 3 s since start
+    assert (report.level,
+            report.message) == (OK, "running") and report.fps == pytest.approx(10 / 3.0)  # 3 s since start
     monitor.frame_received()
     monitor.frame_refused("bad encoding")
     assert monitor.report("/image").level == WARN and "bad encoding" in monitor.report("/image").message

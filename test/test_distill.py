@@ -29,7 +29,8 @@ def test_depth_only_copy_labels_the_segmentation_only_images(tmp_path):
     assert distilled.depth is not None and distilled.depth.shape == (64, 128) and (distilled.depth > 0).all()
     assert np.allclose(dataset[dataset.names.index("with_depth")].depth, 5.0)  # human labels untouched
     provenance = yaml.safe_load((root / "provenance.yaml").read_text())
-    assert provenance["depth"][0]["teacher"] == "depth_only.pt" and provenance["depth"][0]["files"] == ["segmentation_only"]
+    assert provenance["depth"][0]["teacher"] == "depth_only.pt"
+    assert provenance["depth"][0]["files"] == ["segmentation_only"]
 
 
 def test_deeplab_pascal_teacher_finds_the_cars_of_a_real_kitti_frame(tmp_path):

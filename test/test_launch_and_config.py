@@ -43,7 +43,7 @@ def launch_module(monkeypatch):
         "launch.conditions": {"IfCondition": _Recorded}, "launch.event_handlers": {"OnShutdown": _Recorded},
         "launch.substitutions": {"LaunchConfiguration": _LaunchConfiguration},
         "launch_ros": {}, "launch_ros.actions": {"Node": _Recorded,
-                                                                 "LifecycleNode": _RecordedLifecycleNode},
+                                                 "LifecycleNode": _RecordedLifecycleNode},
         "ament_index_python": {}, "ament_index_python.packages": {"get_package_share_directory": lambda _: str(REPO)},
     }
     for name, attributes in stand_ins.items():
@@ -94,7 +94,7 @@ def test_a_mistyped_config_or_a_flag_launch_cannot_read_stops_the_launch_in_one_
     """launch_ros only warns about a missing parameter file and the node starts on built-in defaults;
     every boolean argument follows launch's IfCondition rule (yes was taken by one, refused by the other)."""
     with pytest.raises(FileNotFoundError, match=r"config:=outdoor_kiti6.yaml: no such parameter file.*"
-                                                 r"'indoor_nyud40.yaml', 'outdoor_kitti6.yaml'"):
+                       r"'indoor_nyud40.yaml', 'outdoor_kitti6.yaml'"):
         launch_module._perception_node(_context(launch_module, config="outdoor_kiti6.yaml"))
     for word in ("yes", "on", "tru"):
         with pytest.raises(ValueError, match=f"lifecycle:='{word}' must be true or false"):
@@ -256,8 +256,9 @@ def test_package_xml_declares_the_ros_packages_the_code_imports_and_only_rosdep_
     assert imported & ros_packages <= depends, sorted(imported & ros_packages - depends)
 
 
-@pytest.mark.parametrize("distro, variable", [("humble", "ROS_LOCALHOST_ONLY"), ("jazzy", "ROS_AUTOMATIC_DISCOVERY_RANGE"),
-                                              ("", "ROS_AUTOMATIC_DISCOVERY_RANGE")])
+@pytest.mark.parametrize("distro, variable",
+                         [("humble", "ROS_LOCALHOST_ONLY"), ("jazzy", "ROS_AUTOMATIC_DISCOVERY_RANGE"),
+                          ("", "ROS_AUTOMATIC_DISCOVERY_RANGE")])
 def test_the_apps_keep_discovery_on_localhost_with_what_each_distribution_reads(distro, variable):
     """Humble's rcl reads ROS_LOCALHOST_ONLY only; Jazzy reads ROS_AUTOMATIC_DISCOVERY_RANGE and warns that
     ROS_LOCALHOST_ONLY is deprecated (so it is not set there). A user's own setting is kept."""

@@ -233,7 +233,7 @@ def test_managed_node_configure_fails_with_the_reason_and_stays_unconfigured(ros
 
 
 def test_a_configure_that_fails_after_loading_leaves_nothing_and_every_later_transition_works(ros,
-                                                                                             street_model_file):
+                                                                                              street_model_file):
     """An unknown class fails configure after the backend loaded: it must be released, and shutdown must
     then finalize the node (it returned ERROR on the publishers the failed configure never made)."""
     module = "hydranet_ros.ros.managed_perception_node"

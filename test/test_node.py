@@ -25,7 +25,8 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
     class boundaries by a pixel here and there; a wrong Bayer pattern or byte order changes far more)."""
     frames, intrinsics = _kitti_frames(1)
     rgb = np.ascontiguousarray(frames[0][..., ::-1])
-    encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "uyvy", "yuyv", "rgb16"]  # Jazzy: uyvy, yuyv
+    encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "uyvy", "yuyv",
+                 "rgb16"]  # Jazzy: uyvy, yuyv
     with NodeProcess(REPO / "models" / "hydranet_street.pt", {"backend": "onnxruntime"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
@@ -83,7 +84,8 @@ def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, 
         assert tester.stamps(topic) <= set(sent)
         for msg in tester.received[topic]:
             assert msg.header.frame_id == "camera_optical"
-    expected = {"segmentation": "mono8", "segmentation/color": "rgb8", "segmentation/overlay": "rgb8", "depth/image": "32FC1"}
+    expected = {"segmentation": "mono8", "segmentation/color": "rgb8", "segmentation/overlay": "rgb8",
+                "depth/image": "32FC1"}
     for topic, encoding in expected.items():
         msg = tester.received[topic][-1]
         assert (msg.encoding, msg.width, msg.height) == (encoding, width, height)

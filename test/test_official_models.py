@@ -132,7 +132,8 @@ def test_the_node_stops_with_the_download_command_when_an_official_model_is_miss
     pytest.importorskip("rclpy")
     env = os.environ | {"HYDRANET_CACHE": str(tmp_path)}
     result = subprocess.run([sys.executable, "-m", "hydranet_ros.ros.perception_node", "--ros-args",
-                             "-p", f"model_path:=official:{NAME}"], capture_output=True, text=True, timeout=120, env=env)
+                             "-p", f"model_path:=official:{NAME}"],
+                            capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
     assert "hydranet models download ExpKITTI_joint --accept-licence" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

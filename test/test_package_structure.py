@@ -6,7 +6,8 @@ from pathlib import Path
 from conftest import REPO
 
 PACKAGE = REPO / "hydranet_ros"
-RCLPY_MODULES = {"hydranet_ros.ros.perception_node", "hydranet_ros.ros.managed_perception_node", "hydranet_ros.ros.bond",
+RCLPY_MODULES = {"hydranet_ros.ros.perception_node", "hydranet_ros.ros.managed_perception_node",
+                 "hydranet_ros.ros.bond",
                  "hydranet_ros.apps.demo", "hydranet_ros.apps.soak",
                  "hydranet_ros.apps.node_benchmark"}
 

@@ -59,7 +59,8 @@ def test_compressed_images_and_cli(tmp_path, street_model_file):
 
 
 def test_unreadable_inputs_are_clear_errors(tmp_path, street_model_file):
-    perception = Perception(create_backend(street_model_file, "onnxruntime", "cpu")[0], load_model(street_model_file)[1])
+    perception = Perception(create_backend(street_model_file, "onnxruntime", "cpu")[0],
+                            load_model(street_model_file)[1])
     with pytest.raises(CommandError, match="does not exist"):
         process_bag(tmp_path / "none", tmp_path / "out", "/x", None, perception)
     (tmp_path / "junk").mkdir()

@@ -150,7 +150,8 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
         code, output, _ = node.stop()
         tester.destroy()
     assert "cannot be decoded" in reported and "exceeds the limit of 20000 pixels" in reported
-    assert "header says 40000x40000, which exceeds the limit of 20000 pixels (max_image_pixels); not decoded" in reported
+    assert ("header says 40000x40000, which exceeds the limit of 20000 pixels (max_image_pixels); not decoded"
+            in reported)
     assert "corrupt JPEG (Corrupt JPEG data" in reported
     assert tester.received["depth/image"][-1].header.stamp.sec == 7 and code == 0
 

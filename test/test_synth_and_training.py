@@ -1,6 +1,5 @@
 """Generated scenes are exact and deterministic, and short CPU training lowers the loss on them."""
 import json
-import sys
 
 import cv2
 import numpy as np
@@ -87,7 +86,8 @@ def test_short_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path
     assert best.is_file() and (tmp_path / "run" / "checkpoint.pt").is_file()
     assert history[-1]["val"]["segmentation"]["pixel_accuracy"] > history[0]["val"]["segmentation"]["pixel_accuracy"]
 
-    train(load_config(config_path), resume=True)  # the fifth epoch from the checkpoint; the history keeps the first four
+    train(load_config(config_path),
+          resume=True)  # the fifth epoch from the checkpoint; the history keeps the first four
     resumed = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["epoch"] for r in resumed] == [1, 2, 3, 4, 5] and resumed[:4] == history
 
@@ -123,7 +123,7 @@ def test_training_crops_keep_the_scale_the_network_runs_at():
     large = Sample("b", cv2.resize(frame.rgb, (640, 480)), depth=cv2.resize(frame.depth, (640, 480),
                                                                             interpolation=cv2.INTER_NEAREST))
     item = augmenter(large, np.random.default_rng(0))
-    assert any(np.array_equal(frame.depth[t:t + 180, l:l + 240], item["depth"]) for t in range(61) for l in range(81))
+    assert any(np.array_equal(frame.depth[t:t + 180, x:x + 240], item["depth"]) for t in range(61) for x in range(81))
 
 
 def test_zoom_divides_the_depth_target_and_other_cameras_are_normalised_to_the_models():
@@ -205,33 +205,6 @@ def test_batches_without_depth_report_no_depth_loss():
     assert set(parts) == {"segmentation"}
     batch["depth"][0, 0, 0] = 5.0
     assert set(joint_loss(outputs, batch)[1]) == {"segmentation", "depth"}
-
-
-MONOLITHIC_SYNTH_COMMIT = "f220b9fdff6f40ed29d4be85aa6e4fe278f72791"  # the last commit with data/synth.py in one file
-
-
-def test_the_generator_package_renders_byte_identical_frames_to_the_single_module_it_replaced(tmp_path, monkeypatch):
-    """data/synth/ was split out of one module; the same seeds must give the same bytes."""
-    import importlib.util
-    import subprocess
-    from conftest import REPO
-    shown = subprocess.run(["git", "-C", str(REPO), "show", f"{MONOLITHIC_SYNTH_COMMIT}:hydranet_ros/data/synth.py"],
-                           capture_output=True, text=True)
-    if shown.returncode != 0:
-        pytest.skip(f"the old module is not in this checkout's history: {shown.stderr.strip()}")
-    (tmp_path / "synth_before_split.py").write_text(shown.stdout)
-    spec = importlib.util.spec_from_file_location("synth_before_split", tmp_path / "synth_before_split.py")
-    before = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, before)  # dataclasses look their module up there
-    spec.loader.exec_module(before)
-    for kind in ("indoor", "street"):
-        for seed in (0, 1, 2):
-            old, new = before.render_frame(kind, seed, 160, 120), render_frame(kind, seed, 160, 120)
-            for field in ("rgb", "labels", "depth"):
-                assert getattr(old, field).tobytes() == getattr(new, field).tobytes(), (kind, seed, field)
-        old_sequence = list(before.render_sequence(kind, 5, 96, 64, 3))
-        for old, new in zip(old_sequence, render_sequence(kind, 5, 96, 64, 3), strict=True):
-            assert old.rgb.tobytes() == new.rgb.tobytes() and old.depth.tobytes() == new.depth.tobytes()
 
 
 def test_median_frequency_class_weights_are_counted_from_the_label_files(tmp_path):

@@ -186,7 +186,7 @@ def fixed_onnx(tmp_path_factory):
 
 @pytest.mark.parametrize("precision", ["fp16", "fp32", "int8"])
 def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_flags(tmp_path, monkeypatch,
-                                                                                      precision, fixed_onnx):
+                                                                                    precision, fixed_onnx):
     import sys
     from hydranet_ros.inference.tensorrt_engine import build_engine, read_key
     fake = _FakeTensorRT()

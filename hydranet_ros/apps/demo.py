@@ -161,7 +161,8 @@ class Recorder:
         next_send = 0.0
         while not self.warmed_up:
             if node.poll() is not None or time.perf_counter() > deadline:
-                raise CommandError(f"perception_node processed no frame; see {log_path}:\n" + log_path.read_text()[-2000:])
+                raise CommandError(f"perception_node processed no frame; see {log_path}:\n"
+                                   + log_path.read_text()[-2000:])
             if time.perf_counter() >= next_send:  # again every 2 s: a best-effort subscription may lose it
                 self.publish(bgr, intrinsics, WARM_UP_STAMP, record=False)
                 next_send = time.perf_counter() + 2.0
@@ -287,7 +288,6 @@ def stop_node(node: subprocess.Popen) -> int:
     except subprocess.TimeoutExpired:
         node.kill()
         return node.wait()
-
 
 
 def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto", frame_count: int = 60,

@@ -63,7 +63,7 @@ def write_ply(path: Path, cloud: np.ndarray) -> None:
     points = points[np.isfinite(points["z"])]
     packed = points["rgb"].view(np.uint32)
     vertex = np.empty(len(points), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"),
-                                           ("green", "u1"), ("blue", "u1"), ("label", "u1")])
+                                          ("green", "u1"), ("blue", "u1"), ("label", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = points["x"], points["y"], points["z"]
     vertex["red"], vertex["green"], vertex["blue"] = (packed >> 16) & 255, (packed >> 8) & 255, packed & 255
     vertex["label"] = points["label"]
@@ -75,7 +75,6 @@ def write_ply(path: Path, cloud: np.ndarray) -> None:
         handle.write(vertex.tobytes())
 
 
-
 def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = None, points_stride: int = 2) -> int:
     """Every frame of source (an image, a folder, a video) -> its files in out; returns the frame count."""
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +83,8 @@ def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = 
     count = 0
     for name, bgr in tqdm(read_frames(source), desc="infer", unit="frame"):
         height, width = bgr.shape[:2]
-        camera = Intrinsics(*intrinsics, width, height) if intrinsics else guess_intrinsics(perception.spec, width, height)
+        camera = Intrinsics(*intrinsics, width, height) if intrinsics else \
+            guess_intrinsics(perception.spec, width, height)
         result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=camera, clouds=clouds)
         cloud = result.cloud
         cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)

@@ -71,7 +71,8 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                     stamp = 1_000_000_000 * (index + 1)
                     recorder.publish(frame, intrinsics, stamp)
                     deadline = time.perf_counter() + 30
-                    while not all((name, stamp) in recorder.arrival for name in OUTPUTS) and time.perf_counter() < deadline:
+                    while (not all((name, stamp) in recorder.arrival for name in OUTPUTS)
+                           and time.perf_counter() < deadline):
                         recorder.spin_until(time.perf_counter() + 0.002)
                 recorder.spin_until(time.perf_counter() + 1.2)  # a last /diagnostics
                 sent = {s: t for s, t in recorder.sent_at.items() if s > 3 * 1_000_000_000}  # after warm-up
@@ -88,7 +89,8 @@ def benchmark_node(model_path: Path, sizes: list[tuple[int, int]], iterations: i
                     "bare_onnxruntime_fp32": bare,
                     "end_to_end_all_outputs": percentiles([v * 1e3 for v in last]),
                     "end_to_end_per_output": end_to_end,
-                    "node_stage_median_ms": {k: float(diagnostics[f"latency_{k}_ms"]) for k in ("pre", "inference", "post", "copy")
+                    "node_stage_median_ms": {k: float(diagnostics[f"latency_{k}_ms"])
+                                             for k in ("pre", "inference", "post", "copy")
                                              if f"latency_{k}_ms" in diagnostics},
                     "node_overhead_over_inference": round(overhead / inference, 3),
                     "frames_dropped": int(diagnostics["frames_dropped"]),
@@ -117,7 +119,7 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
     rclpy.init()
     log = Path(tempfile.mkdtemp()) / "node.log"
     node = start_node(model_path, "onnxruntime", log, {"image_qos_reliability": "best_effort",
-                                                         "diagnostics_period": 0.5})
+                                                       "diagnostics_period": 0.5})
     recorder = Recorder(None)
     best_effort = {}
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -162,7 +164,8 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
         "reliable_received": {name: share([s in reliable[name] for s in processed]) for name in OUTPUTS},
         "reliable_on_time": {name: share([on_time(reliable[name], s) for s in processed]) for name in OUTPUTS},
         "best_effort_received": {name: share([s in best_effort[name] for s in processed]) for name in best_effort},
-        "best_effort_on_time": {name: share([on_time(best_effort[name], s) for s in processed]) for name in best_effort},
+        "best_effort_on_time": {name: share([on_time(best_effort[name], s) for s in processed])
+                                for name in best_effort},
         "last_output_after_first_ms": percentiles([v * 1e3 for v in spread]) if spread else None,
     }
 

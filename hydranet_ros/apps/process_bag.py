@@ -46,7 +46,8 @@ class BagMessages:
 
     def camera_info(self, fields):
         import numpy as np
-        roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
+        roi = self.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                             do_rectify=False)
         return self.types[CAMERA_INFO_TYPE](
             header=self.header, height=fields["height"], width=fields["width"],
             distortion_model=fields["distortion_model"], d=np.asarray(fields["d"], np.float64),
@@ -147,6 +148,7 @@ class Frame:
 class InputFrames:
     """Turns the bag's image messages into frames, each paired by stamp with its camera_info as the
     node pairs them."""
+
     UNREADABLE = object()
 
     def __init__(self, image_topic: str, camera_info_topic: str | None):

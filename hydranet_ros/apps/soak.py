@@ -66,7 +66,8 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
     return {"seconds": seconds, "rate_hz": rate_hz, "backend": backend, "windows": windows,
             "rss_mib_after_warm_up": round(rss_start, 1), "rss_mib_end": round(rss_end, 1),
             "rss_growth": round(rss_end / rss_start - 1, 4),
-            "latency_drift": round(windows[-1]["depth_latency"]["median_ms"] / windows[0]["depth_latency"]["median_ms"], 3)}
+            "latency_drift": round(windows[-1]["depth_latency"]["median_ms"]
+                                   / windows[0]["depth_latency"]["median_ms"], 3)}
 
 
 def _window(recorder: Recorder, begin: float, end: float) -> dict:

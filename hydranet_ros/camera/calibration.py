@@ -123,7 +123,8 @@ class CameraCalibration:
             crop = f", binning {self.binning_x}x{self.binning_y}, ROI {self.roi}" \
                 if self.binning_x > 1 or self.binning_y > 1 or any(self.roi) else ""
             raise CalibrationError(f"camera_info is for {self.width}x{self.height}{crop}, which gives "
-                                   f"{self.image_size()[0]}x{self.image_size()[1]} images; the image is {width}x{height}")
+                                   f"{self.image_size()[0]}x{self.image_size()[1]} images; the image is "
+                                   f"{width}x{height}")
 
 
 class Rectifier:

@@ -9,6 +9,7 @@ import numpy as np
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics of an image of width x height pixels (REP 103 optical frame)."""
+
     fx: float
     fy: float
     cx: float

@@ -78,7 +78,8 @@ def add_benchmark_arguments(parser):
     parser.add_argument("--sizes", nargs="+", default=None, help="WIDTHxHEIGHT (default 1200x352 640x480 320x240)")
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp16", help="fp16 (GPU; fp32 on CPUs), fp32, bf16, int8")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp16",
+                        help="fp16 (GPU; fp32 on CPUs), fp32, bf16, int8")
     parser.add_argument("--cpu", action="store_true",
                         help="every CPU backend and precision side by side, interleaved, with the ratio to ONNX "
                              "Runtime fp32 (int8 needs --calibration)")
@@ -96,14 +97,15 @@ def add_benchmark_arguments(parser):
 
 
 def format_benchmark_table(records: list[dict]) -> str:
-    lines = [f"{'backend':<44} {'size':>9} {'network':>9} {'pre':>7} {'infer':>8} {'post':>7} {'total':>8} {'p90':>8} {'p99':>8} "
-             f"{'FPS':>6} {'vs bare':>8} {'vs ORT fp32':>11}"]
+    lines = [f"{'backend':<44} {'size':>9} {'network':>9} {'pre':>7} {'infer':>8} {'post':>7} {'total':>8} "
+             f"{'p90':>8} {'p99':>8} {'FPS':>6} {'vs bare':>8} {'vs ORT fp32':>11}"]
     for r in records:
         bare = f"{r['total_over_bare_session_run']:.3f}x" if "total_over_bare_session_run" in r else ""
         reference = f"{r['total_vs_onnxruntime_fp32']:.3f}x" if "total_vs_onnxruntime_fp32" in r else ""
-        lines.append(f"{r['backend']:<44} {r['size']:>9} {r['network_input']:>9} {r['pre']['median_ms']:>7.2f} {r['inference']['median_ms']:>8.2f} "
-                     f"{r['post']['median_ms']:>7.2f} {r['total']['median_ms']:>8.2f} {r['total']['p90_ms']:>8.2f} "
-                     f"{r['total']['p99_ms']:>8.2f} {r['fps']:>6.1f} {bare:>8} {reference:>11}")
+        lines.append(f"{r['backend']:<44} {r['size']:>9} {r['network_input']:>9} {r['pre']['median_ms']:>7.2f} "
+                     f"{r['inference']['median_ms']:>8.2f} {r['post']['median_ms']:>7.2f} "
+                     f"{r['total']['median_ms']:>8.2f} {r['total']['p90_ms']:>8.2f} {r['total']['p99_ms']:>8.2f} "
+                     f"{r['fps']:>6.1f} {bare:>8} {reference:>11}")
     lines.append("(milliseconds; medians unless p90/p99; total = pre + inference + post incl. point cloud)")
     return "\n".join(lines)
 

@@ -15,7 +15,8 @@ def add_export_arguments(parser):
     parser.add_argument("--out", required=True, help="ONNX file to write")
     parser.add_argument("--raw", action="store_true", help="export the bare network (normalised input, raw heads)")
     parser.add_argument("--output-resolution", choices=OUTPUT_RESOLUTIONS, default="input",
-                        help="post-processed outputs at the camera image's size (input) or the model's input size (network)")
+                        help="post-processed outputs at the camera image's size (input) or the model's input "
+                             "size (network)")
     add_image_size_argument(parser, "camera resolution the post-processed graph is made for (default: the model's "
                                     "pixel budget); with --raw, fixes the network input (default: dynamic)")
 
@@ -38,9 +39,11 @@ def run_export(args):
 def add_quantize_arguments(parser):
     parser.add_argument("model", help="model file (.pt) or the name of a shipped one")
     add_calibration_argument(parser, f"folders of camera images (PNG/JPEG, searched recursively; up to "
-                                     f"{CALIBRATION_LIMIT} evenly spaced ones are used): frames like the robot will see",
+                                     f"{CALIBRATION_LIMIT} evenly spaced ones are used): frames like the robot "
+                                     "will see",
                              required=True)
-    add_image_size_argument(parser, "the camera's resolution; the graph is made for it (default: the model's pixel budget)")
+    add_image_size_argument(parser, "the camera's resolution; the graph is made for it (default: the model's "
+                                    "pixel budget)")
     parser.add_argument("--output-resolution", choices=OUTPUT_RESOLUTIONS, default="input")
     parser.add_argument("--for", dest="target", choices=INT8_TARGETS, default="cpu",
                         help="cpu: for OpenVINO and ONNX Runtime (from the fp32 graph); tensorrt: symmetric int8 "

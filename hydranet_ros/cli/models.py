@@ -23,7 +23,8 @@ def run_import_checkpoint(args):
     space = load_label_space(args.label_space) if args.label_space else None
     model, spec = import_authors_checkpoint(args.checkpoint, space, tuple(args.input_size) if args.input_size else None)
     path = save_model(args.out, model, spec)
-    size = "the image's own size" if spec.native_resolution else f"about {spec.input_size[1]}x{spec.input_size[0]} pixels"
+    size = "the image's own size" if spec.native_resolution else \
+        f"about {spec.input_size[1]}x{spec.input_size[0]} pixels"
     print(f"wrote {path}: {spec.num_classes} classes ({spec.label_space.name}), tasks {spec.tasks}, runs at {size}")
 
 

@@ -9,7 +9,8 @@ from hydranet_ros.data.kinds import LABEL_KINDS
 
 
 def add_train_arguments(parser):
-    parser.add_argument("config", type=existing_path, help="training config (YAML), e.g. config/train_indoor_synth.yaml")
+    parser.add_argument("config", type=existing_path,
+                        help="training config (YAML), e.g. config/train_indoor_synth.yaml")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--out", help="override train.out (run folder: model files, checkpoint, TensorBoard)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -41,14 +42,16 @@ def add_distill_arguments(parser):
 def run_distill(args):
     from hydranet_ros.training.distill import distill
     written = distill(args.data, args.teacher, args.labels, args.class_map)
-    print(f"wrote {len(written)} {args.labels} labels from {args.teacher}; provenance in {args.data / 'provenance.yaml'}")
+    print(f"wrote {len(written)} {args.labels} labels from {args.teacher}; provenance in "
+          f"{args.data / 'provenance.yaml'}")
 
 
 def add_evaluate_arguments(parser):
     parser.add_argument("model", help="model file (.pt) or the name of a shipped one")
     parser.add_argument("data", nargs="+", type=existing_path,
                         help="dataset folder(s) (see `hydranet synth`, docs/training.md)")
-    parser.add_argument("--max-depth", type=float, help="depth cap in metres (default: 10 for NYUD-40 models, 80 for KITTI-6)")
+    parser.add_argument("--max-depth", type=float,
+                        help="depth cap in metres (default: 10 for NYUD-40 models, 80 for KITTI-6)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
                         help="pixel budget of the network input (default: the model's); aspect ratios are kept")
     parser.add_argument("--garg-crop", action="store_true", help="evaluate depth inside the Garg crop only (KITTI)")
@@ -68,7 +71,8 @@ def run_evaluate(args):
         spec = spec.with_pixel_budget(args.input_size)
     for dataset in datasets:
         if dataset.label_space != spec.label_space.name:
-            raise DatasetError(f"{dataset.root} is labelled in {dataset.label_space}, the model in {spec.label_space.name}")
+            raise DatasetError(f"{dataset.root} is labelled in {dataset.label_space}, the model in "
+                               f"{spec.label_space.name}")
     max_depth = args.max_depth or (80.0 if spec.label_space.name == "kitti6" else 10.0)
     result = evaluate_model(model, spec, datasets, max_depth, device, args.garg_crop, progress=True)
     print(format_table(result, spec.label_space.class_names))

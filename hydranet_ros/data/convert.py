@@ -20,7 +20,6 @@ from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, project_lidar, read_dept
 from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, example_frame_names, read_example_frame
 
 
-
 def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=None, labels=None,
                     trainid_labels=None, depth=None, velodyne=None, calib=None, frames=None,
                     frame_indices=None) -> str:

@@ -27,6 +27,7 @@ from hydranet_ros.camera.intrinsics import Intrinsics
 class DatasetError(UserError):
     """A dataset folder or data file that cannot be used as it is; the message says why."""
 
+
 IGNORE_LABEL = 255
 
 

@@ -29,6 +29,7 @@ class Prediction:
 class DeviceFrame:
     """One frame still on the backend's device (torch tensors), for inference/device_post.py; valid
     until the backend's next frame, which may reuse the tensors."""
+
     image: object     # H x W x 3 uint8, the input as uploaded
     outputs: tuple    # labels, color, confidence, depth, as in Prediction
 

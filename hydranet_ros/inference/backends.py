@@ -153,7 +153,8 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"ONNX Runtime could not load {onnx_path} on {self.device}: {error}") from None
         if provider not in self.session.get_providers():  # e.g. CUDA without its cuDNN: ORT runs on the CPU
             raise BackendError(f"ONNX Runtime could not start its {provider} (the session has "
-                               f"{self.session.get_providers()}); it would run on the CPU while reporting {self.device}")
+                               f"{self.session.get_providers()}); it would run on the CPU while reporting "
+                               f"{self.device}")
         self.onnx_path = Path(onnx_path)
         self.precision = precision  # int8: the Q/DQ graph from inference/quantize.py
 

@@ -3,7 +3,8 @@
 Stages (inference/pipeline.py): pre (camera layout -> RGB), inference (the backend: on-device
 resize and normalisation, the network, argmax, colours, depth upsampling), post (REP 118 depth,
 overlay, point cloud at stride 2; for torch and TensorRT on the device, with copy, the one copy of
-every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the bare session.run on the same graph and input
+every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the bare
+session.run on the same graph and input
 is timed in alternation with our path, so the overhead ratio is measured side by side.
 compare_cpu runs every CPU backend and precision interleaved, frame by frame, with each one's ratio to
 ONNX Runtime fp32. The command (cli/apps.py, `hydranet benchmark`) also measures through perception_node in its own
@@ -96,7 +97,8 @@ class FramePath:
         out["fps"] = round(1000.0 / out["total"]["median_ms"], 2)
         if self.samples["bare"]:
             out["bare_session_run"] = percentiles(self.samples["bare"])
-            out["total_over_bare_session_run"] = round(out["total"]["median_ms"] / out["bare_session_run"]["median_ms"], 3)
+            out["total_over_bare_session_run"] = round(out["total"]["median_ms"]
+                                                       / out["bare_session_run"]["median_ms"], 3)
         return out
 
 
@@ -143,7 +145,8 @@ def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup
 
 def machine() -> dict:
     import os
-    info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    info = {"cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version()}
     try:
         import torch
         info["torch"] = torch.__version__

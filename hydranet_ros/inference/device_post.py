@@ -53,7 +53,8 @@ def to_host(tensors: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     host = torch.empty(offset, dtype=torch.uint8, pin_memory=True)
     host.copy_(torch.cat(parts), non_blocking=True)
     torch.cuda.current_stream(device).synchronize()
-    return {name: host[offsets[name]:offsets[name] + t.numel() * t.element_size()].view(t.dtype).reshape(t.shape).numpy()
+    return {name: host[offsets[name]:offsets[name] + t.numel() * t.element_size()].view(t.dtype)
+            .reshape(t.shape).numpy()
             for name, t in tensors.items()}
 
 
@@ -86,6 +87,7 @@ class PinnedStaging:
 class DeviceBackend(Backend):
     """A backend whose outputs stay on its device (torch, TensorRT): infer_on_device is its own,
     infer brings the bare outputs to the host in one copy."""
+
     device_frames = True
 
     def infer(self, rgb: np.ndarray) -> Prediction:

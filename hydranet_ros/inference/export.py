@@ -37,6 +37,7 @@ RAW_OUTPUT_NAMES = {"segmentation": "segmentation_logits", "depth": "depth", "no
 METADATA_KEY = "hydranet_ros.spec"
 LOG = logging.getLogger("hydranet_ros.export")
 
+
 def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
                 image_size: tuple[int, int] | None = None, half: bool = False) -> Path:
     """Writes the ONNX file and returns its path. image_size=(H, W): the camera resolution of the
@@ -115,7 +116,8 @@ def onnx_parity(model, spec: ModelSpec, onnx_path: Path, image: np.ndarray, outp
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     labels, depth = session.run(["labels", "depth"], {INPUT_NAME: image[None]})
     with torch.no_grad():
-        reference = dict(zip(OUTPUT_NAMES, InferenceGraph(model.float().eval(), spec, output)(torch.from_numpy(image[None]))))
+        reference = dict(zip(OUTPUT_NAMES,
+                             InferenceGraph(model.float().eval(), spec, output)(torch.from_numpy(image[None]))))
     ref_labels, ref_depth = reference["labels"], reference["depth"]
     return {"depth_max_abs_diff_m": float(np.abs(ref_depth.numpy() - depth).max()),
             "label_agreement": float((ref_labels.numpy() == labels).mean())}

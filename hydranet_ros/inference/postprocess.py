@@ -70,6 +70,7 @@ class CloudSettings:
 class CloudRequest:
     """The clouds a frame should come with: its points, and, unless obstacle_classes is None, the
     same points without those classes (for costmaps)."""
+
     settings: CloudSettings
     obstacle_classes: tuple[int, ...] | None = None
 

@@ -89,7 +89,8 @@ def float_convolutions(onnx_path: Path) -> list[str]:
 def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: tuple[int, int],
                    keep_float: list[str] | None = None, target: str = "cpu") -> Path:
     """Writes the Q/DQ ONNX of onnx_path calibrated on images for target (RECIPES) to out; nothing is
-    left at out when it fails (int8_onnx makes it in a temporary of the cache's). keep_float: the convolutions left in float (default: float_convolutions; scripts/int8_sensitivity.py
+    left at out when it fails (int8_onnx makes it in a temporary of the cache's). keep_float: the convolutions
+    left in float (default: float_convolutions; scripts/int8_sensitivity.py
     measures others)."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)

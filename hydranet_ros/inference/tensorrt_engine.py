@@ -41,6 +41,7 @@ OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_a
 @dataclass(frozen=True)
 class ShapeProfile:
     """Input image sizes (height, width) the engine accepts: min <= opt <= max per dimension."""
+
     min: tuple[int, int] = (64, 64)
     opt: tuple[int, int] = (375, 1242)
     max: tuple[int, int] = (1080, 1920)
@@ -260,6 +261,7 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
 
 class TensorRTBackend(DeviceBackend):
     """Runs a serialized engine; tensors are bound by name (graph.OUTPUT_NAMES)."""
+
     name = "tensorrt"
     device = "cuda"
 

@@ -112,7 +112,7 @@ def init_encoder_from_tflite(model: HydraNet, path: str | Path) -> TFLiteMobileN
     tflite = read_tflite_mobilenet_v2(path)
     convs = iter(tflite.convs)
     _set_conv_bn(model.layer1, _fold_input_normalisation(next(convs), tflite.input_scale,
-                                                          tflite.input_zero_point))
+                                                         tflite.input_zero_point))
     for index in range(2, 9):
         for block_index, block in enumerate(getattr(model, f"layer{index}")):
             expand, depthwise, project = block.output

@@ -1,7 +1,7 @@
 """The authors' official checkpoints: what they are, and a verified download into the user cache.
 
 The four checkpoints are plain git files in the authors' repository (DrSleep/multi-task-refinenet,
-weights/NAME.ckpt), so git's own blob id (SHA-1 of "blob <size>\\0" + content, what `git hash-object`
+weights/NAME.ckpt), so git's own blob id (SHA-1 of "blob <size>", a NUL byte and the content, what `git hash-object`
 prints) verifies a download without any other published checksum. A download goes to a temporary
 name next to its destination and is renamed only once verified; a cached file is verified again
 before it is used. The checkpoint is then imported into our model file (model/authors_checkpoint.py),
@@ -119,7 +119,8 @@ def download(name: str, accept_licence: bool, base_url: str | None = None, progr
     from hydranet_ros.model.authors_checkpoint import import_authors_checkpoint  # torch: only to import one
     from hydranet_ros.model.model_file import load_label_space, save_model
     model, spec = import_authors_checkpoint(ckpt, load_label_space(checkpoint.label_space))
-    spec.provenance = {"official": checkpoint.name, "source": checkpoint.path, "git_blob_sha1": checkpoint.git_blob_sha1,
+    spec.provenance = {"official": checkpoint.name, "source": checkpoint.path,
+                       "git_blob_sha1": checkpoint.git_blob_sha1,
                        "trained_on": checkpoint.trained_on, "licence": LICENCE}
     return save_model(folder / f"{checkpoint.name}.pt", model, spec)
 
@@ -172,7 +173,8 @@ def _fetch(url: str, destination: Path, checkpoint: OfficialCheckpoint, progress
             reason = getattr(error, "reason", None) or error
             raise ModelFileError(f"cannot download {url}: {reason}") from None
         if expected and received != expected:
-            raise ModelFileError(f"download of {url} was cut off ({received} of {expected} bytes); run the command again")
+            raise ModelFileError(f"download of {url} was cut off ({received} of {expected} bytes); run the "
+                                 "command again")
         found = git_blob_sha1(partial)
         if found != checkpoint.git_blob_sha1:
             raise ModelFileError(f"{url} is not the published {checkpoint.name}: its git blob id is {found}, expected "

@@ -52,8 +52,8 @@ class Bond:
 
     def _publish(self, active: bool) -> None:
         self._publisher.publish(self.status_type(
-            header=Header(stamp=self.node.get_clock().now().to_msg()), id=self.id, instance_id=self.instance_id, active=active,
-            heartbeat_timeout=HEARTBEAT_TIMEOUT_S, heartbeat_period=float(self.heartbeat_period)))
+            header=Header(stamp=self.node.get_clock().now().to_msg()), id=self.id, instance_id=self.instance_id,
+            active=active, heartbeat_timeout=HEARTBEAT_TIMEOUT_S, heartbeat_period=float(self.heartbeat_period)))
 
     def _on_status(self, message) -> None:
         if message.id != self.id or message.instance_id == self.instance_id:

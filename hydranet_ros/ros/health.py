@@ -93,7 +93,8 @@ class HealthMonitor:
                                        "the model or its input is broken", fps)
         if last_processed is None or now - last_processed > self.stale_after_s:
             since = now - (last_processed or last_received)
-            return HealthReport(WARN, f"no frame processed for {since:.1f} s (camera stopped, or the node is stuck)", fps)
+            return HealthReport(WARN, f"no frame processed for {since:.1f} s (camera stopped, or the node is stuck)",
+                                fps)
         problems = ([f"{len(self.refused)} frame(s) refused in the last {self.window_s:g} s: "
                      f"{_reasons(self.refused)}"] if self.refused else []) + \
             ([_reasons(self.camera_problems)] if self.camera_problems else [])

@@ -7,7 +7,8 @@
     cleanup     releases the backend and the publishers
     shutdown    from any state: deactivate and cleanup as needed
 
-Topics and parameters are perception_node's (docs/perception_node.md, docs/nav2.md); the outputs are lifecycle publishers, which
+Topics and parameters are perception_node's (docs/perception_node.md, docs/nav2.md); the outputs are lifecycle
+publishers, which
 publish only while the node is active. A configure that fails (a missing model, a backend that cannot
 start, an unknown class in a parameter) logs why, releases what it loaded and returns FAILURE, leaving
 the node unconfigured; every later transition still works.

@@ -72,7 +72,8 @@ PARAMETERS = (
     Parameter("points_aligned", False, "points is aligned pixel for pixel with segmentation: organised, one point "
               "per pixel (points_stride and points_organized are ignored), NaN where invalid or excluded.",
               dynamic=True),
-    Parameter("points_organized", True, "Organised clouds (NaN for invalid points, is_dense false) or only valid points.",
+    Parameter("points_organized", True,
+              "Organised clouds (NaN for invalid points, is_dense false) or only valid points.",
               dynamic=True),
     Parameter("points_exclude_classes", ["sky"], "Class names left out of points.", dynamic=True),
     Parameter("obstacle_exclude_classes", ["__ground_and_sky__"],
@@ -121,7 +122,8 @@ def validate(name: str, value) -> str | None:
     if name == "fallback_intrinsics":
         finite = len(value) == 4 and all(math.isfinite(v) for v in value)
         if not finite or (any(value) and (value[0] <= 0 or value[1] <= 0)):
-            return f"fallback_intrinsics must be finite [fx, fy, cx, cy] with fx, fy > 0, or all zeros, not {list(value)}"
+            return (f"fallback_intrinsics must be finite [fx, fy, cx, cy] with fx, fy > 0, or all zeros, "
+                    f"not {list(value)}")
     return None
 
 

@@ -141,7 +141,8 @@ class PerceptionCore:
         """The class map, subscriptions, the worker thread and /diagnostics: frames flow."""
         p = self._value
         self._publish_label_info()
-        reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" else ReliabilityPolicy.BEST_EFFORT
+        reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" \
+            else ReliabilityPolicy.BEST_EFFORT
         input_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=p("image_qos_depth"), reliability=reliability)
         self._pending = None
         self._camera_infos = CameraInfoBuffer(p("camera_info_tolerance"))
@@ -205,12 +206,14 @@ class PerceptionCore:
     def _declare_parameters(self):
         for spec in parameters.PARAMETERS:
             descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic,
-                                             dynamic_typing=any(type(a) is not type(spec.default) for a, _ in spec.aliases))
+                                             dynamic_typing=any(type(alias) is not type(spec.default)
+                                                                for alias, _ in spec.aliases))
             if spec.choices:
                 descriptor.additional_constraints = f"one of {list(spec.choices)}"
             if spec.minimum is not None:
                 if isinstance(spec.default, int) and not isinstance(spec.default, bool):
-                    descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum), step=1)]
+                    descriptor.integer_range = [IntegerRange(from_value=int(spec.minimum), to_value=int(spec.maximum),
+                                                             step=1)]
                 else:
                     descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
                                                                           to_value=float(spec.maximum), step=0.0)]
@@ -416,7 +419,8 @@ class PerceptionCore:
     def _publish_diagnostics(self):
         report = self.health.report(self.resolve_topic_name("image"), self.input_loss)
         levels = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
-        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception", hardware_id=self.perception.backend.device,
+        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception",
+                                  hardware_id=self.perception.backend.device,
                                   level=levels[report.level], message=report.message)
         values = {"fps": f"{report.fps:.2f}", "backend": self.perception.backend.describe(),
                   "device": self.perception.backend.device}
@@ -429,7 +433,6 @@ class PerceptionCore:
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
-
 
 
 class PerceptionNode(PerceptionCore, Node):

@@ -14,7 +14,7 @@ DEFAULT_FRAME = "camera_optical_frame"
 
 
 def absolute_namespace(namespace: str) -> str:
-    """"hydranet", "/hydranet/" -> "/hydranet"; "" or "/" -> "" (the root namespace)."""
+    """Namespace "hydranet" or "/hydranet/" -> "/hydranet"; "" or "/" -> "" (the root namespace)."""
     stripped = namespace.strip("/")
     return f"/{stripped}" if stripped else ""
 

@@ -37,7 +37,6 @@ class TeacherError(UserError):
     """A teacher or distillation request that cannot be used; the message says why."""
 
 
-
 def class_lookup(map_path: Path, label_space: str) -> np.ndarray:
     """teacher id -> our id (255 = ignore) from a teacher map file."""
     data = yaml.safe_load(Path(map_path).read_text())
@@ -98,7 +97,8 @@ class ExternalSegmentationTeacher:
         return self.interpreter.get_tensor(self.output["index"])[0]
 
     def _run_onnx(self, rgb):
-        x = (rgb.astype(np.float32) / 255.0 - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+        mean, std = np.asarray(IMAGENET_MEAN, np.float32), np.asarray(IMAGENET_STD, np.float32)
+        x = (rgb.astype(np.float32) / 255.0 - mean) / std
         return self.session.run(None, {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
 
     def _labels(self, tile: np.ndarray) -> np.ndarray:
@@ -118,7 +118,8 @@ class ExternalSegmentationTeacher:
         for top, (row_from, row_to) in rows:
             for left, (col_from, col_to) in cols:
                 labels = self._labels(scaled[top:top + tile_h, left:left + tile_w])
-                ids[row_from:row_to, col_from:col_to] = labels[row_from - top:row_to - top, col_from - left:col_to - left]
+                ids[row_from:row_to, col_from:col_to] = labels[row_from - top:row_to - top,
+                                                               col_from - left:col_to - left]
         ids = cv2.resize(ids, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
         return self.lookup[ids]
 
@@ -132,7 +133,8 @@ def tile_positions(length: int, tile: int) -> list[tuple[int, tuple[int, int]]]:
     return [(int(s), (bounds[i], bounds[i + 1])) for i, s in enumerate(starts)]
 
 
-def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None, progress: bool = True) -> list[str]:
+def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None,
+            progress: bool = True) -> list[str]:
     """Writes the teacher's labels for samples missing `kind`; returns their names."""
     if kind not in KINDS:
         raise TeacherError(f"--labels must be one of {KINDS}")
@@ -145,7 +147,8 @@ def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = 
         if kind != "segmentation":
             raise TeacherError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
         default_map = resources.files("hydranet_ros.training") / "teacher_maps" / "pascal_voc21.yaml"
-        teacher = ExternalSegmentationTeacher(teacher_path, class_lookup(Path(class_map or default_map), dataset.label_space))
+        teacher = ExternalSegmentationTeacher(teacher_path,
+                                              class_lookup(Path(class_map or default_map), dataset.label_space))
     folder = "labels" if kind == "segmentation" else "depth"
     missing = [i for i, name in enumerate(dataset.names) if not dataset.has(folder, name)]
     written = []

@@ -133,13 +133,15 @@ def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisi
         chosen, _ = create_backend(model_path, backend, "cpu", precision, calibration=calibration)
         perception = Perception(chosen, spec)
         if kind == "street":
-            scores[f"{precision}: {chosen.describe()}"] = {"camvid_val_miou": camvid_val(perception, data, camvid_limit)["miou"],
-                                         "kitti_lidar_heldout_rmse": kitti_lidar(perception, data, LIDAR_HELD_OUT)["rmse"]}
+            scores[f"{precision}: {chosen.describe()}"] = {
+                "camvid_val_miou": camvid_val(perception, data, camvid_limit)["miou"],
+                "kitti_lidar_heldout_rmse": kitti_lidar(perception, data, LIDAR_HELD_OUT)["rmse"]}
         else:
             nyud = nyud_examples(perception, data)
             scores[f"{precision}: {chosen.describe()}"] = {"nyud_miou": nyud["miou"], "nyud_rmse": nyud["rmse"]}
     reference = next(iter(scores.values()))
     for name, score in scores.items():
         score["miou_points_lost"] = round(100 * max(reference[k] - score[k] for k in score if k.endswith("miou")), 2)
-        score["rmse_percent_lost"] = round(100 * max(score[k] / reference[k] - 1 for k in score if k.endswith("rmse")), 2)
+        score["rmse_percent_lost"] = round(100 * max(score[k] / reference[k] - 1 for k in score if k.endswith("rmse")),
+                                           2)
     return scores

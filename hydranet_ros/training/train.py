@@ -33,6 +33,7 @@ from hydranet_ros.training.losses import joint_loss, median_frequency_weights
 class TrainingError(UserError):
     """A training config or run that cannot go on as asked; the message says why."""
 
+
 DEFAULTS = {
     "model": {"label_space": "nyud40", "tasks": ["segmentation", "depth"], "input_size": [480, 640],
               "imagenet_init": None, "init_from": None, "focal_length_px": None},
@@ -297,6 +298,7 @@ def finite_or_none(value: float) -> float | None:
 @dataclass
 class TrainingRun:
     """What one run works with, built once from the config; one per process under torchrun."""
+
     config: dict
     spec: ModelSpec
     model: HydraNet

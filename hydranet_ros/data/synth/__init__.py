@@ -59,5 +59,6 @@ def render_sequence(kind: str, seed: int, width: int, height: int, count: int, r
         if kind == "street":
             pose = (position + np.array([0, 0, 10.0 * time]), yaw + 0.03 * np.sin(time), pitch, roll)
         else:
-            pose = (position + np.array([0.2 * np.sin(0.5 * time), 0, 0.15 * time]), yaw + 0.25 * np.sin(0.4 * time), pitch, roll)
+            pose = (position + np.array([0.2 * np.sin(0.5 * time), 0, 0.15 * time]), yaw + 0.25 * np.sin(0.4 * time),
+                    pitch, roll)
         yield render(scene, intrinsics, *pose, rng, texturer)

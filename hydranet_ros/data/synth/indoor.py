@@ -30,10 +30,12 @@ class IndoorSceneBuilder:
         ids = self.ids
         width, length, height = rng.uniform(3.5, 7), rng.uniform(4, 8), rng.uniform(2.5, 2.9)
         room = Box(np.array([-width / 2, 0, -1.0]), np.array([width / 2, height, length - 1.0]), ids["wall"], None)
-        wall = make_material(rng, rng.choice([[0.8, 0.78, 0.72], [0.7, 0.72, 0.75], [0.75, 0.65, 0.55], [0.6, 0.68, 0.6]]),
-                         "noise", 0.08, 0.5)
-        floor = make_material(rng, rng.choice([[0.55, 0.38, 0.22], [0.5, 0.5, 0.48], [0.35, 0.3, 0.28], [0.3, 0.32, 0.4]]),
-                          rng.choice(["stripes", "checker", "noise"]), 0.08, rng.uniform(1, 3))
+        wall = make_material(rng, rng.choice([[0.8, 0.78, 0.72], [0.7, 0.72, 0.75], [0.75, 0.65, 0.55],
+                                              [0.6, 0.68, 0.6]]),
+                             "noise", 0.08, 0.5)
+        floor = make_material(rng, rng.choice([[0.55, 0.38, 0.22], [0.5, 0.5, 0.48], [0.35, 0.3, 0.28],
+                                               [0.3, 0.32, 0.4]]),
+                              rng.choice(["stripes", "checker", "noise"]), 0.08, rng.uniform(1, 3))
         scene = Scene("indoor", room=room)
         for axis in (0, 2):
             for side in (-1, 1):
@@ -58,7 +60,8 @@ class IndoorSceneBuilder:
             layout.add_table_with_chairs(scene, ids["table"], ids["chair"], self._chair)
         scene.light = np.array([rng.uniform(room.low[0] + 1, room.high[0] - 1), height - 0.05,
                                 rng.uniform(1, room.high[2] - 1)])
-        scene.light_color = np.clip(np.array([1.0, rng.uniform(0.9, 1.0), rng.uniform(0.75, 1.0)]) * rng.uniform(0.9, 1.2), 0, 1.3)
+        scene.light_color = np.clip(np.array([1.0, rng.uniform(0.9, 1.0),
+                                              rng.uniform(0.75, 1.0)]) * rng.uniform(0.9, 1.2), 0, 1.3)
         scene.ambient = float(rng.uniform(0.3, 0.5))
         return scene
 
@@ -136,7 +139,8 @@ class IndoorSceneBuilder:
                 thickness = rng.uniform(0.025, 0.07)
                 if rng.random() < 0.85:
                     parts.append((a, a + thickness, y + 0.02, y + 0.02 + rng.uniform(0.17, 0.28), 0.01,
-                                  rng.uniform(0.17, d - 0.02), plain_material(rng, PAINT[rng.integers(len(PAINT))], 0.1)))
+                                  rng.uniform(0.17, d - 0.02), plain_material(rng, PAINT[rng.integers(len(PAINT))],
+                                                                              0.1)))
                 a += thickness + (rng.uniform(0.05, 0.2) if rng.random() < 0.1 else 0.003)
         return w, 0.0, h, parts
 
@@ -168,7 +172,8 @@ class IndoorSceneBuilder:
         w, h = rng.uniform(0.4, 0.9), rng.uniform(0.3, 0.7)
         bottom = rng.uniform(1.45, 1.65) - h / 2
         frame = plain_material(rng, rng.choice([[0.1, 0.1, 0.1], [0.65, 0.5, 0.2], [0.4, 0.26, 0.15], [0.9, 0.9, 0.9]]))
-        canvas = Material(np.clip(np.asarray(PAINT[rng.integers(len(PAINT))]) * 0.8 + rng.uniform(0, 0.2, 3), 0, 1).astype(np.float32),
+        canvas = Material(np.clip(np.asarray(PAINT[rng.integers(len(PAINT))]) * 0.8 + rng.uniform(0, 0.2, 3), 0,
+                                  1).astype(np.float32),
                           "noise", float(rng.uniform(3, 6)), float(rng.uniform(0.6, 0.9)))
         return w, bottom, bottom + h, [(0, w, bottom, bottom + h, 0, 0.02, canvas),
                                        *_frame_bars(w, bottom, bottom + h, 0.04, 0.03, frame)]
@@ -238,7 +243,8 @@ class _RoomLayout:
             if hi - lo < width + 0.1:
                 continue
             a = self.rng.uniform(lo + 0.05, hi - width - 0.05)
-            if any(a + width > r[0] - 0.05 and r[1] + 0.05 > a and top > r[2] and r[3] > bottom for r in self.on_wall[wall]):
+            if any(a + width > r[0] - 0.05 and r[1] + 0.05 > a and top > r[2] and r[3] > bottom
+                   for r in self.on_wall[wall]):
                 continue
             boxes = [(*self._to_world(wall, a + a0, a + a1, y0, y1, d0, d1), m) for a0, a1, y0, y1, d0, d1, m in parts]
             footprint = None
@@ -265,12 +271,15 @@ class _RoomLayout:
             self.footprints.append(footprint)
             top = wood_material(rng) if rng.random() < 0.7 else plain_material(rng, [0.85, 0.85, 0.82])
             legs = plain_material(rng, top.color * 0.7)
-            scene.boxes.append(Box(np.array([x - w / 2, h - 0.035, z - d / 2]), np.array([x + w / 2, h, z + d / 2]), table_label, top))
+            scene.boxes.append(Box(np.array([x - w / 2, h - 0.035, z - d / 2]), np.array([x + w / 2, h, z + d / 2]),
+                                   table_label, top))
             for dx in (-w / 2 + 0.03, w / 2 - 0.08):
                 for dz in (-d / 2 + 0.03, d / 2 - 0.08):
-                    scene.boxes.append(Box(np.array([x + dx, 0, z + dz]), np.array([x + dx + 0.05, h - 0.035, z + dz + 0.05]),
+                    scene.boxes.append(Box(np.array([x + dx, 0, z + dz]),
+                                           np.array([x + dx + 0.05, h - 0.035, z + dz + 0.05]),
                                            table_label, legs))
-            sides = [((-w / 2 - 0.3, 0), (1, 0)), ((w / 2 + 0.3, 0), (-1, 0)), ((0, -d / 2 - 0.3), (0, 1)), ((0, d / 2 + 0.3), (0, -1))]
+            sides = [((-w / 2 - 0.3, 0), (1, 0)), ((w / 2 + 0.3, 0), (-1, 0)), ((0, -d / 2 - 0.3), (0, 1)),
+                     ((0, d / 2 + 0.3), (0, -1))]
             for index in rng.permutation(4)[: rng.integers(0, 4)]:
                 (ox, oz), facing = sides[index]
                 for lo, hi, m in make_chair(rng, x + ox, z + oz, facing):

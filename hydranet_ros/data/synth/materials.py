@@ -58,7 +58,8 @@ PAINT = ([0.85, 0.20, 0.15], [0.15, 0.35, 0.75], [0.90, 0.75, 0.15], [0.20, 0.55
 
 
 def wood_material(rng, shade=1.0):
-    return make_material(rng, np.asarray(WOOD[rng.integers(len(WOOD))]) * shade, "stripes", 0.04, float(rng.uniform(2, 4)))
+    return make_material(rng, np.asarray(WOOD[rng.integers(len(WOOD))]) * shade, "stripes", 0.04,
+                         float(rng.uniform(2, 4)))
 
 
 def fabric_material(rng):

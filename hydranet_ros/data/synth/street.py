@@ -35,8 +35,9 @@ class StreetSceneBuilder:
                     x_near = side * (edge + setback)
                     x_far = x_near + side * depth
                     material = make_material(rng, rng.choice([[0.7, 0.6, 0.5], [0.6, 0.4, 0.3], [0.75, 0.75, 0.72]]),
-                                         rng.choice(["bricks", "noise", "stripes"]), 0.1, rng.uniform(0.5, 1.5))
-                    scene.boxes.append(Box(np.array([min(x_near, x_far), 0, z]), np.array([max(x_near, x_far), height, z + span]),
+                                             rng.choice(["bricks", "noise", "stripes"]), 0.1, rng.uniform(0.5, 1.5))
+                    scene.boxes.append(Box(np.array([min(x_near, x_far), 0, z]),
+                                           np.array([max(x_near, x_far), height, z + span]),
                                            ids["building"], material))
                 else:  # trees and hedges in the gap
                     for _ in range(rng.integers(1, 4)):
@@ -49,23 +50,28 @@ class StreetSceneBuilder:
             for _ in range(rng.integers(3, 9)):  # trees on the sidewalk edge
                 x = side * (scene.road_half_width + scene.sidewalk_width * rng.uniform(0.5, 0.9))
                 zz = rng.uniform(0, length)
-                scene.boxes.append(Box(np.array([x - 0.15, 0, zz - 0.15]), np.array([x + 0.15, 3, zz + 0.15]), ids["vegetation"],
+                scene.boxes.append(Box(np.array([x - 0.15, 0, zz - 0.15]), np.array([x + 0.15, 3, zz + 0.15]),
+                                       ids["vegetation"],
                                        make_material(rng, [0.3, 0.22, 0.15], "stripes", 0.05, 4)))
-                scene.spheres.append(Sphere(np.array([x, rng.uniform(3.5, 5), zz]), rng.uniform(1.2, 2.5), ids["vegetation"],
+                scene.spheres.append(Sphere(np.array([x, rng.uniform(3.5, 5), zz]), rng.uniform(1.2, 2.5),
+                                            ids["vegetation"],
                                             make_material(rng, [0.2, 0.36, 0.12], "noise", 0.08, 3)))
         for _ in range(rng.integers(4, 14)):  # parked and driving cars
             lane = rng.choice([-1, 1]) * rng.uniform(scene.road_half_width - 1.2, scene.road_half_width - 1.0) \
                 if rng.random() < 0.6 else rng.uniform(-1.5, 1.5) + rng.choice([-1, 1]) * 2.0
             z = rng.uniform(4, length * 0.6)
             lengthwise, width, height = rng.uniform(3.8, 4.8), rng.uniform(1.6, 1.9), rng.uniform(1.3, 1.6)
-            body = make_material(rng, rng.choice([[0.7, 0.1, 0.1], [0.1, 0.1, 0.12], [0.8, 0.8, 0.82], [0.2, 0.3, 0.6]]), "plain", 0.1)
-            scene.boxes.append(Box(np.array([lane - width / 2, 0.25, z]), np.array([lane + width / 2, height * 0.6, z + lengthwise]),
+            body = make_material(rng, rng.choice([[0.7, 0.1, 0.1], [0.1, 0.1, 0.12], [0.8, 0.8, 0.82],
+                                                  [0.2, 0.3, 0.6]]), "plain", 0.1)
+            scene.boxes.append(Box(np.array([lane - width / 2, 0.25, z]),
+                                   np.array([lane + width / 2, height * 0.6, z + lengthwise]),
                                    ids["car"], body))
             scene.boxes.append(Box(np.array([lane - width / 2 + 0.1, height * 0.6, z + 0.8]),
                                    np.array([lane + width / 2 - 0.1, height, z + lengthwise - 1.0]),
                                    ids["car"], make_material(rng, [0.1, 0.12, 0.15], "plain", 0.05)))
             for wz in (z + 0.7, z + lengthwise - 0.7):  # wheels
-                scene.boxes.append(Box(np.array([lane - width / 2, 0, wz - 0.33]), np.array([lane + width / 2, 0.3, wz + 0.33]),
+                scene.boxes.append(Box(np.array([lane - width / 2, 0, wz - 0.33]),
+                                       np.array([lane + width / 2, 0.3, wz + 0.33]),
                                        ids["car"], make_material(rng, [0.05, 0.05, 0.05], "plain", 0.02)))
         sun_height = rng.uniform(0.3, 1.0)
         scene.light = np.array([rng.uniform(-1, 1), sun_height, rng.uniform(-1, 1)])
