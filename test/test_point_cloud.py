@@ -75,14 +75,15 @@ def test_cloud_bytes_are_reproducible_and_is_dense_tells_the_truth():
     color = np.zeros((48, 64, 3), np.uint8)
     labels = np.ones((48, 64), np.uint8)
     one_row = build_cloud(depth[:1], color[:1], labels[:1], Intrinsics(200.0, 180.0, 31.5, 0.0, 64, 1),
-                          CloudSettings(stride=1))
+                          CloudSettings(stride=1, max_depth=20.0))
     fields = pointcloud2_fields(one_row)
     assert fields["height"] == 1 and not fields["is_dense"]  # an organised row with NaN points
     assert bytes(fields["data"].reshape(-1, 20)[:, 17:].tobytes()) == bytes(3 * 64)  # padding is zeros
-    clouds = [pointcloud2_fields(build_cloud(depth, color, labels, K, CloudSettings(stride=2)))["data"].tobytes()
+    settings = CloudSettings(stride=2, max_depth=20.0)
+    clouds = [pointcloud2_fields(build_cloud(depth, color, labels, K, settings))["data"].tobytes()
               for _ in range(2)]
     assert clouds[0] == clouds[1]
-    dense = build_cloud(depth, color, labels, K, CloudSettings(stride=2, organized=False))
+    dense = build_cloud(depth, color, labels, K, CloudSettings(stride=2, max_depth=20.0, organized=False))
     assert pointcloud2_fields(dense)["is_dense"]
 
 

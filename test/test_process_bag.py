@@ -14,7 +14,7 @@ from hydranet_ros.inference.backends import create_backend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
-from hydranet_ros.ros.conversions import stamp_ns
+from hydranet_ros.ros.conversions import pointcloud2_to_array, stamp_ns
 from hydranet_ros.training.metrics import DepthMetrics
 
 
@@ -135,3 +135,49 @@ def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_fil
     depth = messages["/hydranet/depth/image"]
     assert 3 <= len(depth) < 31
     assert len(messages["/kitti/image"]) >= len(depth)
+
+
+def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_path, street_model_file):
+    """Both build their clouds from the node's parameters by one rule (ros/outputs.py
+    cloud_output_request): a KITTI frame through process-bag and through perception_node in its own
+    process, with the same non-default stride, range and classes, gives the same points."""
+    import cv2
+    from ros_harness import NodeProcess, RosClient, image_message
+    from sensor_msgs.msg import CameraInfo
+    root = shared_path("data", "kitti_tracking_0001")
+    [stamp] = write_kitti_bag(root, tmp_path / "in", count=1)
+    chosen = {"points_stride": 3, "points_max_depth": 60.0, "points_exclude_classes": ["car"]}
+    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu")
+    perception = Perception(backend, load_model(street_model_file)[1])
+    process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
+                cloud_parameters=chosen, progress=False)
+    from_bag = {topic: _read(tmp_path / "out")[f"/hydranet/{topic}"][0][1] for topic in ("points", "points/obstacles")}
+    bgr = cv2.imread(str(sorted((root / "image_2" / "0001").glob("*.png"))[0]))
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    intrinsics = calibration.intrinsics(bgr.shape[1], bgr.shape[0])
+    image = image_message(bgr, stamp, "camera_color_left")
+    info = CameraInfo(header=image.header, width=bgr.shape[1], height=bgr.shape[0], distortion_model="plumb_bob",
+                      d=[0.0] * 5, k=intrinsics.matrix().ravel().tolist(), r=np.eye(3).ravel().tolist(),
+                      p=calibration.p2.ravel().tolist())
+    node_parameters = {"backend": "onnxruntime", "points_stride": 3, "points_max_depth": 60.0,
+                       "points_exclude_classes": "[car]"}
+    with NodeProcess(street_model_file, node_parameters) as node:
+        tester = RosClient(topics=("points", "points/obstacles"))
+        assert tester.wait_for_node(), node.stop()[1]
+        tester.info_pub.publish(info)
+        tester.spin(0.05)
+        tester.image_pub.publish(image)
+        assert tester.wait_for(lambda: all(stamp in tester.stamps(t) for t in from_bag), 60.0), node.stop()[1]
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0, output
+    for topic, bag_cloud in from_bag.items():
+        node_cloud = next(m for m in tester.received[topic] if stamp_ns(m.header) == stamp)
+        assert (node_cloud.height, node_cloud.width) == (bag_cloud.height, bag_cloud.width), topic
+        ours, theirs = pointcloud2_to_array(node_cloud), pointcloud2_to_array(bag_cloud)
+        assert np.array_equal(ours["label"], theirs["label"]), topic
+        for axis in "xyz":
+            assert np.allclose(ours[axis], theirs[axis], rtol=1e-4, atol=1e-4, equal_nan=True), (topic, axis)
+    points = pointcloud2_to_array(from_bag["points"])
+    labels = set(np.unique(points["label"][np.isfinite(points["z"])]))
+    assert labels and 5 not in labels and np.nanmax(points["z"]) <= 60.0  # car (5) left out, the range kept

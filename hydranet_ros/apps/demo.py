@@ -28,6 +28,7 @@ from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
+from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
 from hydranet_ros.ros.discovery import keep_graph_private
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE, message_types
 
@@ -37,7 +38,6 @@ WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequ
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 OUTPUTS = message_types()  # what the node publishes with its default parameters
 INPUTS = {"/camera/image_raw": "sensor_msgs/msg/Image", "/camera/camera_info": "sensor_msgs/msg/CameraInfo"}
-SCENE_OF_MODEL = {"kitti6": "street", "nyud40": "indoor"}
 SYNTH_SIZE = {"street": (176, 608), "indoor": (240, 320)}
 
 
@@ -300,7 +300,7 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
         raise CommandError(f"{bag_path} exists from an earlier run; remove it or choose another --out")
     model_path = resolve_model_path(model)
     _, spec = load_model(model_path)
-    scene = SCENE_OF_MODEL.get(spec.label_space.name, "street")
+    scene = SCENE_OF_LABEL_SPACE.get(spec.label_space.name, "street")
     camera = input_camera(source, spec, frame_count, rate, image_topic) if source \
         else generated_camera(scene, frame_count, seed, rate)
 

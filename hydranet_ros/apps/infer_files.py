@@ -16,8 +16,8 @@ from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.errors import CommandError
 from hydranet_ros.data.dataset import write_depth_png
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.inference.visualize import overview
+from hydranet_ros.ros.outputs import cloud_output_request
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
@@ -75,11 +75,14 @@ def write_ply(path: Path, cloud: np.ndarray) -> None:
         handle.write(vertex.tobytes())
 
 
-def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = None, points_stride: int = 2) -> int:
+def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = None,
+                cloud_parameters: dict | None = None) -> int:
     """Every frame of source (an image, a folder, a video) -> its files in out; returns the frame count."""
     out.mkdir(parents=True, exist_ok=True)
     depth_range = perception.spec.label_space.depth_range_m
-    clouds = CloudRequest(CloudSettings(points_stride, depth_range[1]))
+    # The node's clouds for the same parameters (its defaults for those not given).
+    request = cloud_output_request(cloud_parameters or {}, perception.spec.label_space, frozenset({"points"}))
+    clouds = request.clouds(perception)
     count = 0
     for name, bgr in tqdm(read_frames(source), desc="infer", unit="frame"):
         height, width = bgr.shape[:2]

@@ -17,11 +17,10 @@ from tqdm import tqdm
 
 from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.errors import CommandError
-from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.ros.output_topics import CAMERA_INFO as CAMERA_INFO_TYPE, DEFAULT_TOPICS, message_types
-from hydranet_ros.ros.outputs import OutputRequest, frame_messages
+from hydranet_ros.ros.outputs import cloud_output_request, frame_messages
 from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, image_fields,
                                           input_image_to_array, pointcloud2_fields, stamp_ns)
 from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
@@ -61,16 +60,19 @@ class BagMessages:
 
 
 def process_bag(source: Path, destination: Path, image_topic: str, camera_info_topic: str | None, perception,
-                prefix: str = "/hydranet", storage: str = "mcap", points_stride: int = 2,
-                max_depth: float | None = None, progress: bool = True) -> dict:
-    """Returns counts: images processed, images skipped as unreadable, messages copied, and whether
-    Ctrl-C interrupted it (the bag is then closed properly and holds the frames processed so far)."""
+                prefix: str = "/hydranet", storage: str = "mcap", cloud_parameters: dict | None = None,
+                progress: bool = True) -> dict:
+    """cloud_parameters: the node's cloud parameters (points_stride, points_max_depth, ...); those not
+    given take the node's defaults, so the clouds are the node's for the same parameters. Returns counts:
+    images processed, images skipped as unreadable, messages copied, and whether Ctrl-C interrupted it
+    (the bag is then closed properly and holds the frames processed so far)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
     check_paths(source, destination)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
-    settings = CloudSettings(points_stride, max_depth or perception.spec.label_space.depth_range_m[1])
+    cloud_parameters = cloud_parameters or {}
+    cloud_output_request(cloud_parameters, perception.spec.label_space, frozenset())  # unknown classes: at once
     counts = {"images": 0, "unreadable_images": 0, "copied": 0, "interrupted": False}
     reader = open_bag(source, typestore)
     try:
@@ -84,7 +86,7 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
                       for c in reader.connections}
             outputs = {name: writer.add_connection(f"{prefix}/{name}", msgtype, typestore=typestore)
                        for name, msgtype in OUTPUT_TYPES.items()}
-            worker = InferenceWorker(lambda frame: _output_messages(perception, typestore, settings, frame))
+            worker = InferenceWorker(lambda frame: _output_messages(perception, typestore, cloud_parameters, frame))
             bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
 
             def write_results(block: bool) -> None:
@@ -245,13 +247,13 @@ def check_paths(source: Path, destination: Path) -> None:
         raise CommandError(f"{destination} exists and is not an empty folder; choose a new output path")
 
 
-def _output_messages(perception, typestore, settings: CloudSettings, frame: Frame) -> dict[str, bytes]:
+def _output_messages(perception, typestore, cloud_parameters: dict, frame: Frame) -> dict[str, bytes]:
     """The serialized output messages for one image, keyed by output name."""
     height, width = frame.array.shape[:2]
     calibration = frame.calibration
     camera = calibration if calibration is not None else guess_intrinsics(perception.spec, width, height)
     column = calibration.projection_column() if calibration is not None else (0.0, 0.0, 0.0)
-    request = OutputRequest(frozenset(OUTPUT_TYPES), settings, projection_column=column)
+    request = cloud_output_request(cloud_parameters, perception.spec.label_space, frozenset(OUTPUT_TYPES), column)
     try:
         result = perception.process(frame.array, frame.encoding, camera=camera, clouds=request.clouds(perception))
     except CalibrationError as error:

@@ -5,6 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Focal length as a fraction of image width of the cameras the shipped data comes from: NYUDv2's
+# Kinect (518.8 / 640) indoors, KITTI's (721.5 / 1242) on streets; the scene generator renders with them.
+FOCAL_PER_WIDTH = {"indoor": 0.8106, "street": 0.5809}
+
 
 @dataclass(frozen=True)
 class Intrinsics:

@@ -9,6 +9,7 @@ from hydranet_ros.cli.common import (DEFAULT_MODEL, add_calibration_argument, ad
                                      model_path, open_perception)
 from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.choices import BACKENDS, PRECISIONS
+from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 
 def add_demo_arguments(parser):
@@ -30,19 +31,35 @@ def run_demo(args):
                 args.image_topic)
 
 
+def add_cloud_arguments(parser):
+    """The node's cloud parameters, with the node's defaults: the same values give the node's clouds."""
+    for name in ("points_stride", "points_max_depth"):
+        spec = NODE_PARAMETERS[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(spec.default), default=spec.default,
+                            help=f"{spec.description} (the node's {name}; default {spec.default})")
+    parser.add_argument("--points-exclude-classes", nargs="*", metavar="CLASS",
+                        default=NODE_PARAMETERS["points_exclude_classes"].default,
+                        help="class names left out of the points (the node's points_exclude_classes; default sky)")
+
+
+def cloud_parameters(args) -> dict:
+    return {"points_stride": args.points_stride, "points_max_depth": args.points_max_depth,
+            "points_exclude_classes": args.points_exclude_classes}
+
+
 def add_infer_arguments(parser):
     parser.add_argument("input", type=existing_path, help="an image, a folder of images or a video")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--intrinsics", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
                         help="camera intrinsics of the input, for the point clouds (default: a guess from the "
                              "model's training camera's field of view)")
-    parser.add_argument("--points-stride", type=int, default=2, help="point cloud decimation (default 2)")
+    add_cloud_arguments(parser)
     add_model_arguments(parser)
 
 
 def run_infer(args):
     from hydranet_ros.apps.infer_files import infer_files
-    count = infer_files(open_perception(args), args.input, Path(args.out), args.intrinsics, args.points_stride)
+    count = infer_files(open_perception(args), args.input, Path(args.out), args.intrinsics, cloud_parameters(args))
     print(f"wrote outputs for {count} frame(s) to {args.out}")
 
 
@@ -53,7 +70,7 @@ def add_process_bag_arguments(parser):
     parser.add_argument("--camera-info-topic", help="CameraInfo topic (without it the intrinsics are guessed)")
     parser.add_argument("--prefix", default="/hydranet", help="namespace of the added topics (default /hydranet)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="output format (default mcap)")
-    parser.add_argument("--points-stride", type=int, default=2)
+    add_cloud_arguments(parser)
     add_model_arguments(parser)
 
 
@@ -62,7 +79,7 @@ def run_process_bag(args):
     check_paths(args.input, Path(args.output))  # before the model loads: a wrong path fails at once
     perception = open_perception(args)
     counts = process_bag(args.input, Path(args.output), args.image_topic, args.camera_info_topic, perception,
-                         args.prefix, args.storage, args.points_stride)
+                         args.prefix, args.storage, cloud_parameters(args))
     if counts["interrupted"]:
         print(f"interrupted: {args.output} is closed and readable, with the {counts['images']} frames processed "
               "so far", file=sys.stderr)

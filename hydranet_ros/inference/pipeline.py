@@ -20,14 +20,12 @@ import numpy as np
 
 from hydranet_ros.inference.backend_base import Backend, Prediction
 from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
-from hydranet_ros.camera.intrinsics import Intrinsics
+from hydranet_ros.camera.intrinsics import FOCAL_PER_WIDTH, Intrinsics
 from hydranet_ros.camera.network_input import depth_scale
-from hydranet_ros.data.synth import FOCAL_PER_WIDTH
+from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
 from hydranet_ros.inference.device_post import DevicePost, StageClock
 from hydranet_ros.inference.postprocess import CloudRequest, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
-
-SCENE_OF_LABEL_SPACE = {"kitti6": "street", "nyud40": "indoor"}
 
 
 @dataclass

@@ -60,8 +60,10 @@ def pack_rgb(color: np.ndarray) -> np.ndarray:
 
 @dataclass
 class CloudSettings:
-    stride: int = 2
-    max_depth: float = 20.0
+    """How a cloud is sampled; the node's values come from its parameters (ros/outputs.py)."""
+
+    stride: int
+    max_depth: float
     exclude_classes: tuple[int, ...] = ()
     organized: bool = True
 

@@ -12,6 +12,10 @@ from hydranet_ros.inference.pipeline import FrameResult, Perception
 from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.ros.conversions import output_camera_info_fields
 from hydranet_ros.ros.output_topics import BY_NAME, CLOUD_TOPICS, DEPTH_IMAGE
+from hydranet_ros.ros.parameters import BY_NAME as PARAMETERS, GROUND_AND_SKY
+
+CLOUD_PARAMETERS = ("points_stride", "points_max_depth", "points_aligned", "points_organized",
+                    "points_exclude_classes", "obstacle_exclude_classes")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,40 @@ class OutputRequest:
             return None
         obstacles = perception.obstacle_classes(self.obstacle_exclude) if "points/obstacles" in self.wanted else None
         return CloudRequest(self.cloud, obstacles)
+
+
+def class_ids(names, label_space, parameter: str) -> tuple[int, ...]:
+    """Class names of a parameter -> ids; __ground_and_sky__ is the label space's ground and sky classes.
+    Raises ValueError naming the parameter and the unknown classes."""
+    names = list(names)
+    if GROUND_AND_SKY in names:
+        names = [n for n in names if n != GROUND_AND_SKY] + label_space.ground_classes + label_space.sky_classes
+    names = [n for n in names if n]
+    unknown = [n for n in names if n not in label_space.class_names]
+    if unknown:
+        raise ValueError(f"{parameter}: unknown classes {unknown}; the model's classes: {label_space.class_names}")
+    return tuple(label_space.ids(names))
+
+
+def cloud_filters(values: dict, label_space) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(points_exclude, obstacle_exclude) class ids from those two parameters' values; both are checked
+    before either is used. A label space without sky quietly ignores the default ["sky"]."""
+    points = [n for n in values["points_exclude_classes"] if n in label_space.class_names or n != "sky"]
+    return (class_ids(points, label_space, "points_exclude_classes"),
+            class_ids(values["obstacle_exclude_classes"], label_space, "obstacle_exclude_classes"))
+
+
+def cloud_output_request(values: dict, label_space, wanted: frozenset,
+                         projection_column=(0.0, 0.0, 0.0)) -> OutputRequest:
+    """What the clouds are made of, from the node's parameter values (ros/parameters.py; a name missing
+    from values takes the table's default): one rule for the node, process-bag and infer, so the same
+    parameters give the same clouds everywhere."""
+    values = {name: values.get(name, PARAMETERS[name].default) for name in CLOUD_PARAMETERS}
+    points_exclude, obstacle_exclude = cloud_filters(values, label_space)
+    aligned = values["points_aligned"]  # one point per segmentation pixel, as Nav2's semantic layer needs
+    settings = CloudSettings(1 if aligned else values["points_stride"], values["points_max_depth"], points_exclude,
+                             aligned or values["points_organized"])
+    return OutputRequest(wanted, settings, obstacle_exclude, projection_column)
 
 
 def frame_messages(result: FrameResult, request: OutputRequest, factory) -> dict:

@@ -33,7 +33,6 @@ from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_p
 from hydranet_ros.camera.pairing import CameraInfoBuffer, CameraInfoMatch
 from hydranet_ros.inference.backends import BackendError, create_backend
 from hydranet_ros.inference.pipeline import Perception
-from hydranet_ros.inference.postprocess import CloudSettings
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
@@ -41,7 +40,8 @@ from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, came
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss, LogThrottle
 from hydranet_ros.ros.output_topics import CLOUD_TOPICS, OUTPUTS
-from hydranet_ros.ros.outputs import OutputRequest, frame_messages, label_info, label_info_types
+from hydranet_ros.ros.outputs import (CLOUD_PARAMETERS, OutputRequest, cloud_filters, cloud_output_request,
+                                      frame_messages, label_info, label_info_types)
 
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
@@ -229,27 +229,13 @@ class PerceptionCore:
         value = self.get_parameter(name).value
         return parameters.BY_NAME[name].canonical(value) if name in parameters.BY_NAME else value
 
-    def _class_ids(self, names: list[str], name: str) -> tuple[int, ...]:
-        space = self.spec.label_space
-        if parameters.GROUND_AND_SKY in names:
-            names = [n for n in names if n != parameters.GROUND_AND_SKY] + space.ground_classes + space.sky_classes
-        names = [n for n in names if n]
-        unknown = [n for n in names if n not in space.class_names]
-        if unknown:
-            raise ValueError(f"{name}: unknown classes {unknown}; the model's classes: {space.class_names}")
-        return tuple(space.ids(names))
-
     def _resolve_class_parameters(self, overrides: dict | None = None):
+        """Checks the class filters (also a change about to be set): an unknown class is a StartupError."""
         values = {n: self._value(n) for n in ("points_exclude_classes", "obstacle_exclude_classes")} | (overrides or {})
-        # A label space without sky quietly ignores the default ["sky"].
-        points = [n for n in values["points_exclude_classes"]
-                  if n in self.spec.label_space.class_names or n != "sky"]
-        try:  # both checked before either applies: a refused change leaves the filters as they were
-            points_exclude = self._class_ids(points, "points_exclude_classes")
-            obstacle_exclude = self._class_ids(values["obstacle_exclude_classes"], "obstacle_exclude_classes")
+        try:
+            cloud_filters(values, self.spec.label_space)
         except ValueError as error:
             raise StartupError(str(error)) from None
-        self.points_exclude, self.obstacle_exclude = points_exclude, obstacle_exclude
 
     def _on_set_parameters(self, changes) -> SetParametersResult:
         class_overrides = {}
@@ -367,13 +353,8 @@ class PerceptionCore:
     def _output_request(self, wanted: frozenset, camera) -> OutputRequest:
         """What to build for this frame; P's last column (a stereo baseline) comes from a calibration."""
         column = camera.projection_column() if isinstance(camera, CameraCalibration) else (0.0, 0.0, 0.0)
-        return OutputRequest(wanted, self._cloud_settings(), self.obstacle_exclude, column)
-
-    def _cloud_settings(self) -> CloudSettings:
-        p = self._value
-        aligned = p("points_aligned")  # one point per segmentation pixel, as Nav2's semantic layer needs
-        return CloudSettings(1 if aligned else p("points_stride"), p("points_max_depth"), self.points_exclude,
-                             aligned or p("points_organized"))
+        values = {name: self._value(name) for name in CLOUD_PARAMETERS}
+        return cloud_output_request(values, self.spec.label_space, wanted, column)
 
     def _process(self, msg, received_at: float):
         wanted = self._wanted()

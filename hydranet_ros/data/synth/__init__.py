@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.data.kinds import SCENE_KINDS
+from hydranet_ros.camera.intrinsics import FOCAL_PER_WIDTH, Intrinsics
+from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
 from hydranet_ros.data.synth.indoor import IndoorSceneBuilder
 from hydranet_ros.data.synth.materials import Texturer
 from hydranet_ros.data.synth.render import render
@@ -22,9 +22,7 @@ from hydranet_ros.data.synth.scene import Frame
 from hydranet_ros.data.synth.street import StreetSceneBuilder
 
 BUILDERS = {"indoor": IndoorSceneBuilder, "street": StreetSceneBuilder}
-# Focal length as a fraction of image width: NYUDv2's Kinect (518.8/640), KITTI's camera (721.5/1242).
-FOCAL_PER_WIDTH = {"indoor": 0.8106, "street": 0.5809}
-LABEL_SPACES = dict(zip(SCENE_KINDS, ("nyud40", "kitti6")))
+LABEL_SPACES = {scene: space for space, scene in SCENE_OF_LABEL_SPACE.items()}
 
 
 def default_intrinsics(kind: str, width: int, height: int) -> Intrinsics:
