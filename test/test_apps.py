@@ -133,7 +133,11 @@ def test_demo_takes_a_folder_of_images_or_a_bag_as_input(tmp_path, street_model_
                               "--rate", "5"], capture_output=True, text=True, timeout=300)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads((tmp_path / "demo" / "latency.json").read_text())
-    assert summary["frames_sent"] == 5 and summary["depth/image"]["received"] >= 3
+    node = summary["node"]  # a loaded machine may drop frames: the demo says how many, and succeeds
+    assert summary["frames_sent"] == 5 and 1 <= node["frames_processed"] <= node["frames_received"] <= 5
+    assert node["frames_processed"] + node["frames_dropped"] == node["frames_received"], node
+    assert 1 <= summary["depth/image"]["received"] <= node["frames_processed"]
+    assert f"processed {node['frames_processed']} and dropped {node['frames_dropped']}" in process.stdout
     picture = cv2.imread(str(sorted((tmp_path / "demo" / "frames").glob("*.png"))[0]))
     assert picture.shape[1] == 1280
 

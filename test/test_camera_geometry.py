@@ -8,7 +8,8 @@ import torch
 from conftest import REPO, shared_path
 from hydranet_ros.camera.calibration import CameraCalibration
 from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics
-from hydranet_ros.camera.network_input import network_input_size, resize_antialiased
+from hydranet_ros.camera.network_input import network_input_size
+from hydranet_ros.inference.graph import resize_antialiased
 from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.data.dataset import read_rgb
 from hydranet_ros.data.kitti import read_tracking_calibration

@@ -34,6 +34,8 @@ from hydranet_ros.ros.output_topics import DEPTH_IMAGE, message_types
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
+# The node's /diagnostics counters of what became of each frame it received; received first.
+FRAME_COUNTERS = ("received", "processed", "dropped", "bad_input", "errors", "skipped_no_subscribers")
 WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequence
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 OUTPUTS = message_types()  # what the node publishes with its default parameters
@@ -201,6 +203,19 @@ class Recorder:
                 return
             self.spin_until(time.perf_counter() + 0.1)
 
+    def settled_counts(self, timeout: float = 10.0) -> dict:
+        """The node's frame counters once every frame it received is accounted for (processed, dropped,
+        refused, skipped), read from /diagnostics messages that arrive after this call."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            seen = len(self.diagnostics)
+            while len(self.diagnostics) == seen and time.perf_counter() < deadline:
+                self.spin_until(time.perf_counter() + 0.05)
+            values = self.node_diagnostics()
+            counts = {key: int(values.get(f"frames_{key}", 0)) for key in FRAME_COUNTERS}
+            if counts["received"] == sum(counts[key] for key in FRAME_COUNTERS[1:]) or time.perf_counter() > deadline:
+                return counts
+
     def node_ready(self) -> bool:
         return self.image_pub.get_subscription_count() > 0 and all(
             self.node.count_publishers(f"{NAMESPACE}/{name}") > 0 for name in OUTPUTS)
@@ -314,6 +329,7 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
         print("waiting for perception_node to start and to prepare for this camera's resolution...")
         wait_until_ready(recorder, node, out / "node.log")
         recorder.warm_up(camera.frames[0], camera.intrinsics, node, out / "node.log")
+        before = recorder.settled_counts()  # the warm-up frames are not the sequence's
         period = 1.0 / camera.rate_hz
         start = time.perf_counter()
         first_stamp = time.time_ns()
@@ -323,11 +339,14 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
             recorder.publish(bgr, camera.intrinsics, stamp)
             stamps.append(stamp)
         recorder.drain()
+        after = recorder.settled_counts()
     finally:
         stop_node(node)
         recorder.close()
         rclpy.try_shutdown()
-    summary = latency_summary(recorder)
+    summary = latency_summary(recorder) | {"node": {f"frames_{key}": after[key] - before[key]
+                                                    for key in ("received", "processed", "dropped")}}
+    counts = summary["node"]
     pictures = write_pictures(recorder, camera, stamps, spec, out)
     video = write_video(pictures, out / "demo.mp4", camera.rate_hz)
     (out / "latency.json").write_text(__import__("json").dumps(summary, indent=1))
@@ -335,6 +354,9 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
     for name in OUTPUTS:
         s = summary[name]
         print(f"  {name:<22} received {s['received']:>3}   median {s['median_ms']} ms   p90 {s['p90_ms']} ms")
+    print(f"the node received {counts['frames_received']} of the {summary['frames_sent']} frames sent, processed "
+          f"{counts['frames_processed']} and dropped {counts['frames_dropped']} (it keeps only the newest frame "
+          "when it cannot keep up)")
     print(f"\nbag (MCAP):     {bag_path}  ->  ros2 bag play {bag_path}   or open the .mcap file in Foxglove")
     print(f"pictures:       {out / 'frames'} ({len(pictures)} frames)")
     print(f"video:          {video}")

@@ -5,8 +5,7 @@ One policy serves the node, `infer`, `process-bag`, `evaluate` and training:
 - Size: the image keeps its aspect ratio. A model has a pixel budget (its input_size, height x
   width); the image is scaled uniformly to about that many pixels, each side rounded to a multiple
   of 16. Models that run at the camera's own resolution (the authors' checkpoints) skip this.
-- Downscaling is antialiased: bilinear to an integer multiple of the target, then a box average,
-  so every output pixel averages the input pixels it covers (what OpenCV's INTER_AREA does).
+- Downscaling is antialiased (inference/graph.py resize_antialiased, in the graph every backend runs).
 - Focal length: a monocular network judges depth by apparent size, so it learns depth for the
   focal length it was trained with (in pixels at its input). For a camera whose focal length at
   the network input differs, depth scales by the ratio: Z = Z_network * f_camera / f_model.
@@ -14,12 +13,8 @@ One policy serves the node, `infer`, `process-bag`, `evaluate` and training:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from hydranet_ros.camera.intrinsics import Intrinsics
-
-if TYPE_CHECKING:
-    import torch
 
 SIZE_MULTIPLE = 16
 # What a network input (a pixel budget) may be: sides of 32 to 4096 pixels, at most 3840x2160 pixels.
@@ -50,17 +45,6 @@ def network_input_size(image_size: tuple[int, int], pixel_budget: tuple[int, int
     scale = math.sqrt(pixel_budget[0] * pixel_budget[1] / (height * width))
     return (max(SIZE_MULTIPLE, round(height * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
             max(SIZE_MULTIPLE, round(width * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE))
-
-
-def resize_antialiased(x: "torch.Tensor", size: tuple[int, int]) -> "torch.Tensor":
-    """N x C x H x W float -> N x C x size; box-filtered when shrinking by 2x or more."""
-    import torch.nn.functional as F  # here: the size policy above is needed where torch is not
-    height, width = int(size[0]), int(size[1])
-    factor = min(x.shape[-2] // height, x.shape[-1] // width)
-    if factor >= 2:
-        x = F.interpolate(x, size=(height * factor, width * factor), mode="bilinear", align_corners=False)
-        return F.avg_pool2d(x, factor)
-    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
 
 
 def focal_at(intrinsics: Intrinsics, size: tuple[int, int]) -> float:

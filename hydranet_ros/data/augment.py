@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import torch
 
-from hydranet_ros.camera.network_input import focal_at, resize_antialiased
+from hydranet_ros.camera.network_input import focal_at
+from hydranet_ros.inference.graph import resize_antialiased
 from hydranet_ros.data.dataset import IGNORE_LABEL, Sample
 from hydranet_ros.model.model_file import ModelSpec
 

@@ -33,7 +33,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hydranet_ros.inference.choices import OUTPUT_RESOLUTIONS
-from hydranet_ros.camera.network_input import resize_antialiased
 from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec
 
@@ -41,6 +40,18 @@ INPUT_NAME = "image"
 OUTPUT_NAMES = ("labels", "color", "confidence", "depth")
 # Part of every cached export's name: bump it when the graph's inputs, outputs or arithmetic change.
 GRAPH_VERSION = 6
+
+
+def resize_antialiased(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """N x C x H x W float -> N x C x size. Shrinking by 2x or more is antialiased: bilinear to an
+    integer multiple of the target, then a box average, so every output pixel averages the input
+    pixels it covers (what OpenCV's INTER_AREA does)."""
+    height, width = int(size[0]), int(size[1])
+    factor = min(x.shape[-2] // height, x.shape[-1] // width)
+    if factor >= 2:
+        x = F.interpolate(x, size=(height * factor, width * factor), mode="bilinear", align_corners=False)
+        return F.avg_pool2d(x, factor)
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
 
 
 class InferenceGraph(nn.Module):
