@@ -4,7 +4,7 @@
     .venv/bin/python scripts/model_card_metrics.py --precision-gate   # int8 against fp32 instead
 
 Real frames first, all through the node's own per-frame path (inference.pipeline with ONNX Runtime),
-scored by hydranet_ros/training/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose
+scored by scripts/real_frames.py. Then the generated frames: datasets/synth_*_val (seed 2, chose
 the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
 --precision-gate prints the int8 accuracy gate of both models (docs/benchmarks.md) and writes nothing.
@@ -26,9 +26,9 @@ from hydranet_ros.inference.backends import create_backend  # noqa: E402
 from hydranet_ros.inference.pipeline import Perception  # noqa: E402
 from hydranet_ros.model.model_file import load_model  # noqa: E402
 from hydranet_ros.training.evaluate import evaluate_model  # noqa: E402
-from hydranet_ros.training.real_frames import (LIDAR_HELD_OUT, camvid_val, kitti_000099, kitti_lidar,  # noqa: E402
-                                               kitti_other_drives, kitti_semantics, nyud_examples, precision_gate,
-                                               street_calibration_folder)
+from real_frames import (  # noqa: E402
+    LIDAR_HELD_OUT, camvid_val, kitti_000099, kitti_lidar, kitti_other_drives, kitti_semantics, nyud_examples,
+    precision_gate, street_calibration_folder)
 
 
 def generated(model, spec, kind, max_depth):

@@ -30,7 +30,7 @@ if [ ! -f datasets/kitti_0001_train/provenance.yaml ]; then
     --class-map hydranet_ros/training/teacher_maps/cityscapes19.yaml
 fi
 # KITTI semantics: 22 frames of many drives with human labels train; the 10 of three drives that
-# training/real_frames.py holds back (KITTI_SEMANTICS_HELD_BACK: 2-6, 13-17) never do.
+# scripts/real_frames.py holds back (KITTI_SEMANTICS_HELD_BACK: 2-6, 13-17) never do.
 sem=$shared/data/kitti_semantics
 [ -f datasets/kitti_semantics_train/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
   --trainid-labels $sem/semantic_trainid --frame-indices 0 1 7 8 9 10 11 12 18 19 20 21 22 23 24 25 26 27 28 29 30 31 \

@@ -1,10 +1,12 @@
 """Shared test helpers: the ../shared data folder (skipped when absent) and small fixtures."""
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO / "scripts"))  # the model-card tooling (real_frames.py) lives there, outside the package
 
 
 def shared_path(*parts: str) -> Path:

@@ -140,7 +140,7 @@ def test_int8_accuracy_gate_on_real_street_frames(tmp_path):
     CamVid train frame, KITTI 0001 frames 0-19); the model card measures all 101 CamVid val frames,
     this test the first 20 and the held-out LiDAR frames 20-30."""
     from conftest import REPO
-    from hydranet_ros.training.real_frames import precision_gate, street_calibration_folder
+    from real_frames import precision_gate, street_calibration_folder
     data = shared_path("data")
     calibration = street_calibration_folder(data, tmp_path / "calibration")
     scores = precision_gate(REPO / "models" / "hydranet_street.pt", data, "street", calibration,
@@ -175,7 +175,7 @@ def test_the_model_card_figures_on_unseen_streets_are_what_the_real_frames_give(
     from conftest import REPO
     from hydranet_ros.inference.pipeline import Perception
     from hydranet_ros.model.model_file import load_model
-    from hydranet_ros.training.real_frames import kitti_other_drives, kitti_semantics
+    from real_frames import kitti_other_drives, kitti_semantics
     data = shared_path("data")
     model = REPO / "models" / "hydranet_street.pt"
     card = json.loads((REPO / "models" / "metrics.json").read_text())["hydranet_street.pt"]

@@ -126,7 +126,7 @@ def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training()
     the training script converts split the 32 frames between them."""
     import re
     from conftest import REPO
-    from hydranet_ros.training.real_frames import KITTI_SEMANTICS_HELD_BACK
+    from real_frames import KITTI_SEMANTICS_HELD_BACK
     script = (REPO / "scripts" / "train_default_models.sh").read_text().replace("\\\n", " ")
     line = next(line for line in script.splitlines() if "--trainid-labels" in line)
     trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}

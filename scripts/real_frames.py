@@ -7,7 +7,8 @@ rescaled to them); depth is scored only where there is ground truth and the mode
   sequence 0001 against its projected LiDAR: frames 20-30, which no training job used, and all 31
   frames; the three KITTI object frames of other drives against their LiDAR (never trained on);
 - indoor: the NYUDv2 example frames.
-The model card (scripts/model_card_metrics.py) and the int8/bf16 accuracy gate use the same code.
+The model card (scripts/model_card_metrics.py) and the int8/bf16 accuracy gate use the same code. Model-card
+tooling, not part of the package a robot runs: it reads research data the package never ships.
 """
 from __future__ import annotations
 
