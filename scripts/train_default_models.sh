@@ -35,6 +35,10 @@ sem=$shared/data/kitti_semantics
 [ -f datasets/kitti_semantics_train/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
   --trainid-labels $sem/semantic_trainid --frame-indices 0 1 7 8 9 10 11 12 18 19 20 21 22 23 24 25 26 27 28 29 30 31 \
   --out datasets/kitti_semantics_train
+# The same 22 frames with depth on their road and sidewalk from the flat ground below KITTI's camera.
+[ -f datasets/kitti_semantics_train_ground/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
+  --trainid-labels $sem/semantic_trainid --frame-indices 0 1 7 8 9 10 11 12 18 19 20 21 22 23 24 25 26 27 28 29 30 31 \
+  --ground-plane-depth 1.65 --out datasets/kitti_semantics_train_ground
 # KITTI 0001 frames 0-19 again, labelled by the stronger Cityscapes teacher with scores (ESPNetv2).
 if [ ! -f datasets/kitti_0001_espnet/provenance.yaml ]; then
   $hydranet convert kitti $kitti/image_2/0001 --velodyne $kitti/velodyne/0001 --calib $kitti/calib/0001.txt \

@@ -169,3 +169,23 @@ def test_a_distortion_vector_of_the_wrong_length_is_refused_where_it_enters(mode
         CameraCalibration.from_fields(640, 480, model, [0.01] * count, k, np.eye(3).ravel(), p)
     for good_model, good_count in (("plumb_bob", 5), ("plumb_bob", 0), ("rational_polynomial", 8), ("equidistant", 4)):
         CameraCalibration.from_fields(640, 480, good_model, [0.0] * good_count, k, np.eye(3).ravel(), p)
+
+
+def test_ground_plane_depth_equals_the_ray_cast_depth_of_a_flat_road():
+    """A level camera 1.65 m above the generated street's flat ground: every road pixel's ray-cast
+    depth is the ground-plane depth of its row; sky rows above the horizon get none."""
+    from hydranet_ros.camera.ground_plane import ground_plane_depth
+    from hydranet_ros.data.synth import BUILDERS, Texturer, render
+    rng = np.random.default_rng(7)
+    builder = BUILDERS["street"]()
+    scene = builder.build(rng)
+    intrinsics = Intrinsics(300.0, 300.0, 303.5, 87.5, 608, 176)
+    frame = render(scene, intrinsics, np.array([0.0, 1.65, 10.0]), 0.0, 0.0, 0.0, rng, Texturer(rng))
+    road = frame.labels == 2
+    heights = np.where(road, 1.65, np.nan)
+    plane = ground_plane_depth(intrinsics, heights, max_depth=40.0)
+    near = road & (frame.depth > 0) & (frame.depth <= 39.0)
+    assert near.sum() > 5000
+    assert np.allclose(plane[near], frame.depth[near], rtol=1e-3)
+    assert not plane[: int(intrinsics.cy) + 1].any() and not plane[~road].any()
+    assert plane.max() <= 40.0 and plane.dtype == np.float32

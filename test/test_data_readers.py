@@ -1,8 +1,10 @@
 """Dataset readers on the real frames in ../shared, and the folder layout round trip."""
 import numpy as np
+import pytest
 
 from conftest import shared_path
-from hydranet_ros.data.dataset import FolderDataset, IGNORE_LABEL, Sample, create_dataset_folder, write_sample
+from hydranet_ros.data.dataset import (DatasetError, FolderDataset, IGNORE_LABEL, Sample, create_dataset_folder,
+                                       write_sample)
 from hydranet_ros.data.kitti import project_lidar, read_kitti6_labels, read_tracking_calibration, read_velodyne
 from hydranet_ros.data.labels import decode_color_labels
 from hydranet_ros.data.nyud import example_frame_names, read_example_frame
@@ -121,6 +123,33 @@ def test_kitti_semantics_frames_convert_with_their_train_ids_on_kitti6(tmp_path)
     assert np.array_equal(dataset[0].segmentation, labels) and dataset[0].depth is None
 
 
+def test_kitti_semantics_frames_get_ground_plane_depth_on_road_and_sidewalk(tmp_path):
+    """--ground-plane-depth: each frame's KITTI camera by its size, depth only on road (1.65 m below
+    the camera) and sidewalk (a kerb higher) below the horizon and within 40 m."""
+    from hydranet_ros.cli.main import main as hydranet
+    from hydranet_ros.data.kitti import KERB_HEIGHT, kitti_camera
+    root = shared_path("data", "kitti_semantics")
+    assert hydranet(["convert", "kitti", str(root / "image_2"), "--trainid-labels", str(root / "semantic_trainid"),
+                     "--frame-indices", "0", "7", "--ground-plane-depth", "1.65", "--out", str(tmp_path / "sem")]) == 0
+    dataset = FolderDataset(tmp_path / "sem")
+    for index, size in ((0, (1224, 370)), (1, (1242, 375))):
+        sample = dataset[index]
+        assert sample.intrinsics == kitti_camera(*size)
+        rows = np.arange(size[1])[:, None] - sample.intrinsics.cy
+        with np.errstate(divide="ignore"):
+            road = np.broadcast_to(sample.intrinsics.fy * 1.65 / rows, sample.depth.shape)
+            sidewalk = np.broadcast_to(sample.intrinsics.fy * (1.65 - KERB_HEIGHT) / rows, sample.depth.shape)
+        labelled = sample.depth > 0
+        assert labelled.mean() > 0.1 and np.isin(sample.segmentation[labelled], [2, 3]).all()
+        assert sample.depth.max() <= 40.0 + 1 / 256
+        for class_id, expected in ((2, road), (3, sidewalk)):
+            on = labelled & (sample.segmentation == class_id)
+            assert on.any() and np.allclose(sample.depth[on], expected[on], atol=1 / 256)
+        assert not labelled[: int(sample.intrinsics.cy) + 1].any()
+    with pytest.raises(DatasetError, match="640x480 image is not one of KITTI's sizes"):
+        kitti_camera(640, 480)
+
+
 def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training():
     """The frames the model card scores as unseen (real_frames.KITTI_SEMANTICS_HELD_BACK) and the ones
     the training script converts split the 32 frames between them."""
@@ -128,6 +157,9 @@ def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training()
     from conftest import REPO
     from real_frames import KITTI_SEMANTICS_HELD_BACK
     script = (REPO / "scripts" / "train_default_models.sh").read_text().replace("\\\n", " ")
-    line = next(line for line in script.splitlines() if "--trainid-labels" in line)
-    trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}
-    assert trained.isdisjoint(KITTI_SEMANTICS_HELD_BACK) and trained | set(KITTI_SEMANTICS_HELD_BACK) == set(range(32))
+    lines = [line for line in script.splitlines() if "--trainid-labels" in line]
+    assert len(lines) == 2  # human labels alone, and with ground-plane depth
+    for line in lines:
+        trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}
+        assert trained.isdisjoint(KITTI_SEMANTICS_HELD_BACK)
+        assert trained | set(KITTI_SEMANTICS_HELD_BACK) == set(range(32))

@@ -40,12 +40,16 @@ def add_convert_arguments(parser):
                         help="kitti: only the sorted images START..STOP-1 (e.g. to hold frames out for testing)")
     parser.add_argument("--frame-indices", type=int, nargs="+", metavar="N",
                         help="kitti: only these positions (0-based) of the sorted images")
+    parser.add_argument("--ground-plane-depth", type=float, metavar="HEIGHT",
+                        help="kitti: labelled frames without depth get depth on their road and sidewalk pixels "
+                             "(up to 40 m) from a flat ground HEIGHT m below a level camera (KITTI's: 1.65)")
 
 
 def run_convert(args):
     from hydranet_ros.data.convert import convert_dataset
     print(convert_dataset(args.format, args.source, Path(args.out), args.class_map, args.indices, args.labels,
-                          args.trainid_labels, args.depth, args.velodyne, args.calib, args.frames, args.frame_indices))
+                          args.trainid_labels, args.depth, args.velodyne, args.calib, args.frames, args.frame_indices,
+                          args.ground_plane_depth))
 
 
 VERBS = {

@@ -3,7 +3,8 @@
   nyud-mat       the official nyu_depth_v2_labeled.mat (+ a 895-entry class map, + split indices)
   nyud-examples  frames laid out like the examples published with the official models
   kitti          KITTI images with any of: KITTI-6 colour labels, Cityscapes train-id labels (KITTI
-                 semantics), depth PNGs, raw LiDAR + calibration
+                 semantics), depth PNGs, raw LiDAR + calibration; labelled frames without depth may get
+                 depth on their road and sidewalk from the flat ground below KITTI's camera
   camvid         a CamVid split folder (images/, labels/ with the 11 SegNet classes) -> KITTI-6 labels
 """
 from __future__ import annotations
@@ -15,14 +16,15 @@ from tqdm import tqdm
 from hydranet_ros.errors import CommandError
 from hydranet_ros.data import camvid
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, read_rgb, write_sample
-from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, project_lidar, read_depth_png, read_kitti6_labels,
-                                     read_tracking_calibration, read_trainid_labels_as_kitti6, read_velodyne)
+from hydranet_ros.data.kitti import (KITTI_DEPTH_SCALE, ground_label_depth, kitti_camera, project_lidar,
+                                     read_depth_png, read_kitti6_labels, read_tracking_calibration,
+                                     read_trainid_labels_as_kitti6, read_velodyne)
 from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, example_frame_names, read_example_frame
 
 
 def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=None, labels=None,
                     trainid_labels=None, depth=None, velodyne=None, calib=None, frames=None,
-                    frame_indices=None) -> str:
+                    frame_indices=None, ground_plane_height=None) -> str:
     """One real dataset (kind: nyud-mat, nyud-examples, kitti, camvid) -> a dataset folder; says what it wrote."""
     if not source.exists():
         raise CommandError(f"{source} does not exist")
@@ -75,5 +77,8 @@ def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=
                                          image.shape[1], image.shape[0])
         if calibration is not None:
             sample.intrinsics = calibration.intrinsics(image.shape[1], image.shape[0])
+        if ground_plane_height and sample.depth is None and sample.segmentation is not None:
+            sample.intrinsics = sample.intrinsics or kitti_camera(image.shape[1], image.shape[0])
+            sample.depth = ground_label_depth(sample.segmentation, sample.intrinsics, ground_plane_height)
         write_sample(root, sample, KITTI_DEPTH_SCALE)
     return f"wrote {len(images)} frames to {out}"

@@ -9,10 +9,20 @@ import numpy as np
 from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import read_png_unchanged, read_rgb
 from hydranet_ros.data.labels import decode_color_labels
+from hydranet_ros.camera.ground_plane import ground_plane_depth
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.model.model_file import load_label_space
 
 KITTI_DEPTH_SCALE = 256.0
+KITTI_CAMERA_HEIGHT = 1.65  # metres above the ground of KITTI's cameras (the dataset's sensor setup)
+# The left colour camera (P2: fx, fy, cx, cy) for KITTI's two image sizes, as the calibration files in
+# ../shared give it (tracking 0001 for 1242x375, object 000000 for 1224x370), for frames without their own.
+KITTI_COLOUR_CAMERAS = {(1242, 375): (721.5377, 721.5377, 609.5593, 172.854),
+                        (1224, 370): (707.0493, 707.0493, 604.0814, 180.5066)}
+# Sidewalks stand a kerb above the road: fitted to the LiDAR of KITTI tracking 0001 frames 0-19, the
+# camera is 1.72 m above its road pixels and 1.57 m above its sidewalk pixels.
+KERB_HEIGHT = 0.15
+GROUND_PLANE_MAX_DEPTH = 40.0  # further, a 0.5 degree pitch moves the depth by more than 10 %
 
 
 def read_depth_png(path: str | Path) -> np.ndarray:
@@ -36,6 +46,24 @@ def read_trainid_labels_as_kitti6(path: str | Path) -> np.ndarray:
     for train_id, kitti6_id in TRAINID_TO_KITTI6.items():
         lookup[train_id] = kitti6_id
     return lookup[read_png_unchanged(Path(path))]
+
+
+def kitti_camera(width: int, height: int) -> Intrinsics:
+    """The intrinsics of KITTI's left colour camera for an image of that size."""
+    if (width, height) not in KITTI_COLOUR_CAMERAS:
+        raise DatasetError(f"a {width}x{height} image is not one of KITTI's sizes "
+                           f"{sorted(f'{w}x{h}' for w, h in KITTI_COLOUR_CAMERAS)}: give its calibration")
+    return Intrinsics(*KITTI_COLOUR_CAMERAS[width, height], width, height)
+
+
+def ground_label_depth(labels: np.ndarray, intrinsics: Intrinsics, camera_height: float) -> np.ndarray:
+    """Depth labels for the road and sidewalk pixels of a KITTI-6 label image, from a flat ground
+    camera_height metres below a level camera (sidewalk a kerb higher); 0 elsewhere and beyond 40 m."""
+    road, sidewalk = load_label_space("kitti6").ids(["road", "sidewalk"])
+    heights = np.full(labels.shape, np.nan)
+    heights[labels == road] = camera_height
+    heights[labels == sidewalk] = camera_height - KERB_HEIGHT
+    return ground_plane_depth(intrinsics, heights, GROUND_PLANE_MAX_DEPTH)
 
 
 @dataclass
