@@ -22,7 +22,7 @@ SHARED = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
 
 from hydranet_ros.data.dataset import FolderDataset  # noqa: E402
-from hydranet_ros.inference.backends import create_backend  # noqa: E402
+from hydranet_ros.inference.backends import BackendOptions, create_backend  # noqa: E402
 from hydranet_ros.inference.pipeline import Perception  # noqa: E402
 from hydranet_ros.model.model_file import load_model  # noqa: E402
 from hydranet_ros.training.evaluate import evaluate_model  # noqa: E402
@@ -40,13 +40,13 @@ def generated(model, spec, kind, max_depth):
 
 def indoor(path):
     model, spec = load_model(path)
-    perception = Perception(create_backend(path, "onnxruntime", "cpu")[0], spec)
+    perception = Perception(create_backend(path, BackendOptions(backend="onnxruntime", device="cpu"))[0], spec)
     return {"nyud_real_frames": nyud_examples(perception, SHARED)} | generated(model, spec, "indoor", 10.0)
 
 
 def street(path):
     model, spec = load_model(path)
-    perception = Perception(create_backend(path, "onnxruntime", "cpu")[0], spec)
+    perception = Perception(create_backend(path, BackendOptions(backend="onnxruntime", device="cpu"))[0], spec)
     return {"kitti_semantics_heldback_segmentation": kitti_semantics(perception, SHARED),
             "kitti_object_other_drives_lidar": kitti_other_drives(perception, SHARED),
             "camvid_val_segmentation": camvid_val(perception, SHARED),

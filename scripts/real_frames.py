@@ -126,12 +126,13 @@ def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisi
     """Real-frame metrics of fp32 and of each lower precision on the same backend, and what each loses:
     mIoU in points, depth RMSE in percent. street: CamVid val and the held-out KITTI LiDAR frames;
     indoor: the NYUDv2 example frames."""
-    from hydranet_ros.inference.backends import create_backend
+    from hydranet_ros.inference.backends import BackendOptions, create_backend
     from hydranet_ros.model.model_file import load_model
     spec = load_model(model_path)[1]
     scores = {}
     for precision in ("fp32",) + tuple(precisions):
-        chosen, _ = create_backend(model_path, backend, "cpu", precision, calibration=calibration)
+        chosen, _ = create_backend(model_path, BackendOptions(backend=backend, device="cpu", precision=precision,
+                                                              calibration=calibration))
         perception = Perception(chosen, spec)
         if kind == "street":
             scores[f"{precision}: {chosen.describe()}"] = {

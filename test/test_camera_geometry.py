@@ -14,7 +14,7 @@ from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.data.dataset import read_rgb
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.data.synth import default_intrinsics, render_frame
-from hydranet_ros.inference.backends import TorchBackend
+from hydranet_ros.inference.backends.torch_backend import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
 from hydranet_ros.model.model_file import load_model

@@ -10,13 +10,17 @@ import pytest
 import torch
 
 from conftest import shared_path
-from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.inference.backends.base import BackendError
+from hydranet_ros.inference.backends import BackendOptions, create_backend
 from hydranet_ros.inference.benchmark import camera_frame
 from hydranet_ros.inference.export import onnx_for_model
 from hydranet_ros.inference.quantize import float_convolutions, int8_onnx
 
 pytest.importorskip("openvino")
+
+
+def cpu_backend(model_path, name, precision="fp32", **options):
+    return create_backend(model_path, BackendOptions(backend=name, device="cpu", precision=precision, **options))[0]
 
 
 def _agreement(a, b):
@@ -25,8 +29,8 @@ def _agreement(a, b):
 
 def test_openvino_fp32_matches_onnxruntime(street_model_file):
     frame = camera_frame(150, 500)
-    reference = create_backend(street_model_file, "onnxruntime", "cpu", "fp32")[0].infer(frame)
-    openvino = create_backend(street_model_file, "openvino", "cpu", "fp32")[0]
+    reference = cpu_backend(street_model_file, "onnxruntime").infer(frame)
+    openvino = cpu_backend(street_model_file, "openvino")
     assert openvino.describe() == "openvino on cpu (fp32)"
     prediction = openvino.infer(frame)
     assert prediction.labels.shape == (150, 500) and prediction.labels.dtype == np.uint8
@@ -39,15 +43,15 @@ def test_compiled_model_is_cached_and_a_corrupt_cache_is_compiled_again(street_m
                                                                         caplog):
     monkeypatch.setenv("HYDRANET_CACHE", str(tmp_path))
     frame = camera_frame(96, 320)
-    first = create_backend(street_model_file, "openvino", "cpu", "fp32")[0].infer(frame)
+    first = cpu_backend(street_model_file, "openvino").infer(frame)
     blobs = list((tmp_path / "openvino").glob("*.blob"))
     assert len(blobs) == 1
     stamp = blobs[0].stat().st_mtime_ns
-    create_backend(street_model_file, "openvino", "cpu", "fp32")[0].infer(frame)
+    cpu_backend(street_model_file, "openvino").infer(frame)
     assert blobs[0].stat().st_mtime_ns == stamp  # imported, not compiled and written again
     blobs[0].write_bytes(b"not a compiled model")
     with caplog.at_level(logging.WARNING, logger="hydranet_ros.openvino"):
-        again = create_backend(street_model_file, "openvino", "cpu", "fp32")[0].infer(frame)
+        again = cpu_backend(street_model_file, "openvino").infer(frame)
     assert "unreadable" in caplog.text and "compiling again" in caplog.text
     assert blobs[0].read_bytes() != b"not a compiled model"
     assert np.array_equal(again.labels, first.labels)
@@ -55,9 +59,9 @@ def test_compiled_model_is_cached_and_a_corrupt_cache_is_compiled_again(street_m
 
 def test_bf16_runs_where_the_cpu_has_it_and_falls_back_with_a_log_line(street_model_file, caplog):
     import openvino
-    from hydranet_ros.inference.openvino_backend import cpu_capabilities
+    from hydranet_ros.inference.backends.openvino_backend import cpu_capabilities
     with caplog.at_level(logging.WARNING, logger="hydranet_ros.openvino"):
-        backend = create_backend(street_model_file, "openvino", "cpu", "bf16")[0]
+        backend = cpu_backend(street_model_file, "openvino", "bf16")
     if "BF16" in cpu_capabilities(openvino.Core()):
         assert backend.describe() == "openvino on cpu (bf16)"
     else:
@@ -69,9 +73,9 @@ def test_bf16_runs_where_the_cpu_has_it_and_falls_back_with_a_log_line(street_mo
 def test_int8_without_calibration_says_how_to_make_it(street_model_file):
     for name in ("openvino", "onnxruntime"):
         with pytest.raises(BackendError, match="int8 needs calibration frames.*hydranet quantize"):
-            create_backend(street_model_file, name, "cpu", "int8")
+            cpu_backend(street_model_file, name, "int8")
     with pytest.raises(BackendError, match="calibration folder /nonexistent does not exist"):
-        create_backend(street_model_file, "openvino", "cpu", "int8", calibration="/nonexistent")
+        cpu_backend(street_model_file, "openvino", "int8", calibration="/nonexistent")
 
 
 def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_and_runs(street_model_file,
@@ -90,13 +94,13 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
     stamp = path.stat().st_mtime_ns
     assert int8_onnx(fp32, calibration_folder, (96, 320)) == path and path.stat().st_mtime_ns == stamp
     frame = camera_frame(96, 320)
-    reference = create_backend(street_model_file, "onnxruntime", "cpu", "fp32")[0].infer(frame)
+    reference = cpu_backend(street_model_file, "onnxruntime").infer(frame)
     for name in ("openvino", "onnxruntime"):
-        backend = create_backend(street_model_file, name, "cpu", "int8", calibration=calibration_folder)[0]
+        backend = cpu_backend(street_model_file, name, "int8", calibration=calibration_folder)
         labels_agree, depth_change = _agreement(backend.infer(frame), reference)
         assert labels_agree > 0.9 and depth_change < 0.1, (name, labels_agree, depth_change)
     if not torch.cuda.is_available():  # auto takes OpenVINO for int8 on a CPU (fastest there)
-        assert create_backend(street_model_file, "auto", "auto", "int8", calibration=calibration_folder)[0] \
+        assert create_backend(street_model_file, BackendOptions(precision="int8", calibration=calibration_folder))[0] \
             .describe() == "openvino on cpu (int8)"
 
 
@@ -179,7 +183,7 @@ def test_the_model_card_figures_on_unseen_streets_are_what_the_real_frames_give(
     data = shared_path("data")
     model = REPO / "models" / "hydranet_street.pt"
     card = json.loads((REPO / "models" / "metrics.json").read_text())["hydranet_street.pt"]
-    perception = Perception(create_backend(model, "onnxruntime", "cpu", "fp32")[0], load_model(model)[1])
+    perception = Perception(cpu_backend(model, "onnxruntime"), load_model(model)[1])
     segmentation = kitti_semantics(perception, data)
     depth = kitti_other_drives(perception, data)
     assert segmentation["frames"] == 10 and depth["frames"] == 3

@@ -6,9 +6,10 @@ import torch
 
 from conftest import shared_path
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.inference.backend_base import Backend, DeviceFrame
-from hydranet_ros.inference.backends import CUDA_GRAPHS_KEPT, TorchBackend
-from hydranet_ros.inference.device_post import DevicePost, StageClock, to_host
+from hydranet_ros.inference.backends.base import Backend, DeviceFrame
+from hydranet_ros.inference.backends.torch_backend import CUDA_GRAPHS_KEPT, TorchBackend
+from hydranet_ros.inference.backends.device import to_host
+from hydranet_ros.inference.device_post import DevicePost, StageClock
 from hydranet_ros.inference.graph import fold_batchnorm
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.inference.postprocess import (CloudRequest, CloudSettings, build_cloud, depth_for_ros, overlay,
@@ -231,7 +232,7 @@ def test_one_copy_to_pinned_host_memory_keeps_every_output():
 @pytest.mark.gpu
 @gpu
 def test_pinned_staging_reuses_one_buffer_per_shape_and_uploads_every_frame():
-    from hydranet_ros.inference.device_post import PinnedStaging
+    from hydranet_ros.inference.backends.device import PinnedStaging
     staging = PinnedStaging(kept=2)
     rng = np.random.default_rng(2)
     target = torch.empty((40, 60, 3), dtype=torch.uint8, device="cuda")

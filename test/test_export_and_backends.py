@@ -10,8 +10,10 @@ import onnx
 import pytest
 import torch
 
-from hydranet_ros.inference.backend_base import BackendError, PerResolution
-from hydranet_ros.inference.backends import OnnxRuntimeBackend, TorchBackend, create_backend
+from hydranet_ros.inference.backends.base import BackendError, PerResolution
+from hydranet_ros.inference.backends import BackendOptions, create_backend
+from hydranet_ros.inference.backends.onnxruntime_backend import OnnxRuntimeBackend
+from hydranet_ros.inference.backends.torch_backend import TorchBackend
 from hydranet_ros.inference.export import OPSET, export_onnx, onnx_for_model, onnx_parity
 from hydranet_ros.inference.graph import first_argmax
 from hydranet_ros.inference.tensorrt_rules import tensorrt_findings
@@ -72,13 +74,13 @@ def test_uint8_outputs_are_cast_from_float_and_colours_gathered_by_int32(street_
 
 @pytest.mark.skipif(CUDA, reason="auto would start PyTorch CUDA here")
 def test_auto_never_picks_onnxruntime_on_cuda_but_it_can_be_asked_for(street_model_file, monkeypatch):
-    import hydranet_ros.inference.backends as backends
-    monkeypatch.setattr(backends, "_cuda_available", lambda: True)  # reach the CUDA candidates on this CPU
+    from hydranet_ros.inference.backends import choose
+    monkeypatch.setattr(choose, "_cuda_available", lambda: True)  # reach the CUDA candidates on this CPU
     with pytest.raises(BackendError) as by_name:
-        create_backend(street_model_file, "onnxruntime", "cuda")
+        create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cuda"))
     assert "onnxruntime/cuda" in str(by_name.value)
     with pytest.raises(BackendError) as auto:
-        create_backend(street_model_file, "auto", "cuda")
+        create_backend(street_model_file, BackendOptions(backend="auto", device="cuda"))
     assert "tensorrt/cuda" in str(auto.value) and "torch/cuda" in str(auto.value)
     assert "onnxruntime" not in str(auto.value)
 
@@ -136,7 +138,7 @@ def test_auto_on_cpu_picks_onnxruntime_for_fp32_and_says_why(street_model_file, 
     if CUDA:
         pytest.skip("this machine has a GPU; auto may choose a CUDA backend")
     with caplog.at_level(logging.INFO, logger="hydranet_ros.backends"):
-        backend, skipped = create_backend(street_model_file, "auto", "auto")
+        backend, skipped = create_backend(street_model_file, BackendOptions(backend="auto", device="auto"))
     assert backend.name == "onnxruntime" and backend.device == "cpu"
     assert "auto chose onnxruntime on cpu (fp32): the fastest fp32 CPU backend measured" in caplog.text
     assert any("tensorrt" in reason for reason in skipped)
@@ -144,21 +146,22 @@ def test_auto_on_cpu_picks_onnxruntime_for_fp32_and_says_why(street_model_file, 
 
 def test_bad_backend_requests_are_refused_with_reasons(street_model_file):
     with pytest.raises(BackendError, match="backend must be one of"):
-        create_backend(street_model_file, "tflite")
+        create_backend(street_model_file, BackendOptions(backend="tflite"))
     if not CUDA:
         with pytest.raises(BackendError, match="no CUDA device"):
-            create_backend(street_model_file, "torch", "cuda")
+            create_backend(street_model_file, BackendOptions(backend="torch", device="cuda"))
         with pytest.raises(BackendError, match="fp16 needs a CUDA device"):
             TorchBackend(*load_model(street_model_file), precision="fp16")
 
 
 def test_input_size_override_sets_the_pixel_budget_and_the_aspect_ratio_is_kept(street_model_file):
-    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu", input_size=(64, 128), output="network")
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu",
+                                                                  input_size=(64, 128), output="network"))
     assert backend.infer(_image(100, 300)).labels.shape == (48, 160)  # about 64 x 128 pixels, 1:3 as the image
 
 
 def test_onnxruntime_keeps_one_graph_per_camera_resolution(street_model_file):
-    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu")
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
     assert isinstance(backend, PerResolution)
     for height, width in [(100, 300), (200, 200), (100, 300)]:
         assert backend.infer(_image(height, width)).labels.shape == (height, width)
@@ -274,7 +277,8 @@ def test_a_full_disk_during_export_is_one_line_leaves_no_temporary_and_auto_fall
         onnx_for_model(street_model_file, "input", (128, 384))
     leftovers = [p.name for p in (cache_dir() / "onnx").iterdir() if ".tmp" in p.name]
     assert leftovers == []
-    backend, skipped = create_backend(street_model_file, "auto", "cpu", "fp32", camera_size=(128, 384))
+    backend, skipped = create_backend(street_model_file, BackendOptions(device="cpu", precision="fp32",
+                                                                        camera_size=(128, 384)))
     assert backend.name in ("openvino", "torch") and any("No space left on device" in s for s in skipped), skipped
 
 

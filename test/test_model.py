@@ -121,7 +121,7 @@ def test_imported_official_checkpoints_match_the_authors_recipe_at_native_size(t
     from conftest import REPO, shared_path
     from hydranet_ros.cli.main import main as hydranet
     from hydranet_ros.data.dataset import read_rgb
-    from hydranet_ros.inference.backends import TorchBackend
+    from hydranet_ros.inference.backends.torch_backend import TorchBackend
     from hydranet_ros.inference.pipeline import Perception
     layout = shared_path("reference", "authors_checkpoint_layout.json")
     torch.save({"state_dict": seeded_state_dict(layout, name)}, tmp_path / f"{name}.ckpt")

@@ -7,7 +7,7 @@ import pytest
 
 from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.inference.backends import BackendOptions, create_backend
 from hydranet_ros.model.model_file import load_label_space
 from hydranet_ros.ros.conversions import image_to_array, pointcloud2_to_array, stamp_ns
 from hydranet_ros.ros.outputs import label_info
@@ -95,7 +95,8 @@ def test_confidence_aligned_cloud_and_class_names_for_nav2(ros, street_model_fil
     labels = image_to_array(segmentation)
     # Confidence: mono8 at the segmentation's size and header, the graph's own values.
     assert confidence.encoding == "mono8" and confidence.header == segmentation.header
-    expected, _ = create_backend(street_model_file, "onnxruntime", "cpu", "fp32")
+    expected, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu",
+                                                                   precision="fp32"))
     reference = expected.infer(_frame(1)[..., ::-1].copy()).confidence
     assert np.abs(image_to_array(confidence).astype(int) - reference).max() <= 1
     assert reference.min() >= 255 // 6  # the highest of 6 probabilities is at least 1/6

@@ -10,7 +10,7 @@ from hydranet_ros.apps.process_bag import OUTPUT_TYPES, process_bag
 from hydranet_ros.errors import CommandError
 from hydranet_ros.cli.main import main as hydranet
 from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
-from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.inference.backends import BackendOptions, create_backend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
@@ -36,7 +36,7 @@ def _stamp(msg):
 def test_every_frame_gets_its_outputs_with_the_original_stamps(tmp_path, street_model_file, storage):
     root = shared_path("data", "kitti_tracking_0001")
     stamps = write_kitti_bag(root, tmp_path / "in", storage, count=4)
-    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu")
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
     perception = Perception(backend, load_model(street_model_file)[1])
     counts = process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
                          storage=storage, progress=False)
@@ -59,7 +59,7 @@ def test_compressed_images_and_cli(tmp_path, street_model_file):
 
 
 def test_unreadable_inputs_are_clear_errors(tmp_path, street_model_file):
-    perception = Perception(create_backend(street_model_file, "onnxruntime", "cpu")[0],
+    perception = Perception(create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))[0],
                             load_model(street_model_file)[1])
     with pytest.raises(CommandError, match="does not exist"):
         process_bag(tmp_path / "none", tmp_path / "out", "/x", None, perception)
@@ -80,7 +80,7 @@ def test_shipped_street_model_depth_against_lidar_matches_the_model_card(tmp_pat
     stated = json.loads(card.read_text())["hydranet_street.pt"]["kitti_tracking_0001_lidar"]
     root = shared_path("data", "kitti_tracking_0001")
     write_kitti_bag(root, tmp_path / "in")
-    backend, _ = create_backend(model_path, "onnxruntime", "cpu")
+    backend, _ = create_backend(model_path, BackendOptions(backend="onnxruntime", device="cpu"))
     process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info",
                 Perception(backend, load_model(model_path)[1]), progress=False)
     calibration = read_tracking_calibration(root / "calib" / "0001.txt")
@@ -147,7 +147,7 @@ def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_pat
     root = shared_path("data", "kitti_tracking_0001")
     [stamp] = write_kitti_bag(root, tmp_path / "in", count=1)
     chosen = {"points_stride": 3, "points_max_depth": 60.0, "points_exclude_classes": ["car"]}
-    backend, _ = create_backend(street_model_file, "onnxruntime", "cpu")
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
     perception = Perception(backend, load_model(street_model_file)[1])
     process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
                 cloud_parameters=chosen, progress=False)

@@ -7,9 +7,9 @@ import pytest
 
 from hydranet_ros.apps.soak import soak
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
-from hydranet_ros.inference import backends
-from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.backends import create_backend
+from hydranet_ros.inference.backends import choose
+from hydranet_ros.inference.backends.base import BackendError
+from hydranet_ros.inference.backends import BackendOptions, create_backend
 
 pytest.importorskip("rclpy")
 
@@ -26,20 +26,20 @@ def test_half_minute_soak_keeps_memory_and_latency_flat(tmp_path, street_model_f
 
 def test_auto_falls_back_when_a_backend_fails_at_start(street_model_file, monkeypatch):
     """Out of GPU memory (or any start failure) in one backend: auto takes the next and says why."""
-    real_build = backends._build
+    real_build = choose._build
 
     def failing_build(name, device, *args):
         if name in ("openvino", "onnxruntime"):
             raise BackendError("out of GPU memory loading the model (simulated)")
         return real_build(name, device, *args)
 
-    monkeypatch.setattr(backends, "_build", failing_build)
-    backend, skipped = create_backend(street_model_file, "auto", "cpu")
+    monkeypatch.setattr(choose, "_build", failing_build)
+    backend, skipped = create_backend(street_model_file, BackendOptions(backend="auto", device="cpu"))
     assert backend.name == "torch"
     assert [reason.split(":")[0] for reason in skipped] == ["onnxruntime/cpu", "openvino/cpu"]  # fp32 order
     assert all("out of GPU memory" in reason for reason in skipped)
     with pytest.raises(BackendError, match="out of GPU memory"):
-        create_backend(street_model_file, "onnxruntime", "cpu")
+        create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
 
 
 def _run_cli(*args):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from hydranet_ros.inference.backend_base import BackendError
-from hydranet_ros.inference.tensorrt_engine import (EngineKey, ShapeProfile, current_platform, needs_rebuild,
-                                                    sidecar, write_engine)
+from hydranet_ros.inference.backends import BackendError, BackendOptions
+from hydranet_ros.inference.backends.tensorrt_backend import (EngineKey, ShapeProfile, current_platform,
+                                                              needs_rebuild, sidecar, write_engine)
 
 
 def _key(**changes):
@@ -188,7 +188,7 @@ def fixed_onnx(tmp_path_factory):
 def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_flags(tmp_path, monkeypatch,
                                                                                     precision, fixed_onnx):
     import sys
-    from hydranet_ros.inference.tensorrt_engine import build_engine, read_key
+    from hydranet_ros.inference.backends.tensorrt_backend import build_engine, read_key
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
     key = _key(precision=precision, profile=ShapeProfile((480, 640), (480, 640), (480, 640)))
@@ -211,13 +211,13 @@ def test_every_engine_is_built_strongly_typed_from_its_onnx_without_precision_fl
 
 def test_engine_for_onnx_builds_under_its_lock_once_then_reuses_the_cache(tmp_path, monkeypatch, fixed_onnx):
     import sys
-    from hydranet_ros.inference import tensorrt_engine
+    from hydranet_ros.inference.backends import tensorrt_backend
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
-    monkeypatch.setattr(tensorrt_engine, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
+    monkeypatch.setattr(tensorrt_backend, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
     profile = ShapeProfile((480, 640), (480, 640), (480, 640))
-    first = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", profile, directory=tmp_path / "engines")
-    again = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", None, directory=tmp_path / "engines")
+    first = tensorrt_backend.engine_for_onnx(fixed_onnx, "fp16", profile, directory=tmp_path / "engines")
+    again = tensorrt_backend.engine_for_onnx(fixed_onnx, "fp16", None, directory=tmp_path / "engines")
     assert first == again and first.read_bytes() == b"serialized engine"
     assert [c for c in fake.calls if c[0] == "build_serialized_network"] == [("build_serialized_network", "network")]
     assert first.with_name(first.name + ".lock").is_file()  # the lock a second node would wait on
@@ -229,19 +229,19 @@ def test_a_fixed_size_export_gets_exactly_its_own_profile(tmp_path, monkeypatch,
     """A profile wider than the graph's fixed shape would build an engine that fails at run time; the
     default used to be 64x64..1080x1920 for every file."""
     import sys
-    from hydranet_ros.inference import tensorrt_engine
+    from hydranet_ros.inference.backends import tensorrt_backend
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
-    monkeypatch.setattr(tensorrt_engine, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
-    path = tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", directory=tmp_path)
-    assert tensorrt_engine.read_key(path).profile == ShapeProfile((480, 640), (480, 640), (480, 640))
+    monkeypatch.setattr(tensorrt_backend, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
+    path = tensorrt_backend.engine_for_onnx(fixed_onnx, "fp16", directory=tmp_path)
+    assert tensorrt_backend.read_key(path).profile == ShapeProfile((480, 640), (480, 640), (480, 640))
     with pytest.raises(BackendError, match="takes only 640x480 images"):
-        tensorrt_engine.engine_for_onnx(fixed_onnx, "fp16", ShapeProfile(), directory=tmp_path)
+        tensorrt_backend.engine_for_onnx(fixed_onnx, "fp16", ShapeProfile(), directory=tmp_path)
 
 
 def test_a_profile_tensorrt_refuses_is_an_error_not_an_engine(tmp_path, monkeypatch, fixed_onnx):
     import sys
-    from hydranet_ros.inference.tensorrt_engine import build_engine
+    from hydranet_ros.inference.backends.tensorrt_backend import build_engine
     monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT(profile_index=-1).module)
     key = _key(profile=ShapeProfile((480, 640), (480, 640), (480, 640)))
     with pytest.raises(BackendError, match="refused the shape profile"):
@@ -253,7 +253,7 @@ def test_a_graph_that_breaks_tensorrt_rules_never_reaches_the_parser(tmp_path, m
     import sys
     import onnx
     from onnx import TensorProto, helper
-    from hydranet_ros.inference.tensorrt_engine import build_engine
+    from hydranet_ros.inference.backends.tensorrt_backend import build_engine
     fake = _FakeTensorRT()
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
     graph = helper.make_graph([helper.make_node("Transpose", ["image"], ["t"], perm=[0, 3, 1, 2]),
@@ -273,7 +273,7 @@ def test_tensorrt_below_10_is_refused_by_name(monkeypatch, version):
     """JetPack 6.0 ships TensorRT 8.6, whose builder has no strongly typed networks: an AttributeError
     deep in the build used to kill the node."""
     import sys
-    from hydranet_ros.inference.tensorrt_engine import build_engine
+    from hydranet_ros.inference.backends.tensorrt_backend import build_engine
     monkeypatch.setitem(sys.modules, "tensorrt", _FakeTensorRT(version=version).module)
     with pytest.raises(BackendError, match=f"TensorRT {version} is too old: .*10.x or newer"):
         current_platform()
@@ -283,7 +283,7 @@ def test_tensorrt_below_10_is_refused_by_name(monkeypatch, version):
 
 def test_no_execution_context_is_a_backend_error(tmp_path, monkeypatch):
     import sys
-    from hydranet_ros.inference.tensorrt_engine import TensorRTBackend
+    from hydranet_ros.inference.backends.tensorrt_backend import TensorRTBackend
     fake = _FakeTensorRT(context=False)
     monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
     engine = tmp_path / "x.engine"
@@ -297,8 +297,8 @@ def test_auto_tries_the_next_backend_after_any_failure(street_model_file, monkey
     """An export's RuntimeError, an older torch's TypeError or TensorRT's own exception types in one
     candidate must not stop auto: each is one log line, and the next candidate starts."""
     import logging
-    from hydranet_ros.inference import backends
-    real_build = backends._build
+    from hydranet_ros.inference.backends import choose
+    real_build = choose._build
     failures = {"onnxruntime": RuntimeError("export failed\nsecond line"),
                 "openvino": TypeError("export() got an unexpected keyword argument 'dynamo'")}
 
@@ -306,14 +306,15 @@ def test_auto_tries_the_next_backend_after_any_failure(street_model_file, monkey
         if name in failures:
             raise failures[name]
         return real_build(name, *args)
-    monkeypatch.setattr(backends, "_build", build)
-    monkeypatch.setattr(backends, "_cuda_available", lambda: False)
+    monkeypatch.setattr(choose, "_build", build)
+    monkeypatch.setattr(choose, "_cuda_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="hydranet_ros.backends"):
-        chosen, skipped = backends.create_backend(street_model_file, "auto", "auto", "fp32")
+        chosen, skipped = choose.create_backend(street_model_file, BackendOptions(precision="fp32"))
     assert chosen.name == "torch"
     assert "onnxruntime/cpu: RuntimeError: export failed" in skipped
     assert "openvino/cpu: TypeError: export() got an unexpected keyword argument 'dynamo'" in skipped
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 2 and all("\n" not in w for w in warnings)
     with pytest.raises(BackendError, match="onnxruntime/cpu: RuntimeError: export failed"):
-        backends.create_backend(street_model_file, "onnxruntime", "cpu", "fp32")  # asked for by name: one line
+        # asked for by name: one line
+        choose.create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu", precision="fp32"))

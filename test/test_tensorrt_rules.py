@@ -8,7 +8,7 @@ from onnx import TensorProto, helper
 
 from hydranet_ros.inference.export import export_onnx, onnx_for_model
 from hydranet_ros.inference.quantize import int8_onnx
-from hydranet_ros.inference.tensorrt_engine import onnx_for_engine
+from hydranet_ros.inference.backends.tensorrt_backend import onnx_for_engine
 from hydranet_ros.inference.tensorrt_rules import tensorrt_findings
 from hydranet_ros.model.model_file import load_model
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.demo import OUTPUTS, Recorder, start_node, stop_node, wait_until_ready
-from hydranet_ros.inference.backends import create_backend, onnxruntime_session
+from hydranet_ros.inference.backends import BackendOptions, create_backend
+from hydranet_ros.inference.backends.onnxruntime_backend import onnxruntime_session
 from hydranet_ros.inference.benchmark import camera_frame, network_input, percentiles
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
@@ -28,8 +29,8 @@ from hydranet_ros.ros.output_topics import DEPTH_IMAGE
 
 
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int, model_budget: bool = False) -> dict:
-    backend, _ = create_backend(model_path, "onnxruntime", "cpu", output="input",
-                                input_size=None if model_budget else size)
+    backend, _ = create_backend(model_path, BackendOptions(backend="onnxruntime", device="cpu",
+                                                           input_size=None if model_budget else size))
     rgb = np.ascontiguousarray(camera_frame(*size)[..., ::-1])[None]
     session = onnxruntime_session(backend, size)
     samples = []

@@ -53,13 +53,14 @@ def model_path(name: str) -> Path:
 def open_perception(args, output: str = "input"):
     """The model of --model on the backend of --backend/--device/--precision, as a Perception."""
     import logging
-    from hydranet_ros.inference.backends import create_backend
+    from hydranet_ros.inference.backends import BackendOptions, create_backend
     from hydranet_ros.inference.pipeline import Perception
     from hydranet_ros.model.model_file import load_model
     path = model_path(args.model)
     _, spec = load_model(path)
-    backend, skipped = create_backend(path, args.backend, args.device, args.precision, output,
-                                      calibration=args.calibration)  # a BackendError is one line as it is
+    options = BackendOptions(backend=args.backend, device=args.device, precision=args.precision, output=output,
+                             calibration=args.calibration)
+    backend, skipped = create_backend(path, options)  # a BackendError is one line as it is
     for reason in skipped:
         logging.getLogger("hydranet_ros").info("skipped backend %s", reason)
     print(f"model {path.name} ({spec.label_space.name}), backend {backend.describe()}")

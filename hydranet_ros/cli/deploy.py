@@ -80,8 +80,8 @@ def add_build_engine_arguments(parser):
 
 
 def run_build_engine(args):
-    from hydranet_ros.inference.backend_base import BackendError
-    from hydranet_ros.inference.tensorrt_engine import engine_for_onnx, onnx_for_engine
+    from hydranet_ros.inference.backends.base import BackendError
+    from hydranet_ros.inference.backends.tensorrt_backend import engine_for_onnx, onnx_for_engine
     source = model_path(args.model)
     size = tuple(args.image_size)
     try:

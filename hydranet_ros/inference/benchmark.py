@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.inference.backends import BackendError, create_backend, onnxruntime_session
+from hydranet_ros.inference.backends import BackendError, BackendOptions, create_backend
+from hydranet_ros.inference.backends.onnxruntime_backend import onnxruntime_session
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
 from hydranet_ros.inference.postprocess import CloudRequest, CloudSettings
@@ -57,8 +58,9 @@ class FramePath:
                  calibration=None, model_budget: bool = False):
         """model_budget: the network runs at the model file's pixel budget, as the node does by default;
         else at the camera's size."""
-        backend, _ = create_backend(model_path, name, device, precision, "input",
-                                    input_size=None if model_budget else size, calibration=calibration)
+        backend, _ = create_backend(model_path, BackendOptions(
+            backend=name, device=device, precision=precision, input_size=None if model_budget else size,
+            calibration=calibration))
         spec = load_model(model_path)[1]
         self.perception = Perception(backend, spec)
         self.network_input = network_input(spec, size, model_budget)

@@ -25,7 +25,7 @@ import onnx
 import torch
 
 from hydranet_ros.cache import cache_dir, file_sha256, make_cached
-from hydranet_ros.inference.backend_base import BackendError
+from hydranet_ros.inference.backends.base import BackendError
 from hydranet_ros.inference.graph import GRAPH_VERSION, INPUT_NAME, OUTPUT_NAMES, InferenceGraph, half_network
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 from hydranet_ros.model.model_file import ModelSpec, load_model

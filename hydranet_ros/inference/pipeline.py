@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from hydranet_ros.inference.backend_base import Backend, Prediction
+from hydranet_ros.inference.backends.base import Backend, Prediction
 from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import FOCAL_PER_WIDTH, Intrinsics
 from hydranet_ros.camera.network_input import depth_scale

@@ -27,7 +27,7 @@ import numpy as np
 
 from hydranet_ros.inference.choices import CALIBRATION_LIMIT, INT8_TARGETS
 from hydranet_ros.cache import file_sha256, make_cached
-from hydranet_ros.inference.backend_base import BackendError
+from hydranet_ros.inference.backends.base import BackendError
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.tensorrt_rules import report, tensorrt_findings
 

@@ -161,7 +161,7 @@ def _quantization_is_int8_symmetric(g: _Graph):
 
 
 def _fixed_input_shapes(g: _Graph):
-    # The optimisation profile of a fixed-size export equals its shape (tensorrt_engine.ShapeProfile);
+    # The optimisation profile of a fixed-size export equals its shape (tensorrt_backend.ShapeProfile);
     # a dynamic dimension there would be built for one size and refused for any other.
     for value in g.model.graph.input:
         if value.name not in g.inputs:

@@ -31,7 +31,7 @@ from std_msgs.msg import Header
 from hydranet_ros.camera.calibration import CameraCalibration
 from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_plausible
 from hydranet_ros.camera.pairing import CameraInfoBuffer, CameraInfoMatch
-from hydranet_ros.inference.backends import BackendError, create_backend
+from hydranet_ros.inference.backends import BackendError, BackendOptions, create_backend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import ModelFileError, load_model
@@ -84,10 +84,10 @@ class PerceptionCore:
             input_size = tuple(p("input_size")) if any(p("input_size")) else None
             if p("engine_cache"):
                 os.environ["HYDRANET_CACHE"] = p("engine_cache")  # read by the backends' caches
-            backend, skipped = create_backend(model_path, p("backend"), p("device"), p("precision"),
-                                              p("output_resolution"), input_size=input_size,
-                                              calibration=p("int8_calibration") or None,
-                                              camera_size=tuple(p("image_size")) if any(p("image_size")) else None)
+            backend, skipped = create_backend(model_path, BackendOptions(
+                backend=p("backend"), device=p("device"), precision=p("precision"), output=p("output_resolution"),
+                input_size=input_size, calibration=p("int8_calibration") or None,
+                camera_size=tuple(p("image_size")) if any(p("image_size")) else None))
         except (ModelFileError, BackendError) as error:
             raise StartupError(str(error)) from None
         if input_size:

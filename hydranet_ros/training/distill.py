@@ -27,7 +27,7 @@ from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.errors import UserError
 from hydranet_ros.data.kinds import LABEL_KINDS as KINDS
 from hydranet_ros.data.dataset import IGNORE_LABEL, FolderDataset, write_depth_png
-from hydranet_ros.inference.backends import TorchBackend
+from hydranet_ros.inference.backends.torch_backend import TorchBackend
 from hydranet_ros.cache import file_sha256
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.model_file import IMAGENET_MEAN, IMAGENET_STD, load_label_space, load_model

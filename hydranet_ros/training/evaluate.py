@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from hydranet_ros.data.dataset import FolderDataset, check_labels
-from hydranet_ros.inference.backends import TorchBackend
+from hydranet_ros.inference.backends.torch_backend import TorchBackend
 from hydranet_ros.inference.pipeline import Perception
 from hydranet_ros.model.model_file import ModelSpec
 from hydranet_ros.training.metrics import DepthMetrics, SegmentationMetrics, garg_crop_mask

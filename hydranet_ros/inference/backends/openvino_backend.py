@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.cache import cache_dir, write_atomically
-from hydranet_ros.inference.backend_base import Backend, BackendError, Prediction
+from hydranet_ros.inference.backends.base import Backend, BackendError, Prediction
 from hydranet_ros.cache import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 

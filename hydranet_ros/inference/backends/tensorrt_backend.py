@@ -27,8 +27,8 @@ import numpy as np
 
 from hydranet_ros.inference.choices import ENGINE_PRECISIONS
 from hydranet_ros.cache import building, cache_dir, file_sha256, write_atomically
-from hydranet_ros.inference.backend_base import BackendError, DeviceFrame
-from hydranet_ros.inference.device_post import DeviceBackend, PinnedStaging
+from hydranet_ros.inference.backends.base import BackendError, DeviceFrame
+from hydranet_ros.inference.backends.device import DeviceBackend, PinnedStaging
 from hydranet_ros.inference.export import onnx_for_model
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 from hydranet_ros.inference.quantize import int8_onnx
