@@ -61,6 +61,52 @@ def test_camera_info_pairing_by_stamp():
     assert late.status == "unmatched" and late.calibration == b and np.isclose(late.offset_s, -6.0)
 
 
+def test_an_image_waits_briefly_for_its_late_camera_info_only_when_the_calibration_changes():
+    """wait_for_match: a CameraInfo that arrives during the wait is taken; with one fixed calibration,
+    or when the caller stops, there is no wait; without one it gives up after the timeout."""
+    import threading
+    import time
+    a, b = (CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [f, 0, 320, 0, f, 240, 0, 0, 1],
+                                          np.eye(3).ravel(), [f, 0, 320, 0, 0, f, 240, 0, 0, 0, 1, 0])
+            for f in (500, 800))
+    arrived = threading.Condition()
+    buffer = CameraInfoBuffer(tolerance_s=0.01)
+    with arrived:
+        start = time.monotonic()
+        assert buffer.wait_for_match(5, arrived, 0.2).status == "none"
+        assert time.monotonic() - start >= 0.2
+    buffer.add(1_000_000_000, "cam", a)
+    with arrived:
+        start = time.monotonic()
+        assert buffer.wait_for_match(7_000_000_000, arrived, 5.0).status == "static"  # one calibration: no wait
+        assert time.monotonic() - start < 0.1
+    buffer.add(2_000_000_000, "cam", b)
+
+    def camera_info_arrives():
+        time.sleep(0.05)
+        with arrived:
+            buffer.add(3_000_000_000, "cam", a)
+            arrived.notify_all()
+    sender = threading.Thread(target=camera_info_arrives)
+    with arrived:
+        sender.start()
+        match = buffer.wait_for_match(3_000_000_000, arrived, 5.0)
+    sender.join()
+    assert match.status == "exact" and match.calibration == a
+    with arrived:
+        start = time.monotonic()
+        assert buffer.wait_for_match(9_000_000_000, arrived, 5.0, stopping=lambda: True).status == "unmatched"
+        assert time.monotonic() - start < 0.1
+
+
+def test_fallback_intrinsics_are_unset_at_zero_and_refused_when_no_camera_has_them():
+    from hydranet_ros.camera.intrinsics import fallback_intrinsics
+    assert fallback_intrinsics([0.0, 0.0, 0.0, 0.0], 640, 480) is None
+    assert fallback_intrinsics([500.0, 500.0, 320.0, 240.0], 640, 480) == Intrinsics(500, 500, 320, 240, 640, 480)
+    with pytest.raises(CalibrationError, match="fallback_intrinsics: focal length"):
+        fallback_intrinsics([5.0, 5.0, 320.0, 240.0], 640, 480)
+
+
 @pytest.fixture(scope="module")
 def street():
     if not STREET_MODEL.is_file():

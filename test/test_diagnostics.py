@@ -147,3 +147,33 @@ def test_log_throttle_lets_one_line_per_kind_through_per_period():
     assert not throttle.allow("bad_input") and not throttle.allow("bad_camera_info")
     now[0] += 0.2
     assert throttle.allow("bad_input") and throttle.allow("bad_camera_info")
+
+
+def test_frame_stats_split_a_frames_time_into_stages_and_say_them_in_diagnostics():
+    """Decoding counts as pre-processing, the node's time after the pipeline as post, total from arrival;
+    copy is reported only by a backend that measures it; every counter and the input loss are there."""
+    from hydranet_ros.ros.frame_stats import FRAME_FATES, FrameStats
+    from hydranet_ros.ros.health import HealthReport
+    stats = FrameStats()
+    report = HealthReport(OK, "running", 9.5)
+    empty = stats.diagnostic_values(report, "onnxruntime on cpu (fp32)", "cpu", InputLoss())
+    assert empty["latency_total_ms"] == "nan" and "latency_copy_ms" not in empty
+    stats.frame_timed({"pre": 2.0, "inference": 10.0}, received_at=1.000, start=1.004, decoded=1.005, end=1.020)
+    stats.frame_timed({"pre": 4.0, "inference": 12.0}, received_at=2.000, start=2.001, decoded=2.002, end=2.021)
+    stats.counts["received"] += 2
+    stats.counts["processed"] += 2
+    loss = InputLoss(10.0)
+    for stamp in (0, 100_000_000, 300_000_000):  # at 10 Hz, one frame of four missing
+        loss.add(stamp)
+    values = stats.diagnostic_values(report, "onnxruntime on cpu (fp32)", "cpu", loss)
+    assert values["latency_pre_ms"] == "4.00"  # medians of (2 + 1, 4 + 1)
+    assert values["latency_inference_ms"] == "11.00"
+    assert values["latency_post_ms"] == "3.00"  # (16 - 3 - 10, 20 - 5 - 12)
+    assert values["latency_total_ms"] == "20.50"  # (20, 21)
+    assert "latency_copy_ms" not in values
+    assert values["fps"] == "9.50" and values["backend"] == "onnxruntime on cpu (fp32)" and values["device"] == "cpu"
+    assert values["frames_received"] == values["frames_processed"] == "2"
+    assert all(values[f"frames_{fate}"] == "0" for fate in FRAME_FATES[1:])
+    assert values["frames_lost_before_node"] == "1"
+    stats.frame_timed({"pre": 1.0, "inference": 5.0, "copy": 0.5}, 3.0, 3.0, 3.0, 3.01)
+    assert stats.diagnostic_values(report, "torch on cuda", "cuda", loss)["latency_copy_ms"] == "0.50"

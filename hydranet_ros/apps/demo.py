@@ -30,12 +30,13 @@ from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
 from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
 from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.frame_stats import FRAME_FATES
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE, message_types
 
 NAMESPACE = "/hydranet"
 CAMERA_FRAME = "camera_optical_frame"
 # The node's /diagnostics counters of what became of each frame it received; received first.
-FRAME_COUNTERS = ("received", "processed", "dropped", "bad_input", "errors", "skipped_no_subscribers")
+FRAME_COUNTERS = ("received",) + FRAME_FATES
 WARM_UP_STAMP = 1  # ns: the stamp of the one frame played before the timed sequence
 DIAGNOSTICS_TYPE = "diagnostic_msgs/msg/DiagnosticArray"
 OUTPUTS = message_types()  # what the node publishes with its default parameters

@@ -69,6 +69,15 @@ def check_plausible(intrinsics: Intrinsics, source: str) -> Intrinsics:
     return intrinsics
 
 
+def fallback_intrinsics(values, width: int, height: int) -> Intrinsics | None:
+    """The fallback_intrinsics parameter (fx, fy, cx, cy) for an image of width x height: None when it
+    is not set (fx or fy 0); a CalibrationError when it is no camera's."""
+    fx, fy, cx, cy = values
+    if fx > 0 and fy > 0:
+        return check_plausible(Intrinsics(fx, fy, cx, cy, width, height), "fallback_intrinsics")
+    return None
+
+
 def pixel_rays(intrinsics: Intrinsics, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(x/z, y/z) as float32 for the pixel centres of every stride-th row and column (float32 whatever
     type the intrinsics hold, so that host and device back-projections compute alike)."""

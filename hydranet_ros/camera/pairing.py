@@ -9,9 +9,13 @@ in either order. The buffer keeps the recent CameraInfos and answers, for an ima
   unmatched  none near and the calibration changes over time: the nearest one is returned and the
              caller warns
   none       no CameraInfo yet
+An image may arrive before its CameraInfo: wait_for_match waits a little for it when the calibration
+changes over time (with one fixed calibration any CameraInfo applies, so there is nothing to wait for).
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -61,3 +65,15 @@ class CameraInfoBuffer:
         else:
             status = "unmatched"
         return CameraInfoMatch(status, calibration, frame_id, offset / 1e9)
+
+    def wait_for_match(self, stamp_ns: int, arrived: threading.Condition, timeout_s: float,
+                       stopping=lambda: False) -> CameraInfoMatch:
+        """match(stamp_ns), waiting up to timeout_s on `arrived` (held by the caller, notified by whoever
+        adds a CameraInfo) while there is none near and the calibration changes over time."""
+        deadline = time.monotonic() + timeout_s
+        match = self.match(stamp_ns)
+        while match.status in ("unmatched", "none") and not self.is_static and not stopping() and \
+                (remaining := deadline - time.monotonic()) > 0:
+            arrived.wait(remaining)
+            match = self.match(stamp_ns)
+        return match

@@ -10,7 +10,6 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 
 import numpy as np
 import rclpy
@@ -29,7 +28,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
 from hydranet_ros.camera.calibration import CameraCalibration
-from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, check_plausible
+from hydranet_ros.camera.intrinsics import CalibrationError, Intrinsics, fallback_intrinsics
 from hydranet_ros.camera.pairing import CameraInfoBuffer, CameraInfoMatch
 from hydranet_ros.inference.backends import BackendError, BackendOptions, create_backend
 from hydranet_ros.inference.pipeline import Perception
@@ -38,6 +37,7 @@ from hydranet_ros.model.model_file import ModelFileError, load_model
 from hydranet_ros.ros import parameters
 from hydranet_ros.ros.conversions import (ImageFormatError, array_to_image, camera_info_to_calibration,
                                           cloud_to_pointcloud2, input_image_to_array, stamp_ns)
+from hydranet_ros.ros.frame_stats import FrameStats
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss, LogThrottle
 from hydranet_ros.ros.output_topics import CLOUD_TOPICS, OUTPUTS
 from hydranet_ros.ros.outputs import (CLOUD_PARAMETERS, OutputRequest, cloud_filters, cloud_output_request,
@@ -147,11 +147,7 @@ class PerceptionCore:
         self._pending = None
         self._camera_infos = CameraInfoBuffer(p("camera_info_tolerance"))
         self._stopping = False
-        self.counts = {"received": 0, "processed": 0, "dropped": 0, "bad_input": 0, "bad_camera_info": 0,
-                       "camera_info_unmatched": 0, "camera_info_frame_mismatch": 0,
-                       "errors": 0, "skipped_no_subscribers": 0}
-        # copy: device to host, only for backends that post-process on their device (torch, TensorRT)
-        self._latency = {k: deque(maxlen=100) for k in ("pre", "inference", "post", "copy", "total")}
+        self.stats = FrameStats()
         period = p("diagnostics_period")
         self.health = HealthMonitor(window_s=max(5.0, 5 * period), stale_after_s=p("stale_after_periods") * period)
         self.log_throttle = LogThrottle(ERROR_LOG_THROTTLE_S)
@@ -255,11 +251,11 @@ class PerceptionCore:
     # Input ------------------------------------------------------------------------------------
     def _on_image(self, msg):
         with self._lock:
-            self.counts["received"] += 1
+            self.stats.counts["received"] += 1
             self.health.frame_received()
             self.input_loss.add(stamp_ns(msg.header))
             if self._pending is not None:
-                self.counts["dropped"] += 1  # replaced before the worker took it
+                self.stats.counts["dropped"] += 1  # replaced before the worker took it
             self._pending = (msg, time.perf_counter())
             self._lock.notify()
 
@@ -267,7 +263,7 @@ class PerceptionCore:
         try:
             calibration = camera_info_to_calibration(msg)
         except CalibrationError as error:
-            self.counts["bad_camera_info"] += 1
+            self.stats.counts["bad_camera_info"] += 1
             self._report("bad_camera_info", f"ignoring camera_info: {error}")
             return
         with self._lock:
@@ -296,12 +292,12 @@ class PerceptionCore:
             try:
                 self._process(msg, received_at)
             except ImageFormatError as error:
-                self.counts["bad_input"] += 1
+                self.stats.counts["bad_input"] += 1
                 self._report("bad_input", f"dropping frame: {error}", refused_frame=True)
             except Exception as error:  # keep serving; the next frame may be fine
                 if self._stopping or not self.context.ok():
                     return  # shutting down: publishers are gone, nothing went wrong with the frame
-                self.counts["errors"] += 1
+                self.stats.counts["errors"] += 1
                 self._report("errors", f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
 
     def _wanted(self) -> frozenset:
@@ -313,22 +309,17 @@ class PerceptionCore:
     def _camera_info_for(self, header) -> CameraInfoMatch:
         """The CameraInfo paired with an image by stamp; waits briefly for a late one when the
         calibration changes over time (with one fixed calibration any CameraInfo applies)."""
-        stamp = stamp_ns(header)
-        deadline = time.monotonic() + CAMERA_INFO_WAIT_S
         with self._lock:
-            match = self._camera_infos.match(stamp)
-            while match.status in ("unmatched", "none") and not self._stopping and \
-                    (remaining := deadline - time.monotonic()) > 0 and not self._camera_infos.is_static:
-                self._lock.wait(remaining)
-                match = self._camera_infos.match(stamp)
+            match = self._camera_infos.wait_for_match(stamp_ns(header), self._lock, CAMERA_INFO_WAIT_S,
+                                                      lambda: self._stopping)
         if match.status == "unmatched":
-            self.counts["camera_info_unmatched"] += 1
+            self.stats.counts["camera_info_unmatched"] += 1
             self.get_logger().warning(
                 f"no camera_info within {self._value('camera_info_tolerance')} s of the image stamp and the "
                 f"calibration changes over time: using the nearest, {match.offset_s:+.3f} s away",
                 throttle_duration_sec=ERROR_LOG_THROTTLE_S)
         if match.calibration is not None and match.frame_id != header.frame_id:
-            self.counts["camera_info_frame_mismatch"] += 1
+            self.stats.counts["camera_info_frame_mismatch"] += 1
             self.get_logger().warning(f"camera_info frame_id {match.frame_id!r} differs from the image's "
                                       f"{header.frame_id!r}", throttle_duration_sec=ERROR_LOG_THROTTLE_S)
         return match
@@ -342,13 +333,11 @@ class PerceptionCore:
 
     def _fallback_camera(self, width: int, height: int) -> Intrinsics | None:
         """fallback_intrinsics for an image of this size, or None when they are not set."""
-        fx, fy, cx, cy = self._value("fallback_intrinsics")
-        if fx > 0 and fy > 0:
-            try:
-                return check_plausible(Intrinsics(fx, fy, cx, cy, width, height), "fallback_intrinsics")
-            except CalibrationError as error:
-                self._report("fallback_intrinsics", str(error))
-        return None
+        try:
+            return fallback_intrinsics(self._value("fallback_intrinsics"), width, height)
+        except CalibrationError as error:
+            self._report("fallback_intrinsics", str(error))
+            return None
 
     def _output_request(self, wanted: frozenset, camera) -> OutputRequest:
         """What to build for this frame; P's last column (a stereo baseline) comes from a calibration."""
@@ -359,7 +348,7 @@ class PerceptionCore:
     def _process(self, msg, received_at: float):
         wanted = self._wanted()
         if not wanted:
-            self.counts["skipped_no_subscribers"] += 1
+            self.stats.counts["skipped_no_subscribers"] += 1
             self.health.frame_processed(None)
             return
         max_pixels = self._value("max_image_pixels")
@@ -374,7 +363,7 @@ class PerceptionCore:
         try:
             result = self.perception.process(image, encoding, alpha, camera, self._value("rectify"), clouds)
         except CalibrationError as error:  # a camera_info for another resolution, a ROI it cannot rectify
-            self.counts["bad_camera_info"] += 1
+            self.stats.counts["bad_camera_info"] += 1
             fallback = self._fallback_camera(image.shape[1], image.shape[0])
             self._report("camera_info_size", f"camera_info does not fit the image, processing "
                                              f"{'with fallback_intrinsics' if fallback else 'without it'}: {error}")
@@ -386,15 +375,9 @@ class PerceptionCore:
                                       throttle_duration_sec=ERROR_LOG_THROTTLE_S)
         for topic, message in frame_messages(result, request, RclpyMessages(header)).items():
             self.pub[topic].publish(message)
-        end = time.perf_counter()
-        timings = dict(result.timings_ms)
-        timings["pre"] += (decoded - start) * 1e3
-        timings["post"] = (end - start) * 1e3 - timings["pre"] - timings["inference"]
-        timings["total"] = (end - received_at) * 1e3
-        for key, value in timings.items():
-            self._latency[key].append(value)
+        self.stats.frame_timed(result.timings_ms, received_at, start, decoded, time.perf_counter())
         self.health.frame_processed(bool(np.isfinite(result.depth).any()))
-        self.counts["processed"] += 1
+        self.stats.counts["processed"] += 1
 
     # Diagnostics and shutdown -----------------------------------------------------------------
     def _publish_diagnostics(self):
@@ -403,13 +386,8 @@ class PerceptionCore:
         status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception",
                                   hardware_id=self.perception.backend.device,
                                   level=levels[report.level], message=report.message)
-        values = {"fps": f"{report.fps:.2f}", "backend": self.perception.backend.describe(),
-                  "device": self.perception.backend.device}
-        for key, samples in self._latency.items():
-            if samples or key != "copy":
-                values[f"latency_{key}_ms"] = f"{np.median(samples):.2f}" if samples else "nan"
-        values.update({f"frames_{k}": str(v) for k, v in self.counts.items()})
-        values["frames_lost_before_node"] = str(self.input_loss.lost)  # middleware count, or the declared rate
+        values = self.stats.diagnostic_values(report, self.perception.backend.describe(),
+                                              self.perception.backend.device, self.input_loss)
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
