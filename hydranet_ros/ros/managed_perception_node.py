@@ -15,12 +15,11 @@ the node unconfigured; every later transition still works.
 """
 from __future__ import annotations
 
-import sys
 
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from hydranet_ros.ros.bond import Bond, bond_status_type
-from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, spin_until_shutdown
+from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, exit_process, spin_until_shutdown
 
 
 class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
@@ -99,8 +98,8 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
 
 def main(args=None):
-    return spin_until_shutdown(ManagedPerceptionNode, args)
+    exit_process(spin_until_shutdown(ManagedPerceptionNode, args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,6 +6,7 @@ every frame it replaced unprocessed. Topics and parameters: docs/perception_node
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -442,9 +443,19 @@ def spin_until_shutdown(node_class, args=None) -> int:
     return 0
 
 
+def exit_process(code: int):
+    """Ends the node's process once the node and rclpy have shut down, without finalizing the Python
+    interpreter: tearing down torch, ONNX Runtime and OpenVINO took about 0.45 s of a 0.5 s shutdown
+    (the node's own part: 0.04 s), and seconds on a loaded machine. The OS frees what they hold."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def main(args=None):
-    return spin_until_shutdown(PerceptionNode, args)
+    exit_process(spin_until_shutdown(PerceptionNode, args))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
