@@ -1,4 +1,8 @@
-"""Starts perception_node as its own process and talks to it from this one, over real DDS."""
+"""Starts perception_node, in its own process or in this one, and talks to it from this process over real DDS.
+
+NodeProcess is for what needs a second process: exit codes, signals, start-up faults, environment
+variables, the launch of a module. InProcessNode runs the same node with the same command-line
+parameters in a thread of this process, without the start of a new interpreter."""
 from __future__ import annotations
 
 import os
@@ -22,18 +26,22 @@ def isolate_ros_graph() -> None:
     keep_graph_private(domain_id=claim_free_domain())
 
 
-class NodeProcess:
-    """Images travel reliably here: best-effort samples of megabytes are lost on this machine's
-    loopback (its 208 KB default socket buffer holds a fraction of a frame)."""
+def ros_arguments(model_path, parameters: dict | None, namespace: str, params_file) -> list[str]:
+    """The node's command line after the program name. Images travel reliably here: best-effort samples
+    of megabytes are lost on this machine's loopback (its 208 KB default socket buffer holds a fraction
+    of a frame)."""
+    parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
+    args = ["--ros-args", "-r", f"__ns:={namespace}", "-p", f"model_path:={model_path}"] + \
+        (["--params-file", str(params_file)] if params_file else [])
+    for name, value in parameters.items():
+        args += ["-p", f"{name}:={value}"]
+    return args
 
+
+class NodeProcess:
     def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet",
                  module: str = "hydranet_ros.ros.perception_node", env: dict | None = None, params_file=None):
-        parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
-        args = [sys.executable, "-m", module, "--ros-args", "-r", f"__ns:={namespace}",
-                "-p", f"model_path:={model_path}"] + (["--params-file", str(params_file)] if params_file else [])
-        for name, value in parameters.items():
-            args += ["-p", f"{name}:={value}"]
-        self.args = args
+        self.args = [sys.executable, "-m", module] + ros_arguments(model_path, parameters, namespace, params_file)
         self.env = os.environ | (env or {})
         self.process = None
 
@@ -58,6 +66,63 @@ class NodeProcess:
     def __exit__(self, *exc):
         if self.process and self.process.poll() is None:
             self.stop()
+
+
+class InProcessNode:
+    """perception_node (or node_class: "managed", the lifecycle node) in this process, after rclpy.init as
+    the `ros` fixture does it, spun by an executor of its own in a thread; its log lines are what this
+    process writes to stderr while it runs."""
+
+    def __init__(self, model_path, parameters: dict | None = None, namespace: str = "/hydranet", params_file=None,
+                 node_class: str = "plain"):
+        self.args = ros_arguments(model_path, parameters, namespace, params_file)
+        self.node_class = node_class
+        self.node = None
+
+    def __enter__(self):
+        import tempfile
+        import threading
+        import rclpy.executors
+        from hydranet_ros.ros.managed_perception_node import ManagedPerceptionNode
+        from hydranet_ros.ros.perception_node import PerceptionNode
+        node_class = {"plain": PerceptionNode, "managed": ManagedPerceptionNode}[self.node_class]
+        self._log = tempfile.TemporaryFile()
+        self._stderr = os.dup(2)
+        os.dup2(self._log.fileno(), 2)
+        try:
+            self.node = node_class(cli_args=self.args, use_global_arguments=False)
+        except BaseException:
+            self._restore_stderr()
+            raise
+        self.executor = rclpy.executors.SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, name="node_under_test", daemon=True)
+        self.thread.start()
+        return self
+
+    def _restore_stderr(self) -> str:
+        os.dup2(self._stderr, 2)
+        os.close(self._stderr)
+        self._log.seek(0)
+        output = self._log.read().decode(errors="replace")
+        self._log.close()
+        return output
+
+    def stop(self) -> tuple[int, str, float]:
+        """Stops and destroys the node; returns (0, its log, seconds to stop), as NodeProcess.stop does."""
+        if self.node is None:
+            return 0, self.output, 0.0
+        start = time.monotonic()
+        self.executor.shutdown()
+        self.thread.join(timeout=10.0)
+        self.node.stop()
+        self.node.destroy_node()
+        self.node = None
+        self.output = self._restore_stderr()
+        return 0, self.output, time.monotonic() - start
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class RosClient:

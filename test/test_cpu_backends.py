@@ -155,9 +155,9 @@ def test_int8_accuracy_gate_on_real_street_frames(tmp_path):
 
 def test_node_runs_openvino_int8_from_its_parameters(ros, street_model_file, calibration_folder):
     from hydranet_ros.camera.intrinsics import Intrinsics
-    from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+    from ros_harness import InProcessNode, RosClient, camera_info_message, image_message
     params = {"backend": "openvino", "precision": "int8", "int8_calibration": str(calibration_folder)}
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         image = image_message(camera_frame(96, 320), 7_000_000_000)

@@ -1,9 +1,9 @@
-"""/diagnostics across processes: it must say when the node is blind or broken, not OK."""
+"""/diagnostics over DDS: it must say when the node is blind or broken, not OK."""
 import numpy as np
 import pytest
 import torch
 
-from ros_harness import NodeProcess, RosClient, image_message
+from ros_harness import InProcessNode, RosClient, image_message
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss
 
 rclpy = pytest.importorskip("rclpy")
@@ -27,7 +27,7 @@ def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clo
     from diagnostic_msgs.msg import DiagnosticStatus
     params = {"backend": "onnxruntime", "diagnostics_period": 0.2, "stale_after_periods": 5, "use_sim_time": "true"}
     frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=["segmentation"])
         assert tester.wait_for_node(), node.stop()[1]
         status, _ = _wait_for_level(tester, DiagnosticStatus.ERROR, 30.0)  # no /clock: the timer still fires
@@ -50,7 +50,7 @@ def test_reliable_frames_sent_unevenly_are_not_reported_as_lost(ros, street_mode
     estimate reported about 76 % of the frames as lost)."""
     from diagnostic_msgs.msg import DiagnosticStatus
     frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
-    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.3}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.3}) as node:
         tester = RosClient(topics=["segmentation"])
         assert tester.wait_for_node(), node.stop()[1]
         stamp = 1_700_000_000_000_000_000
@@ -75,7 +75,7 @@ def test_a_model_that_gives_only_nan_depth_is_an_error(ros, tmp_path):
     path = save_model(tmp_path / "nan.pt", model, ModelSpec(["segmentation", "depth"], load_label_space("kitti6"),
                                                             (96, 320)))
     frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
-    with NodeProcess(path, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
+    with InProcessNode(path, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
         tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         for index in range(5):

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+from ros_harness import InProcessNode, NodeProcess, RosClient, camera_info_message, image_message
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.inference.backends import BackendOptions, create_backend
 from hydranet_ros.model.model_file import load_label_space
@@ -76,7 +76,7 @@ def test_confidence_aligned_cloud_and_class_names_for_nav2(ros, street_model_fil
     topics = ("segmentation", "segmentation/confidence", "points")
     params = {"backend": "onnxruntime", "publish_confidence": "true", "points_aligned": "true",
               "points_stride": 4, "points_organized": "false"}  # aligned overrides both
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=topics)
         assert tester.wait_for_node(), node.stop()[1]
         _send(tester, _frame(1), 1000)
@@ -179,10 +179,9 @@ def _camera_exports():
 
 def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, street_model_file):
     """image_size: configure also prepares the graph for the camera's resolution, so activate is instant."""
-    module = "hydranet_ros.ros.managed_perception_node"
     params = {"backend": "onnxruntime", "image_size": "[120, 400]"}
     exported_before = _camera_exports()
-    with NodeProcess(street_model_file, params, module=module) as node:
+    with InProcessNode(street_model_file, params, node_class="managed") as node:
         tester = RosClient(topics=("segmentation",))
         assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
         steps = {"start": (_lifecycle(tester), _counts(tester))}
@@ -221,8 +220,7 @@ def test_managed_node_loads_on_configure_and_subscribes_only_while_active(ros, s
 
 
 def test_managed_node_configure_fails_with_the_reason_and_stays_unconfigured(ros, tmp_path):
-    module = "hydranet_ros.ros.managed_perception_node"
-    with NodeProcess(tmp_path / "missing.pt", {"backend": "onnxruntime"}, module=module) as node:
+    with InProcessNode(tmp_path / "missing.pt", {"backend": "onnxruntime"}, node_class="managed") as node:
         tester = RosClient(topics=("segmentation",))
         assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
         result = _lifecycle(tester, "configure")
@@ -237,9 +235,8 @@ def test_a_configure_that_fails_after_loading_leaves_nothing_and_every_later_tra
                                                                                               street_model_file):
     """An unknown class fails configure after the backend loaded: it must be released, and shutdown must
     then finalize the node (it returned ERROR on the publishers the failed configure never made)."""
-    module = "hydranet_ros.ros.managed_perception_node"
     params = {"backend": "onnxruntime", "points_exclude_classes": "[skyy]"}
-    with NodeProcess(street_model_file, params, module=module) as node:
+    with InProcessNode(street_model_file, params, node_class="managed") as node:
         tester = RosClient(topics=("segmentation",))
         assert tester.wait_for(lambda: tester.node.count_publishers("/hydranet/perception_node/transition_event"), 60)
         results = [_lifecycle(tester, transition) for transition in ("configure", "configure", "shutdown")]

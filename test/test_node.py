@@ -1,10 +1,10 @@
-"""perception_node in its own process, fed real KITTI frames over DDS."""
+"""perception_node fed real KITTI frames over DDS (in this process: nothing here needs a second one)."""
 import cv2
 import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from ros_harness import NodeProcess, OUTPUTS, RosClient, camera_encoded, camera_info_message, image_message
+from ros_harness import InProcessNode, OUTPUTS, RosClient, camera_encoded, camera_info_message, image_message
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.ros.conversions import pointcloud2_to_array, stamp_ns
 
@@ -27,7 +27,7 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
     rgb = np.ascontiguousarray(frames[0][..., ::-1])
     encodings = ["bgr8", "bayer_rggb8", "bayer_grbg8", "yuv422", "yuv422_yuy2", "uyvy", "yuyv",
                  "rgb16"]  # Jazzy: uyvy, yuyv
-    with NodeProcess(REPO / "models" / "hydranet_street.pt", {"backend": "onnxruntime"}) as node:
+    with InProcessNode(REPO / "models" / "hydranet_street.pt", {"backend": "onnxruntime"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         labels = {}
@@ -63,7 +63,7 @@ def test_bayer_yuv422_and_16_bit_cameras_are_served_like_bgr8(ros):
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])  # host post-processing; on the backend's device
 def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, street_model_file, backend):
     frames, intrinsics = _kitti_frames(6)
-    with NodeProcess(street_model_file, {"backend": backend}) as node:
+    with InProcessNode(street_model_file, {"backend": backend}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         sent = []
@@ -108,7 +108,7 @@ def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, 
 
 def test_network_resolution_scales_the_camera_info(ros, street_model_file):
     frames, intrinsics = _kitti_frames(1)
-    with NodeProcess(street_model_file, {"backend": "onnxruntime", "output_resolution": "network"}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime", "output_resolution": "network"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         msg = image_message(frames[0], 5)

@@ -1,4 +1,4 @@
-"""Camera geometry through perception_node in its own process, over DDS: stamp pairing of
+"""Camera geometry through perception_node over DDS: stamp pairing of
 camera_info and the invariance of metric depth to cropping and resizing a real KITTI frame."""
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from ros_harness import NodeProcess, RosClient, camera_info_message, image_message
+from ros_harness import InProcessNode, RosClient, camera_info_message, image_message
 from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
 
@@ -37,7 +37,7 @@ def _set_stamp(msg, stamp):
 def test_camera_info_is_paired_by_stamp_out_of_order_late_and_frame_checked(ros, street_model_file):
     frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
     params = {"backend": "onnxruntime", "diagnostics_period": 0.2}
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=["depth/camera_info"])
         assert tester.wait_for_node(), node.stop()[1]
         images = {i: image_message(frame, T0 + i * 100_000_000) for i in range(5)}
@@ -83,7 +83,7 @@ def test_camera_info_is_paired_by_stamp_out_of_order_late_and_frame_checked(ros,
 def test_a_camera_info_sent_once_serves_every_later_frame(ros, street_model_file):
     """Latched drivers publish camera_info once; its stamp is old, the calibration still applies."""
     frame = np.random.default_rng(1).integers(0, 256, (96, 320, 3), dtype=np.uint8)
-    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.2}) as node:
         tester = RosClient(topics=["depth/camera_info"])
         assert tester.wait_for_node(), node.stop()[1]
         first = image_message(frame, T0)
@@ -111,7 +111,7 @@ def test_rectify_true_unquoted_in_a_parameter_file_and_a_boolean_set_at_run_time
     rows, cols = np.mgrid[0:96, 0:320]
     frame = np.stack([rows * 2, cols * 255 // 320, (rows + cols) % 256], -1).astype(np.uint8)  # smooth, not noise
     overlays = []
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}, params_file=params) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime"}, params_file=params) as node:
         tester = RosClient(topics=["segmentation/overlay"])
         assert tester.wait_for_node(), node.stop()[1]
         for index in range(2):
@@ -140,7 +140,7 @@ def test_a_camera_info_the_node_cannot_rectify_falls_back_to_fallback_intrinsics
     no camera at all, fallback_intrinsics ignored (no depth/camera_info, no cloud)."""
     frame = np.random.default_rng(2).integers(0, 256, (96, 320, 3), dtype=np.uint8)
     params = {"backend": "onnxruntime", "rectify": "always", "fallback_intrinsics": "[310.0, 310.0, 159.5, 47.5]"}
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=["depth/camera_info", "points"])
         assert tester.wait_for_node(), node.stop()[1]
         msg = image_message(frame, T0)
@@ -184,7 +184,7 @@ def test_depth_is_invariant_to_cropping_and_resizing_a_real_frame(ros, tmp_path)
                  full.scaled_to(width // 2, height // 2)),
     }
     depth = {}
-    with NodeProcess(STREET_MODEL, {"backend": "torch"}) as node:
+    with InProcessNode(STREET_MODEL, {"backend": "torch"}) as node:
         tester = RosClient(topics=["depth/image"])
         assert tester.wait_for_node(), node.stop()[1]
         for index, (name, (bgr, intrinsics)) in enumerate(variants.items()):

@@ -142,7 +142,7 @@ def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_pat
     cloud_output_request): a KITTI frame through process-bag and through perception_node in its own
     process, with the same non-default stride, range and classes, gives the same points."""
     import cv2
-    from ros_harness import NodeProcess, RosClient, image_message
+    from ros_harness import InProcessNode, RosClient, image_message
     from sensor_msgs.msg import CameraInfo
     root = shared_path("data", "kitti_tracking_0001")
     [stamp] = write_kitti_bag(root, tmp_path / "in", count=1)
@@ -161,7 +161,7 @@ def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_pat
                       p=calibration.p2.ravel().tolist())
     node_parameters = {"backend": "onnxruntime", "points_stride": 3, "points_max_depth": 60.0,
                        "points_exclude_classes": "[car]"}
-    with NodeProcess(street_model_file, node_parameters) as node:
+    with InProcessNode(street_model_file, node_parameters) as node:
         tester = RosClient(topics=("points", "points/obstacles"))
         assert tester.wait_for_node(), node.stop()[1]
         tester.info_pub.publish(info)

@@ -1,4 +1,5 @@
-"""Bad input, faults, overload and shutdown of perception_node, each across processes."""
+"""Bad input, faults, overload and shutdown of perception_node over DDS; start-up faults, the engine cache
+and signals in a process of its own."""
 import math
 import signal
 import subprocess
@@ -8,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from ros_harness import (NodeProcess, OUTPUTS, RosClient, camera_info_message, corrupt_but_decodable_jpeg,
-                         image_message)
+from ros_harness import (InProcessNode, NodeProcess, OUTPUTS, RosClient, camera_info_message,
+                         corrupt_but_decodable_jpeg, image_message)
 from hydranet_ros.camera.intrinsics import Intrinsics
 
 rclpy = pytest.importorskip("rclpy")
@@ -54,7 +55,7 @@ def _bad_messages():
 
 def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_model_file):
     cases, corrupt_jpeg = _bad_messages()
-    with NodeProcess(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.3}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime", "diagnostics_period": 0.3}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         tester.info_pub.publish(camera_info_message(K, image_message(_frame(), 0).header))
@@ -104,7 +105,7 @@ def test_bad_frames_are_counted_and_the_next_good_frame_is_served(ros, street_mo
 def test_each_kind_of_refusal_is_logged_even_right_after_another_kind(ros, street_model_file):
     """A refused frame, then at once a refused camera_info: both lines are in the log (one throttle for
     all kinds hid the second for 5 s)."""
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         bad = image_message(_frame(), 10)
@@ -127,7 +128,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     _, corrupt = _bad_messages()
     params = {"backend": "onnxruntime", "subscribe_compressed": "true", "max_image_pixels": 20000,
               "diagnostics_period": 0.2}
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient()
         assert tester.wait_for(lambda: tester.compressed_pub.get_subscription_count() > 0, 60), node.stop()[1]
         tester.spin(1.0)
@@ -212,7 +213,7 @@ def test_an_unwritable_cache_makes_auto_fall_back_to_a_backend_without_one(ros, 
 def test_parameters_are_validated_at_run_time(ros, street_model_file):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
-    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+    with InProcessNode(street_model_file, {"backend": "onnxruntime"}) as node:
         tester = RosClient()
         assert tester.wait_for_node(), node.stop()[1]
         client = tester.node.create_client(SetParameters, "/hydranet/perception_node/set_parameters")
@@ -266,7 +267,7 @@ def test_overload_processes_the_newest_frame_without_backlog(ros, street_model_f
     then measures the node, not Fast DDS resending lost fragments of multi-megabyte outputs."""
     frames = [image_message(_frame(i, 375, 1242), 0) for i in range(4)]
     params = {"backend": "onnxruntime", "input_size": "[352,1216]", "diagnostics_period": 0.3}
-    with NodeProcess(street_model_file, params) as node:
+    with InProcessNode(street_model_file, params) as node:
         tester = RosClient(topics=["segmentation"])
         assert tester.wait_for_node(), node.stop()[1]
         # The first frame of a camera resolution exports its graph (seconds): not what is measured here.
