@@ -59,13 +59,21 @@ def test_obstacles_are_the_points_without_the_excluded_classes():
     depth, labels, color = _scene(2)
     for organized in (True, False):
         cloud = build_cloud(depth, color, labels, K, CloudSettings(stride=2, max_depth=25.0, organized=organized))
-        obstacles = without_classes(cloud, (2, 3))
+        obstacles = without_classes(cloud, (2, 3), organized)
         kept = np.isfinite(obstacles["z"])
         assert not np.isin(obstacles["label"][kept], [2, 3]).any()
         expected = np.isfinite(cloud["z"]) & ~np.isin(cloud["label"], [2, 3])
         assert kept.sum() == expected.sum() > 0
         if organized:
             assert obstacles.shape == cloud.shape and np.array_equal(obstacles["rgb"], cloud["rgb"])
+    bottom = slice(depth.shape[0] - 2, None)  # two rows: a cloud of one row at stride 2
+    one_row = build_cloud(depth[bottom], color[bottom], labels[bottom], K.scaled_to(K.width, 2),
+                          CloudSettings(stride=2, max_depth=25.0, organized=True))
+    ground = np.isin(one_row["label"], [2, 3])
+    assert one_row.shape == (1, -(-depth.shape[1] // 2)) and ground.any() and (~ground).any()
+    obstacles = without_classes(one_row, (2, 3), organized=True)
+    assert obstacles.shape == one_row.shape  # organised, a single row: it stays organised
+    assert np.isnan(obstacles["z"][ground]).all() and np.array_equal(obstacles["rgb"], one_row["rgb"])
 
 
 def test_cloud_bytes_are_reproducible_and_is_dense_tells_the_truth():

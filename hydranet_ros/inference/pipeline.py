@@ -107,7 +107,7 @@ class Perception:
             result.cloud = build_cloud(depth, result.color, result.labels, intrinsics.scaled_to(width, height),
                                        clouds.settings)
             if clouds.obstacle_classes is not None:
-                result.obstacles = without_classes(result.cloud, clouds.obstacle_classes)
+                result.obstacles = without_classes(result.cloud, clouds.obstacle_classes, clouds.settings.organized)
         result.timings_ms = {"pre": pre_ms, "inference": (after_inference - after_pre) * 1e3,
                              "post": (time.perf_counter() - after_inference) * 1e3}
         return result

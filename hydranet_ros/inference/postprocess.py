@@ -101,10 +101,11 @@ def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrin
     return cloud[~invalid][None, :]
 
 
-def without_classes(cloud: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """The cloud without points of the given classes: NaN in an organised cloud, dropped from a flat one."""
+def without_classes(cloud: np.ndarray, classes: tuple[int, ...], organized: bool) -> np.ndarray:
+    """The cloud without points of the given classes: NaN in an organised cloud (also one of a single
+    row), dropped from a flat one."""
     removed = labels_in(cloud["label"], classes)
-    if cloud.shape[0] == 1:
+    if not organized:
         return cloud[~removed][None, :]
     out = cloud.copy()
     for axis in ("x", "y", "z"):
