@@ -117,7 +117,7 @@ def test_training_under_torchrun_shards_batches_and_validation_over_two_processe
 @pytest.mark.parametrize("kind", ["folder", "bag"])
 def test_demo_takes_a_folder_of_images_or_a_bag_as_input(tmp_path, street_model_file, monkeypatch, kind):
     pytest.importorskip("rclpy")
-    from bag_helpers import write_kitti_bag
+    from bag_helpers import kitti_bag
     monkeypatch.delenv("ROS_DOMAIN_ID", raising=False)  # the demo claims a free domain
     root = shared_path("data", "kitti_tracking_0001")
     if kind == "folder":
@@ -127,7 +127,7 @@ def test_demo_takes_a_folder_of_images_or_a_bag_as_input(tmp_path, street_model_
             (source / path.name).write_bytes(path.read_bytes())
     else:
         source = tmp_path / "kitti_bag"
-        write_kitti_bag(root, source, count=5)
+        kitti_bag(root, source, count=5)
     process = subprocess.run([sys.executable, "-m", "hydranet_ros.cli.main", "demo", "--out", str(tmp_path / "demo"),
                               "--model", str(street_model_file), "--input", str(source), "--backend", "onnxruntime",
                               "--rate", "5"], capture_output=True, text=True, timeout=300)

@@ -1,10 +1,11 @@
 """process-bag on a bag made from the real KITTI sequence."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 
-from bag_helpers import write_kitti_bag
+from bag_helpers import CAMERA_INFO_TOPIC, IMAGE_TOPIC, kitti_bag
 from conftest import REPO, shared_path
 from hydranet_ros.apps.process_bag import OUTPUT_TYPES, process_bag
 from hydranet_ros.errors import CommandError
@@ -35,14 +36,14 @@ def _stamp(msg):
 @pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
 def test_every_frame_gets_its_outputs_with_the_original_stamps(tmp_path, street_model_file, storage):
     root = shared_path("data", "kitti_tracking_0001")
-    stamps = write_kitti_bag(root, tmp_path / "in", storage, count=4)
+    stamps = kitti_bag(root, tmp_path / "in", storage, count=4)
     backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
     perception = Perception(backend, load_model(street_model_file)[1])
-    counts = process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
+    counts = process_bag(tmp_path / "in", tmp_path / "out", IMAGE_TOPIC, CAMERA_INFO_TOPIC, perception,
                          storage=storage, progress=False)
-    assert counts == {"images": 4, "unreadable_images": 0, "copied": 8, "interrupted": False}
+    assert counts == {"images": 4, "unreadable_images": 0, "copied": 9, "interrupted": False}  # and /tf_static
     messages = _read(tmp_path / "out")
-    assert len(messages["/kitti/image"]) == 4 and len(messages["/kitti/camera_info"]) == 4
+    assert len(messages[IMAGE_TOPIC]) == 4 and len(messages[CAMERA_INFO_TOPIC]) == 4
     for name in OUTPUT_TYPES:
         outputs = messages[f"/hydranet/{name}"]
         assert [_stamp(m) for _, m in outputs] == stamps, name
@@ -52,9 +53,9 @@ def test_every_frame_gets_its_outputs_with_the_original_stamps(tmp_path, street_
 
 
 def test_compressed_images_and_cli(tmp_path, street_model_file):
-    write_kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in", count=2, compressed=True)
+    kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in", count=2, compressed=True)
     assert hydranet(["process-bag", str(tmp_path / "in"), str(tmp_path / "out"), "--image-topic",
-                     "/kitti/image/compressed", "--model", str(street_model_file), "--backend", "onnxruntime"]) == 0
+                     IMAGE_TOPIC + "/compressed", "--model", str(street_model_file), "--backend", "onnxruntime"]) == 0
     assert len(_read(tmp_path / "out")["/hydranet/points"]) == 2
 
 
@@ -67,7 +68,7 @@ def test_unreadable_inputs_are_clear_errors(tmp_path, street_model_file):
     (tmp_path / "junk" / "metadata.yaml").write_text("not: a bag")
     with pytest.raises(CommandError, match="cannot read bag"):
         process_bag(tmp_path / "junk", tmp_path / "out", "/x", None, perception)
-    write_kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in", count=1)
+    kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in", count=1)
     with pytest.raises(CommandError, match="has no image topic /camera"):
         process_bag(tmp_path / "in", tmp_path / "out", "/camera", None, perception)
 
@@ -79,9 +80,9 @@ def test_shipped_street_model_depth_against_lidar_matches_the_model_card(tmp_pat
         pytest.skip("the shipped street model and its metrics are not in models/ yet")
     stated = json.loads(card.read_text())["hydranet_street.pt"]["kitti_tracking_0001_lidar"]
     root = shared_path("data", "kitti_tracking_0001")
-    write_kitti_bag(root, tmp_path / "in")
+    kitti_bag(root, tmp_path / "in")
     backend, _ = create_backend(model_path, BackendOptions(backend="onnxruntime", device="cpu"))
-    process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info",
+    process_bag(tmp_path / "in", tmp_path / "out", IMAGE_TOPIC, CAMERA_INFO_TOPIC,
                 Perception(backend, load_model(model_path)[1]), progress=False)
     calibration = read_tracking_calibration(root / "calib" / "0001.txt")
     metrics = DepthMetrics(max_depth=80.0)
@@ -102,11 +103,11 @@ def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_fil
     import subprocess
     import sys
     import threading
-    write_kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in")
+    kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "in")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
     command = [sys.executable, "-m", "hydranet_ros.cli.main", "process-bag", str(tmp_path / "in")]
-    options = ["--image-topic", "/kitti/image", "--camera-info-topic", "/kitti/camera_info",
+    options = ["--image-topic", IMAGE_TOPIC, "--camera-info-topic", CAMERA_INFO_TOPIC,
                "--model", str(street_model_file), "--backend", "onnxruntime"]
     refused = subprocess.run(command + [str(tmp_path / "taken")] + options, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "exists and is not an empty folder" in refused.stderr
@@ -134,22 +135,21 @@ def test_ctrl_c_closes_the_bag_readable_and_exits_130(tmp_path, street_model_fil
     messages = _read(tmp_path / "empty")  # rosbags reads it: the bag was closed properly
     depth = messages["/hydranet/depth/image"]
     assert 3 <= len(depth) < 31
-    assert len(messages["/kitti/image"]) >= len(depth)
+    assert len(messages[IMAGE_TOPIC]) >= len(depth)
 
 
 def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_path, street_model_file):
     """Both build their clouds from the node's parameters by one rule (ros/outputs.py
     cloud_output_request): a KITTI frame through process-bag and through perception_node in its own
     process, with the same non-default stride, range and classes, gives the same points."""
-    import cv2
     from ros_harness import InProcessNode, RosClient, image_message
     from sensor_msgs.msg import CameraInfo
     root = shared_path("data", "kitti_tracking_0001")
-    [stamp] = write_kitti_bag(root, tmp_path / "in", count=1)
+    [stamp] = kitti_bag(root, tmp_path / "in", count=1)
     chosen = {"points_stride": 3, "points_max_depth": 60.0, "points_exclude_classes": ["car"]}
     backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
     perception = Perception(backend, load_model(street_model_file)[1])
-    process_bag(tmp_path / "in", tmp_path / "out", "/kitti/image", "/kitti/camera_info", perception,
+    process_bag(tmp_path / "in", tmp_path / "out", IMAGE_TOPIC, CAMERA_INFO_TOPIC, perception,
                 cloud_parameters=chosen, progress=False)
     from_bag = {topic: _read(tmp_path / "out")[f"/hydranet/{topic}"][0][1] for topic in ("points", "points/obstacles")}
     bgr = cv2.imread(str(sorted((root / "image_2" / "0001").glob("*.png"))[0]))
@@ -181,3 +181,54 @@ def test_process_bag_gives_the_nodes_clouds_for_the_same_parameters(ros, tmp_pat
     points = pointcloud2_to_array(from_bag["points"])
     labels = set(np.unique(points["label"][np.isfinite(points["z"])]))
     assert labels and 5 not in labels and np.nanmax(points["z"]) <= 60.0  # car (5) left out, the range kept
+
+
+def test_the_kitti_bag_holds_images_camera_info_scans_and_the_transform_that_projects_them(tmp_path):
+    """Read back with rosbags: the scan moved into the camera by /tf_static (quaternion turned into a
+    matrix here, independently of the writer) and projected with the camera_info's K lands where KITTI's
+    P2 R_rect Tr_velo_cam puts it, pixel for pixel, depth within 1e-3 relative."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    from hydranet_ros.data.kitti import project_lidar, read_tracking_calibration, read_velodyne
+    from hydranet_ros.data.kitti_bag import LIDAR_TOPIC
+    root = shared_path("data", "kitti_tracking_0001")
+    stamps = kitti_bag(root, tmp_path / "bag", storage="sqlite3", count=2, lidar=True)
+    with AnyReader([tmp_path / "bag"], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        messages = {}
+        for connection, timestamp, raw in reader.messages():
+            messages.setdefault(connection.topic, []).append((timestamp, reader.deserialize(raw, connection.msgtype)))
+    assert {topic: len(items) for topic, items in messages.items()} == {
+        IMAGE_TOPIC: 2, CAMERA_INFO_TOPIC: 2, LIDAR_TOPIC: 2, "/tf_static": 1}
+    [(_, tf)] = messages["/tf_static"]
+    [transform] = tf.transforms
+    assert (transform.header.frame_id, transform.child_frame_id) == ("velodyne", "camera_color_left")
+    q, t = transform.transform.rotation, transform.transform.translation
+    x, y, z, w = q.x, q.y, q.z, q.w
+    lidar_from_camera = np.eye(4)
+    lidar_from_camera[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                                 [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                                 [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    lidar_from_camera[:3, 3] = (t.x, t.y, t.z)
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    for index in range(2):
+        image, info, scan = (messages[topic][index][1] for topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, LIDAR_TOPIC))
+        assert stamp_ns(image.header) == stamp_ns(info.header) == stamp_ns(scan.header) == stamps[index]
+        bgr = cv2.imread(str(sorted((root / "image_2" / "0001").glob("*.png"))[index]))
+        assert np.array_equal(np.asarray(image.data).reshape(bgr.shape), bgr) and image.encoding == "bgr8"
+        assert info.header.frame_id == "camera_color_left" and not np.any(info.d)
+        points = np.frombuffer(np.asarray(scan.data).tobytes(), "<f4").reshape(-1, 4)
+        expected_scan = read_velodyne(root / "velodyne" / "0001" / f"{index:06d}.bin")
+        assert np.array_equal(points, expected_scan) and scan.header.frame_id == "velodyne"
+        in_camera = (np.linalg.inv(lidar_from_camera) @ np.c_[points[:, :3], np.ones(len(points))].T)[:3]
+        pixels = np.asarray(info.k).reshape(3, 3) @ in_camera
+        homogeneous = np.c_[expected_scan[:, :3], np.ones(len(points))].T
+        reference = calibration.p2 @ calibration.r_rect @ calibration.velo_to_cam @ homogeneous
+        front = reference[2] > 1e-3
+        assert front.sum() > 30_000 and np.array_equal(front, pixels[2] > 1e-3)
+        # KITTI's rotations are orthonormal to about 1e-6; a quaternion is exactly: depth agrees within 10 micrometres
+        assert np.allclose(pixels[2][front], reference[2][front], rtol=1e-5, atol=1e-5)
+        u, v = reference[:2, front] / reference[2, front]
+        seen = (u >= -0.5) & (u < info.width - 0.5) & (v >= -0.5) & (v < info.height - 0.5)  # in the image
+        assert seen.sum() > 10_000
+        assert np.abs(pixels[:2, front][:, seen] / pixels[2, front][seen] - np.stack([u, v])[:, seen]).max() < 1e-3
+        assert (project_lidar(expected_scan, calibration, info.width, info.height) > 0).sum() > 10_000

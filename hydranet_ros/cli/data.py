@@ -27,33 +27,36 @@ def run_synth(args):
 def add_convert_arguments(parser):
     parser.add_argument("format", choices=KINDS_OF_DATASET)
     parser.add_argument("source", type=existing_path, help="the .mat file (nyud-mat) or the folder of images")
-    parser.add_argument("--out", required=True, help="dataset folder to write")
+    parser.add_argument("--out", required=True, help="dataset folder to write (kitti-bag: the bag)")
     parser.add_argument("--class-map", help="nyud-mat: .npy of 895 entries, raw label id -> 0..39 or 255")
     parser.add_argument("--indices", help="nyud-mat: text file of 1-based frame numbers (e.g. the 795 train split)")
     parser.add_argument("--labels", help="kitti: folder of KITTI-6 colour label PNGs named like the images")
     parser.add_argument("--trainid-labels", help="kitti: folder of Cityscapes train-id label PNGs named like the "
                                                  "images (KITTI semantics), mapped onto KITTI-6")
     parser.add_argument("--depth", help="kitti: folder of depth PNGs (uint16 / 256) named like the images")
-    parser.add_argument("--velodyne", help="kitti: folder of LiDAR .bin scans named like the images")
-    parser.add_argument("--calib", help="kitti: calibration file for --velodyne (P2, R_rect, Tr_velo_cam)")
+    parser.add_argument("--velodyne", help="kitti, kitti-bag: folder of LiDAR .bin scans named like the images")
+    parser.add_argument("--calib", help="kitti, kitti-bag: calibration file (P2, R_rect, Tr_velo_cam)")
     parser.add_argument("--frames", type=int, nargs=2, metavar=("START", "STOP"),
-                        help="kitti: only the sorted images START..STOP-1 (e.g. to hold frames out for testing)")
+                        help="kitti, kitti-bag: only the sorted images START..STOP-1 (e.g. to hold frames out)")
     parser.add_argument("--frame-indices", type=int, nargs="+", metavar="N",
                         help="kitti: only these positions (0-based) of the sorted images")
     parser.add_argument("--ground-plane-depth", type=float, metavar="HEIGHT",
                         help="kitti: labelled frames without depth get depth on their road and sidewalk pixels "
                              "(up to 40 m) from a flat ground HEIGHT m below a level camera (KITTI's: 1.65)")
+    parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="kitti-bag: bag storage")
+    parser.add_argument("--compressed", action="store_true", help="kitti-bag: images as JPEG (CompressedImage)")
 
 
 def run_convert(args):
     from hydranet_ros.data.convert import convert_dataset
     print(convert_dataset(args.format, args.source, Path(args.out), args.class_map, args.indices, args.labels,
                           args.trainid_labels, args.depth, args.velodyne, args.calib, args.frames, args.frame_indices,
-                          args.ground_plane_depth))
+                          args.ground_plane_depth, args.storage, args.compressed))
 
 
 VERBS = {
     "synth": ("generate labelled indoor or street frames with exact metric depth", add_synth_arguments, run_synth),
-    "convert": ("turn NYUDv2 (.mat or example frames), KITTI or CamVid data into a dataset folder",
+    "convert": ("turn NYUDv2 (.mat or example frames), KITTI or CamVid data into a dataset folder, or a KITTI "
+                "sequence into a rosbag2",
                 add_convert_arguments, run_convert),
 }

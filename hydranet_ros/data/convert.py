@@ -6,6 +6,8 @@
                  semantics), depth PNGs, raw LiDAR + calibration; labelled frames without depth may get
                  depth on their road and sidewalk from the flat ground below KITTI's camera
   camvid         a CamVid split folder (images/, labels/ with the 11 SegNet classes) -> KITTI-6 labels
+  kitti-bag      a KITTI sequence (images, LiDAR, calibration) -> a rosbag2 (data/kitti_bag.py), to try the
+                 recording-to-dataset workflow on public data
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, examp
 
 def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=None, labels=None,
                     trainid_labels=None, depth=None, velodyne=None, calib=None, frames=None,
-                    frame_indices=None, ground_plane_height=None) -> str:
+                    frame_indices=None, ground_plane_height=None, storage="mcap", compressed=False) -> str:
     """One real dataset (kind: nyud-mat, nyud-examples, kitti, camvid) -> a dataset folder; says what it wrote."""
     if not source.exists():
         raise CommandError(f"{source} does not exist")
@@ -51,6 +53,15 @@ def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=
         for path in tqdm(images, desc="camvid"):
             write_sample(root, camvid.read_frame(path, lookup), KITTI_DEPTH_SCALE)
         return f"wrote {len(images)} frames to {out}"
+    if kind == "kitti-bag":
+        if not calib:
+            raise CommandError("kitti-bag needs --calib (the sequence's calibration file)")
+        if out.exists():
+            raise CommandError(f"{out} exists; give a new bag path")
+        from hydranet_ros.data.kitti_bag import write_kitti_bag
+        count = write_kitti_bag(source, Path(velodyne) if velodyne else None, read_tracking_calibration(calib), out,
+                                storage, compressed, tuple(frames) if frames else None)
+        return f"wrote {count} frames to the bag {out}"
     images = sorted(source.glob("*.png"))
     if frames:
         images = images[frames[0]:frames[1]]
