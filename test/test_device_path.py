@@ -72,7 +72,7 @@ def test_device_post_matches_the_host_post_processing(organized, stride):
     assert np.abs(out.overlay.astype(int) - overlay(rgb, color, 0.4)).max() <= 1  # float32 vs OpenCV's rounding
     host_cloud = build_cloud(host_depth, color, labels, intrinsics, request.settings)
     _assert_clouds_equal(out.cloud, host_cloud)
-    _assert_clouds_equal(out.obstacles, without_classes(host_cloud, (2, 3)))
+    _assert_clouds_equal(out.obstacles, without_classes(host_cloud, (2, 3), request.settings.organized))
 
 
 def test_an_unorganised_cloud_costs_one_boolean_selection():
