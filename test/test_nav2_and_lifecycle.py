@@ -357,3 +357,22 @@ def test_managed_node_bonds_with_nav2s_lifecycle_manager(ros, street_model_file,
     assert code == 0 and "Traceback" not in output, output
     assert output.count("bond formed with the lifecycle manager") == 2, output
     assert "the lifecycle manager broke the bond" in output
+
+
+def test_a_destroyed_managed_node_leaves_no_lifecycle_service_behind(ros, street_model_file):
+    """In a process that goes on (a component container, these tests), a client must not find the
+    change_state of a node that is gone: it would wait for an answer that never comes."""
+    tester = RosClient(topics=())
+    with InProcessNode(street_model_file, {"backend": "onnxruntime"}, node_class="managed"):
+        assert tester.wait_for(lambda: "/hydranet/perception_node/change_state" in _services(tester), 30)
+    assert tester.wait_for(lambda: not any(name.startswith("/hydranet/perception_node/") and name.rsplit("/", 1)[1]
+                                           in LIFECYCLE_SERVICES for name in _services(tester)), 10), _services(tester)
+    tester.destroy()
+
+
+LIFECYCLE_SERVICES = {"change_state", "get_state", "get_available_states", "get_available_transitions",
+                      "get_transition_graph"}
+
+
+def _services(tester) -> list[str]:
+    return [name for name, _ in tester.node.get_service_names_and_types()]

@@ -51,6 +51,15 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
             self._close_bond()  # on exit too: the manager learns at once, not after its bond_timeout
         super().stop()
 
+    def destroy_node(self):
+        """rclpy's LifecycleNode leaves its lifecycle services (change_state, get_state, ...) behind when it
+        is destroyed (rclpy 9.1): in a process that goes on, as a component container's, a client would
+        find a change_state that nobody answers and wait for it (a lifecycle manager started later did)."""
+        super().destroy_node()
+        state_machine = getattr(self, "_state_machine", None)  # rclpy's, holding those services
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
+
     # Outputs are lifecycle publishers: they publish only while the node is active.
     def _output_publisher(self, message_type, topic: str, qos):
         return self.create_lifecycle_publisher(message_type, topic, qos)
