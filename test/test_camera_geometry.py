@@ -235,3 +235,67 @@ def test_ground_plane_depth_equals_the_ray_cast_depth_of_a_flat_road():
     assert np.allclose(plane[near], frame.depth[near], rtol=1e-3)
     assert not plane[: int(intrinsics.cy) + 1].any() and not plane[~road].any()
     assert plane.max() <= 40.0 and plane.dtype == np.float32
+
+
+def _rotation_z(angle):
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def test_quaternions_round_trip_also_near_half_turns():
+    from hydranet_ros.camera.transforms import matrix_to_quaternion, quaternion_to_matrix
+    rng = np.random.default_rng(3)
+    rotations = [np.linalg.qr(rng.normal(size=(3, 3)))[0] for _ in range(50)]
+    rotations = [r * np.sign(np.linalg.det(r)) for r in rotations]  # proper rotations
+    rotations += [np.diag([1.0, -1, -1]), np.diag([-1.0, 1, -1]), np.diag([-1.0, -1, 1]), _rotation_z(np.pi - 1e-9)]
+    for rotation in rotations:
+        assert np.allclose(quaternion_to_matrix(*matrix_to_quaternion(rotation)), rotation, atol=1e-9)
+    assert np.allclose(matrix_to_quaternion(_rotation_z(np.pi / 2)), (0, 0, np.sin(np.pi / 4), np.cos(np.pi / 4)))
+
+
+def test_transform_buffer_chains_static_and_moving_frames_and_interpolates_in_time():
+    """map -> odom -> base_link (moving) with two static sensors on base_link: a point seen by the LiDAR
+    lands in the camera's and the map's frames as the matrices multiplied by hand say."""
+    from hydranet_ros.camera.transforms import TransformBuffer, matrix_to_quaternion
+    buffer = TransformBuffer(max_gap_s=1.0)
+    camera_mount = np.eye(4)
+    camera_mount[:3, :3] = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0.0]])  # optical frame on a forward body
+    camera_mount[:3, 3] = (0.3, 0.0, 1.2)
+    lidar_mount = np.eye(4)
+    lidar_mount[:3, 3] = (0.0, 0.1, 1.6)
+    for name, mount in (("camera_optical", camera_mount), ("velodyne", lidar_mount)):
+        buffer.add("base_link", name, 0, mount[:3, 3], matrix_to_quaternion(mount[:3, :3]), static=True)
+    for stamp in (1_000_000_000, 2_000_000_000):
+        buffer.add("/map", "odom", stamp, (1.0, 2.0, 0.0), (0, 0, 0, 1))
+    buffer.add("odom", "base_link", 1_000_000_000, (0.0, 0.0, 0.0), matrix_to_quaternion(_rotation_z(0.0)))
+    buffer.add("odom", "base_link", 1_500_000_000, (2.0, 0.0, 0.0), matrix_to_quaternion(_rotation_z(np.pi / 2)))
+    point = np.array([5.0, -1.0, 0.5, 1.0])  # in the LiDAR's frame
+    in_camera = buffer.lookup("camera_optical", "velodyne", 1_200_000_000) @ point
+    assert np.allclose(in_camera, np.linalg.inv(camera_mount) @ lidar_mount @ point)  # static: any time
+    halfway = np.eye(4)
+    halfway[:3, :3], halfway[:3, 3] = _rotation_z(np.pi / 4), (1.0, 0.0, 0.0)  # slerp and lerp at 1.25 s
+    odom = np.eye(4)
+    odom[:3, 3] = (1.0, 2.0, 0.0)
+    in_map = buffer.lookup("map", "velodyne", 1_250_000_000) @ point
+    assert np.allclose(in_map, odom @ halfway @ lidar_mount @ point)
+    there_and_back = buffer.lookup("velodyne", "map", 1_250_000_000) @ buffer.lookup("map", "velodyne", 1_250_000_000)
+    assert np.allclose(there_and_back, np.eye(4))
+    assert buffer.frames() == ["base_link", "camera_optical", "map", "odom", "velodyne"]
+
+
+def test_transform_buffer_says_which_transform_is_missing():
+    from hydranet_ros.camera.transforms import TransformBuffer, TransformError
+    buffer = TransformBuffer(max_gap_s=0.5)
+    buffer.add("base_link", "camera_optical", 0, (0, 0, 0), (0, 0, 0, 1), static=True)
+    buffer.add("odom", "base_link", 0, (0, 0, 0), (0, 0, 0, 1))
+    buffer.add("odom", "base_link", 3_000_000_000, (1, 0, 0), (0, 0, 0, 1))
+    buffer.add("lidar_mount", "velodyne", 0, (0, 0, 0), (0, 0, 0, 1), static=True)
+    with pytest.raises(TransformError, match="from velodyne to camera_optical: no chain of transforms joins them"):
+        buffer.lookup("camera_optical", "velodyne", 0)
+    with pytest.raises(TransformError, match="radar is in no transform"):
+        buffer.lookup("camera_optical", "radar", 0)
+    with pytest.raises(TransformError, match="odom -> base_link at 1.500 s: no sample between 0.000 and 3.000 s"):
+        buffer.lookup("odom", "camera_optical", 1_500_000_000)
+    with pytest.raises(TransformError, match="known from 0.000 to 3.000 s"):
+        buffer.lookup("odom", "camera_optical", 4_000_000_000)
+    assert np.allclose(buffer.lookup("odom", "camera_optical", 3_400_000_000)[:3, 3], (1, 0, 0))  # within the gap

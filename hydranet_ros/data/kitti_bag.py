@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from hydranet_ros.camera.transforms import matrix_to_quaternion
 from hydranet_ros.data.kitti import Calibration, read_velodyne
 
 CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velodyne"
@@ -35,27 +36,6 @@ def camera_from_lidar(calibration: Calibration) -> np.ndarray:
     transform = calibration.r_rect @ calibration.velo_to_cam
     transform[:3, 3] += offset
     return transform
-
-
-def rotation_to_quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
-    """(x, y, z, w) of a rotation matrix (Shepperd's method: the largest of the four first)."""
-    trace = np.trace(rotation)
-    candidates = [trace, rotation[0, 0], rotation[1, 1], rotation[2, 2]]
-    largest = int(np.argmax(candidates))
-    if largest == 0:
-        w = np.sqrt(1.0 + trace) / 2
-        x, y, z = ((rotation[2, 1] - rotation[1, 2]), (rotation[0, 2] - rotation[2, 0]),
-                   (rotation[1, 0] - rotation[0, 1])) / (4 * w)
-    else:
-        i = largest - 1
-        j, k = (i + 1) % 3, (i + 2) % 3
-        q = np.zeros(3)
-        q[i] = np.sqrt(1.0 + rotation[i, i] - rotation[j, j] - rotation[k, k]) / 2
-        q[j] = (rotation[j, i] + rotation[i, j]) / (4 * q[i])
-        q[k] = (rotation[k, i] + rotation[i, k]) / (4 * q[i])
-        w = (rotation[k, j] - rotation[j, k]) / (4 * q[i])
-        x, y, z = q
-    return float(x), float(y), float(z), float(w)
 
 
 def write_kitti_bag(images: Path, velodyne: Path | None, calibration: Calibration, destination: Path,
@@ -122,7 +102,7 @@ def tf_static_qos():
 def tf_static_message(types, header, calibration: Calibration):
     """velodyne (parent) -> camera_color_left (child): the child's pose in the parent's frame."""
     lidar_from_camera = np.linalg.inv(camera_from_lidar(calibration))
-    x, y, z, w = rotation_to_quaternion(lidar_from_camera[:3, :3])
+    x, y, z, w = matrix_to_quaternion(lidar_from_camera[:3, :3])
     tx, ty, tz = lidar_from_camera[:3, 3]
     transform = types["geometry_msgs/msg/TransformStamped"](
         header=header, child_frame_id=CAMERA_FRAME, transform=types["geometry_msgs/msg/Transform"](
