@@ -132,7 +132,8 @@ def test_cpu_benchmark_runs_every_variant_interleaved_with_ratios(street_model_f
     names = [record["backend"] for record in result["results"]]
     assert names[0] == "onnxruntime on cpu (fp32)" and result["results"][0]["total_vs_onnxruntime_fp32"] == 1.0
     assert {"onnxruntime on cpu (int8)", "openvino on cpu (fp32)", "openvino on cpu (int8)",
-            "torch on cpu (fp32, BatchNorm folded)"} <= set(names)
+            "torch on cpu (fp32, BatchNorm folded)",
+            "onnxruntime on cpu (fp32) + torch post"} <= set(names)
     for record in result["results"]:
         assert len({record["total"]["median_ms"], record["inference"]["median_ms"]}) == 2
         assert record["total_vs_onnxruntime_fp32"] > 0

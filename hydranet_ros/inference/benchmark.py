@@ -3,12 +3,13 @@
 Stages (inference/pipeline.py): pre (camera layout -> RGB), inference (the backend: on-device
 resize and normalisation, the network, argmax, colours, depth upsampling), post (REP 118 depth,
 overlay, point cloud at stride 2; for torch and TensorRT on the device, with copy, the one copy of
-every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the bare
-session.run on the same graph and input
-is timed in alternation with our path, so the overhead ratio is measured side by side.
-compare_cpu runs every CPU backend and precision interleaved, frame by frame, with each one's ratio to
-ONNX Runtime fp32. The command (cli/apps.py, `hydranet benchmark`) also measures through perception_node in its own
-process (apps/node_benchmark.py).
+every output to the host, inside it). On a GPU the stages are timed by CUDA events. For ONNX Runtime the
+bare session.run on the same graph and input is timed in alternation with our path, so the overhead ratio
+is measured side by side. compare_cpu runs every CPU backend and precision interleaved, frame by frame,
+with each one's ratio to ONNX Runtime fp32, and ONNX Runtime fp32 once more with its outputs
+post-processed by DevicePost, the torch post-processing of the GPU backends, on the CPU
+(docs/architecture.md: why the host path keeps numpy). The command (cli/apps.py, `hydranet benchmark`)
+also measures through perception_node in its own process (apps/node_benchmark.py).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.inference.backends import BackendError, BackendOptions, create_backend
+from hydranet_ros.inference.backends import Backend, BackendError, BackendOptions, DeviceFrame, create_backend
 from hydranet_ros.inference.backends.onnxruntime_backend import onnxruntime_session
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
@@ -50,26 +51,45 @@ def network_input(spec, size: tuple[int, int], model_budget: bool) -> str:
     return f"{width}x{height}"
 
 
+class TensorOutputs(Backend):
+    """A host backend whose outputs are handed over as CPU tensors, so that Perception post-processes
+    them with DevicePost (torch) on the CPU instead of inference/postprocess.py (numpy)."""
+
+    device_frames = True
+
+    def __init__(self, backend: Backend):
+        self.backend, self.name, self.device = backend, backend.name, "cpu"
+
+    def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
+        import torch
+        prediction = self.backend.infer(rgb)
+        return DeviceFrame(torch.from_numpy(rgb), tuple(torch.from_numpy(output) for output in (
+            prediction.labels, prediction.color, prediction.confidence, prediction.depth)))
+
+    def describe(self) -> str:
+        return f"{self.backend.describe()} + torch post"
+
+
 class FramePath:
     """One backend's whole per-frame path (pre, inference, post with the point cloud) on one camera frame;
     for ONNX Runtime also the bare session.run on the same graph and input."""
 
     def __init__(self, model_path: Path, name: str, device: str, size: tuple[int, int], precision: str,
-                 calibration=None, model_budget: bool = False):
+                 calibration=None, model_budget: bool = False, torch_post: bool = False):
         """model_budget: the network runs at the model file's pixel budget, as the node does by default;
-        else at the camera's size."""
+        else at the camera's size. torch_post: a host backend's outputs post-processed by DevicePost."""
         backend, _ = create_backend(model_path, BackendOptions(
             backend=name, device=device, precision=precision, input_size=None if model_budget else size,
             calibration=calibration))
         spec = load_model(model_path)[1]
-        self.perception = Perception(backend, spec)
+        self.perception = Perception(TensorOutputs(backend) if torch_post else backend, spec)
         self.network_input = network_input(spec, size, model_budget)
         self.frame = camera_frame(*size)
         self.intrinsics = guess_intrinsics(self.perception.spec, size[1], size[0])
         self.clouds = CloudRequest(CloudSettings(stride=2, max_depth=self.perception.spec.label_space.depth_range_m[1]))
-        self.bare = onnxruntime_session(backend, size)
+        self.bare = None if torch_post else onnxruntime_session(backend, size)
         self.rgb = np.ascontiguousarray(self.frame[..., ::-1])[None]
-        self.label = f"{backend.describe()}"
+        self.label = self.perception.backend.describe()
         self.size = f"{size[1]}x{size[0]}"
         self.samples = {"pre": [], "inference": [], "post": [], "total": [], "bare": []}
         self.device_clock = backend.device_frames and backend.device.startswith("cuda")
@@ -112,9 +132,11 @@ def benchmark_backend(model_path: Path, name: str, device: str, size: tuple[int,
     return path.record()
 
 
-# The CPU variants compared side by side; the first is the reference (the CPU path before OpenVINO).
-CPU_VARIANTS = (("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "bf16"),
-                ("openvino", "int8"), ("torch", "fp32"))
+# The CPU variants compared side by side (backend, precision, torch post-processing); the first is the
+# reference (the CPU path before OpenVINO).
+CPU_VARIANTS = (("onnxruntime", "fp32", False), ("onnxruntime", "int8", False), ("openvino", "fp32", False),
+                ("openvino", "bf16", False), ("openvino", "int8", False), ("torch", "fp32", False),
+                ("onnxruntime", "fp32", True))
 
 
 def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup: int, calibration,
@@ -122,12 +144,12 @@ def compare_cpu(model_path: Path, size: tuple[int, int], iterations: int, warmup
     """Every CPU backend and precision on one size, interleaved frame by frame so that load on the
     machine hits all alike; each total's median over the reference's (ONNX Runtime fp32)."""
     paths, skipped = [], []
-    for name, precision in CPU_VARIANTS:
+    for name, precision, torch_post in CPU_VARIANTS:
         if precision == "int8" and not calibration:
             skipped.append(f"{name}/{precision}: no --calibration")
             continue
         try:
-            path = FramePath(model_path, name, "cpu", size, precision, calibration, model_budget)
+            path = FramePath(model_path, name, "cpu", size, precision, calibration, model_budget, torch_post)
         except (BackendError, ImportError) as error:
             skipped.append(f"{name}/{precision}: {error}")
             continue
