@@ -1,13 +1,16 @@
 """hydranet soak: perception_node fed at the camera's rate for minutes; latency and memory over time.
 
 Plays a generated sequence in a loop at --rate Hz. For every window it prints the latency
-percentiles from publishing an image to receiving its depth; at the end the node's resident memory
-(RSS, from /proc) after warm-up and at the end, and the latency drift (last window's median over
-the first's).
+percentiles from publishing an image to receiving its depth and the node's CPU time per processed
+frame; at the end the node's resident memory (RSS, from /proc) after warm-up and at the end, the
+latency drift (last window's median over the first's) and the CPU drift (the same for CPU time per
+frame). Latency also measures whatever else loads the machine; the node's own CPU time per frame
+grows only when the node's work does (a leak, a growing structure), so it is what a check should use.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +31,12 @@ def rss_mib(pid: int) -> float:
     raise CommandError(f"no VmRSS for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, backend: str, log_path: Path,
          print_windows: bool = True) -> dict:
     import rclpy
@@ -43,15 +52,17 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
         wait_until_ready(recorder, node, log_path)
         recorder.warm_up(camera.frames[0], camera.intrinsics, node, log_path)
         start = time.perf_counter()
-        window_start, index = start + WARM_UP_S, 0
+        window_start, index, cpu_start = start + WARM_UP_S, 0, None
         while (now := time.perf_counter()) < start + WARM_UP_S + seconds:
             if rss_start is None and now >= start + WARM_UP_S:
-                rss_start = rss_mib(node.pid)
+                rss_start, cpu_start = rss_mib(node.pid), cpu_seconds(node.pid)
             recorder.publish(camera.frames[index % len(camera.frames)], camera.intrinsics, (index + 1) * 10**6)
             index += 1
             recorder.spin_until(start + index / rate_hz)
             if time.perf_counter() >= window_start + window_s:
-                windows.append(_window(recorder, window_start, time.perf_counter()))
+                cpu_now = cpu_seconds(node.pid)
+                windows.append(_window(recorder, window_start, time.perf_counter(), cpu_now - cpu_start))
+                cpu_start = cpu_now
                 if print_windows:
                     print(json.dumps(windows[-1]), flush=True)
                 window_start = time.perf_counter()
@@ -67,12 +78,14 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
             "rss_mib_after_warm_up": round(rss_start, 1), "rss_mib_end": round(rss_end, 1),
             "rss_growth": round(rss_end / rss_start - 1, 4),
             "latency_drift": round(windows[-1]["depth_latency"]["median_ms"]
-                                   / windows[0]["depth_latency"]["median_ms"], 3)}
+                                   / windows[0]["depth_latency"]["median_ms"], 3),
+            "cpu_drift": round(windows[-1]["node_cpu_ms_per_frame"] / windows[0]["node_cpu_ms_per_frame"], 3)}
 
 
-def _window(recorder: Recorder, begin: float, end: float) -> dict:
+def _window(recorder: Recorder, begin: float, end: float, node_cpu_s: float) -> dict:
     latencies = [(recorder.arrival[(DEPTH_IMAGE, stamp)] - sent) * 1e3 for stamp, sent in recorder.sent_at.items()
                  if begin <= sent < end and (DEPTH_IMAGE, stamp) in recorder.arrival]
     sent = sum(1 for t in recorder.sent_at.values() if begin <= t < end)
     return {"window_end_s": round(end - min(recorder.sent_at.values()), 1), "sent": sent, "processed": len(latencies),
-            "depth_latency": percentiles(latencies) if latencies else {"median_ms": float("nan")}}
+            "depth_latency": percentiles(latencies) if latencies else {"median_ms": float("nan")},
+            "node_cpu_ms_per_frame": round(node_cpu_s * 1e3 / len(latencies), 2) if latencies else float("nan")}
