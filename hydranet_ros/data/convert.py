@@ -27,7 +27,8 @@ from hydranet_ros.data.nyud import NYUD_DEPTH_SCALE, convert_labelled_mat, examp
 def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=None, labels=None,
                     trainid_labels=None, depth=None, velodyne=None, calib=None, frames=None,
                     frame_indices=None, ground_plane_height=None, storage="mcap", compressed=False) -> str:
-    """One real dataset (kind: nyud-mat, nyud-examples, kitti, camvid) -> a dataset folder; says what it wrote."""
+    """One real dataset (kind: nyud-mat, nyud-examples, kitti, camvid) -> a dataset folder, or a KITTI sequence
+    (kitti-bag) -> a rosbag2; says what it wrote."""
     if not source.exists():
         raise CommandError(f"{source} does not exist")
     if kind == "nyud-mat":

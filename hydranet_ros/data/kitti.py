@@ -14,7 +14,6 @@ from hydranet_ros.camera.intrinsics import Intrinsics
 from hydranet_ros.model.model_file import load_label_space
 
 KITTI_DEPTH_SCALE = 256.0
-KITTI_CAMERA_HEIGHT = 1.65  # metres above the ground of KITTI's cameras (the dataset's sensor setup)
 # The left colour camera (P2: fx, fy, cx, cy) for KITTI's two image sizes, as the calibration files in
 # ../shared give it (tracking 0001 for 1242x375, object 000000 for 1224x370), for frames without their own.
 KITTI_COLOUR_CAMERAS = {(1242, 375): (721.5377, 721.5377, 609.5593, 172.854),

@@ -446,7 +446,7 @@ def spin_until_shutdown(node_class, args=None) -> int:
 def exit_process(code: int):
     """Ends the node's process once the node and rclpy have shut down, without finalizing the Python
     interpreter: tearing down torch, ONNX Runtime and OpenVINO took about 0.45 s of a 0.5 s shutdown
-    (the node's own part: 0.04 s), and seconds on a loaded machine. The OS frees what they hold."""
+    (the node's own part: 0.04 s), and more on a loaded machine. The OS frees what they hold."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
