@@ -72,7 +72,8 @@ class TransformBuffer:
         beyond the first or last one it is still taken as is."""
         self.max_gap_ns = int(max_gap_s * 1e9)
         self._static: dict[tuple[str, str], np.ndarray] = {}
-        self._dynamic: dict[tuple[str, str], list[tuple[int, np.ndarray, np.ndarray]]] = defaultdict(list)
+        # (parent, child) -> (sorted stamps, their (translation, unit quaternion) samples)
+        self._dynamic: dict[tuple[str, str], tuple[list[int], list[tuple[np.ndarray, np.ndarray]]]] = {}
         self._neighbours: dict[str, set[str]] = defaultdict(set)
 
     def add(self, parent: str, child: str, stamp_ns: int, translation, quaternion, static: bool = False) -> None:
@@ -82,14 +83,15 @@ class TransformBuffer:
         if static:
             self._static[parent, child] = rigid(translation, quaternion)
             return
-        samples = self._dynamic[parent, child]
+        stamps, samples = self._dynamic.setdefault((parent, child), ([], []))
         q = np.asarray(quaternion, np.float64)
-        entry = (int(stamp_ns), np.asarray(translation, np.float64), q / np.linalg.norm(q))
-        index = bisect.bisect_left([s for s, _, _ in samples], entry[0])
-        if index < len(samples) and samples[index][0] == entry[0]:
-            samples[index] = entry
+        stamp, sample = int(stamp_ns), (np.asarray(translation, np.float64), q / np.linalg.norm(q))
+        index = bisect.bisect_left(stamps, stamp)
+        if index < len(stamps) and stamps[index] == stamp:
+            samples[index] = sample
         else:
-            samples.insert(index, entry)
+            stamps.insert(index, stamp)
+            samples.insert(index, sample)
 
     def frames(self) -> list[str]:
         return sorted(self._neighbours)
@@ -135,18 +137,17 @@ class TransformBuffer:
         """child coordinates -> parent coordinates at stamp_ns."""
         if (parent, child) in self._static:
             return self._static[parent, child]
-        samples = self._dynamic[parent, child]
-        stamps = [s for s, _, _ in samples]
+        stamps, samples = self._dynamic[parent, child]
         index = bisect.bisect_left(stamps, stamp_ns)
         if index < len(stamps) and stamps[index] == stamp_ns:
-            return rigid(samples[index][1], samples[index][2])
+            return rigid(*samples[index])
         if index == 0 or index == len(stamps):
-            nearest = samples[0] if index == 0 else samples[-1]
-            if abs(nearest[0] - stamp_ns) <= self.max_gap_ns:
-                return rigid(nearest[1], nearest[2])
+            nearest = 0 if index == 0 else -1
+            if abs(stamps[nearest] - stamp_ns) <= self.max_gap_ns:
+                return rigid(*samples[nearest])
             raise TransformError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: it is known from "
                                  f"{stamps[0] / 1e9:.3f} to {stamps[-1] / 1e9:.3f} s")
-        (t0, p0, q0), (t1, p1, q1) = samples[index - 1], samples[index]
+        (t0, t1), ((p0, q0), (p1, q1)) = stamps[index - 1:index + 1], samples[index - 1:index + 1]
         if t1 - t0 > self.max_gap_ns:
             raise TransformError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: no sample between "
                                  f"{t0 / 1e9:.3f} and {t1 / 1e9:.3f} s")
