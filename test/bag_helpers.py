@@ -2,8 +2,7 @@
 from pathlib import Path
 
 from hydranet_ros.data.kitti import read_tracking_calibration
-from hydranet_ros.data.kitti_bag import CAMERA_INFO_TOPIC, FIRST_STAMP_NS, FRAME_PERIOD_NS, IMAGE_TOPIC, \
-    write_kitti_bag
+from hydranet_ros.data.kitti_bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, write_kitti_bag
 
 __all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "kitti_bag"]
 
@@ -11,7 +10,6 @@ __all__ = ["CAMERA_INFO_TOPIC", "IMAGE_TOPIC", "kitti_bag"]
 def kitti_bag(root: Path, destination: Path, storage: str = "mcap", count: int | None = None,
               compressed: bool = False, lidar: bool = False) -> list[int]:
     """The first count frames (all by default), with their LiDAR scans when lidar; returns the image stamps."""
-    written = write_kitti_bag(root / "image_2" / "0001", root / "velodyne" / "0001" if lidar else None,
-                              read_tracking_calibration(root / "calib" / "0001.txt"), destination, storage,
-                              compressed, (0, count) if count else None)
-    return [FIRST_STAMP_NS + index * FRAME_PERIOD_NS for index in range(written)]
+    return write_kitti_bag(root / "image_2" / "0001", root / "velodyne" / "0001" if lidar else None,
+                           read_tracking_calibration(root / "calib" / "0001.txt"), destination, storage,
+                           compressed, (0, count) if count else None)

@@ -60,9 +60,9 @@ def convert_dataset(kind: str, source: Path, out: Path, class_map=None, indices=
         if out.exists():
             raise CommandError(f"{out} exists; give a new bag path")
         from hydranet_ros.data.kitti_bag import write_kitti_bag
-        count = write_kitti_bag(source, Path(velodyne) if velodyne else None, read_tracking_calibration(calib), out,
-                                storage, compressed, tuple(frames) if frames else None)
-        return f"wrote {count} frames to the bag {out}"
+        stamps = write_kitti_bag(source, Path(velodyne) if velodyne else None, read_tracking_calibration(calib),
+                                 out, storage, compressed, tuple(frames) if frames else None)
+        return f"wrote {len(stamps)} frames to the bag {out}"
     images = sorted(source.glob("*.png"))
     if frames:
         images = images[frames[0]:frames[1]]

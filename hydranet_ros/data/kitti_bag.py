@@ -39,9 +39,10 @@ def camera_from_lidar(calibration: Calibration) -> np.ndarray:
 
 
 def write_kitti_bag(images: Path, velodyne: Path | None, calibration: Calibration, destination: Path,
-                    storage: str = "mcap", compressed: bool = False, frames: tuple[int, int] | None = None) -> int:
+                    storage: str = "mcap", compressed: bool = False,
+                    frames: tuple[int, int] | None = None) -> list[int]:
     """Writes the sorted PNG images of one sequence (frames START..STOP-1) with their scans; returns the
-    frames written. A frame without a scan has its image and camera_info only."""
+    stamps of the frames written (ns). A frame without a scan has its image and camera_info only."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
     typestore = get_typestore(Stores.ROS2_HUMBLE)
@@ -66,8 +67,8 @@ def write_kitti_bag(images: Path, velodyne: Path | None, calibration: Calibratio
                                         offered_qos_profiles=[tf_static_qos()])}
         writer.write(connections["tf"], FIRST_STAMP_NS, typestore.serialize_cdr(
             tf_static_message(types, header(FIRST_STAMP_NS, LIDAR_FRAME), calibration), "tf2_msgs/msg/TFMessage"))
-        for index, path in enumerate(tqdm(paths, desc="kitti-bag", unit="frame")):
-            stamp = FIRST_STAMP_NS + index * FRAME_PERIOD_NS
+        stamps = [FIRST_STAMP_NS + index * FRAME_PERIOD_NS for index in range(len(paths))]
+        for path, stamp in zip(tqdm(paths, desc="kitti-bag", unit="frame"), stamps):
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             height, width = bgr.shape[:2]
             camera = header(stamp, CAMERA_FRAME)
@@ -85,7 +86,7 @@ def write_kitti_bag(images: Path, velodyne: Path | None, calibration: Calibratio
                 writer.write(connections["lidar"], stamp, typestore.serialize_cdr(
                     lidar_message(types, header(stamp, LIDAR_FRAME), read_velodyne(scan)),
                     "sensor_msgs/msg/PointCloud2"))
-    return len(paths)
+    return stamps
 
 
 def tf_static_qos():
