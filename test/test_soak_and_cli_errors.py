@@ -61,6 +61,8 @@ def _run_cli(*args):
     (["info", "/nonexistent.pt"], "model file /nonexistent.pt does not exist"),
     (["synth", "forest", "--out", "/tmp/x"], "invalid choice: 'forest'"),
     (["process-bag", "/nonexistent_bag", "/tmp/out_bag", "--image-topic", "/x"], "does not exist"),
+    (["convert", "kitti-bag", "/tmp", "--out", "/tmp/new_bag"], "kitti-bag needs --calib"),
+    (["convert", "kitti-bag", "/tmp", "--calib", "/tmp", "--out", "/tmp"], "/tmp exists; give a new bag path"),
 ])
 def test_cli_errors_are_one_line_without_traceback(args, message):
     code, output = _run_cli(*args)
