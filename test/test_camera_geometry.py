@@ -284,18 +284,38 @@ def test_transform_buffer_chains_static_and_moving_frames_and_interpolates_in_ti
 
 
 def test_transform_buffer_says_which_transform_is_missing():
-    from hydranet_ros.camera.transforms import TransformBuffer, TransformError
+    from hydranet_ros.camera.transforms import TransformBuffer, TransformError, TransformTimeError
     buffer = TransformBuffer(max_gap_s=0.5)
     buffer.add("base_link", "camera_optical", 0, (0, 0, 0), (0, 0, 0, 1), static=True)
     buffer.add("odom", "base_link", 0, (0, 0, 0), (0, 0, 0, 1))
     buffer.add("odom", "base_link", 3_000_000_000, (1, 0, 0), (0, 0, 0, 1))
     buffer.add("lidar_mount", "velodyne", 0, (0, 0, 0), (0, 0, 0, 1), static=True)
-    with pytest.raises(TransformError, match="from velodyne to camera_optical: no chain of transforms joins them"):
+    with pytest.raises(TransformError, match="from velodyne to camera_optical: no chain of transforms joins them") \
+            as missing:
         buffer.lookup("camera_optical", "velodyne", 0)
+    assert not isinstance(missing.value, TransformTimeError)  # a missing frame is not a matter of time
     with pytest.raises(TransformError, match="radar is in no transform"):
         buffer.lookup("camera_optical", "radar", 0)
-    with pytest.raises(TransformError, match="odom -> base_link at 1.500 s: no sample between 0.000 and 3.000 s"):
+    with pytest.raises(TransformTimeError, match="odom -> base_link at 1.500 s: no sample between 0.000 and 3.000 s"):
         buffer.lookup("odom", "camera_optical", 1_500_000_000)
-    with pytest.raises(TransformError, match="known from 0.000 to 3.000 s"):
+    with pytest.raises(TransformTimeError, match="known from 0.000 to 3.000 s"):
         buffer.lookup("odom", "camera_optical", 4_000_000_000)
     assert np.allclose(buffer.lookup("odom", "camera_optical", 3_400_000_000)[:3, 3], (1, 0, 0))  # within the gap
+
+
+def test_points_to_depth_keeps_the_nearest_point_of_each_pixel_and_drops_those_behind():
+    from hydranet_ros.camera.intrinsics import points_to_depth
+    camera = Intrinsics(100.0, 100.0, 1.5, 1.5, 4, 4)
+    points = np.array([[0.0, 0.0, 4.0],     # pixel (1.5, 1.5) rounds to (2, 2)
+                       [0.0, 0.0, 2.0],     # the same pixel, nearer: it wins
+                       [-0.015, -0.015, 1.0],  # pixel (0, 0)
+                       [0.0, 0.0, -3.0],    # behind the camera
+                       [1.0, 0.0, 1.0],     # off the image
+                       [np.nan, 0.0, 1.0]])
+    depth = points_to_depth(points, camera)
+    expected = np.zeros((4, 4), np.float32)
+    expected[2, 2], expected[0, 0] = 2.0, 1.0
+    np.testing.assert_array_equal(depth, expected)
+    # P's fourth column (a stereo baseline) shifts the pixels: -fx * 0.01 m moves a 1 m point one pixel left
+    shifted = points_to_depth(points[2:3] + [0.01, 0, 0], camera, (-1.0, 0.0, 0.0))
+    assert shifted[0, 0] == 1.0

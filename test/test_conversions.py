@@ -208,3 +208,47 @@ def test_output_camera_info_is_the_rectified_pinhole_scaled_to_the_outputs():
     # The outputs are of the rectified image: no distortion, no rotation.
     assert list(scaled.d) == [0.0] * 5 and np.allclose(np.array(scaled.r).reshape(3, 3), np.eye(3))
     assert scaled.distortion_model == "plumb_bob" and scaled.header.frame_id == "camera_optical"
+
+
+def _lidar_cloud(points: np.ndarray, dtype: str, big_endian: bool, row_padding: int):
+    """A PointCloud2 of x, y, z and intensity in `dtype`, rows padded, built with the real message class."""
+    from sensor_msgs.msg import PointCloud2, PointField
+    order = ">" if big_endian else "<"
+    item = np.dtype(order + dtype)
+    layout = np.dtype({"names": ["x", "y", "z", "intensity"], "formats": [item] * 4,
+                       "offsets": [0, item.itemsize, 2 * item.itemsize, 4 * item.itemsize],
+                       "itemsize": 5 * item.itemsize})
+    rows, width = points.shape[:2]
+    cloud = np.zeros((rows, width), layout)
+    for index, name in enumerate("xyz"):
+        cloud[name] = points[..., index]
+    row_bytes = width * layout.itemsize
+    data = np.zeros((rows, row_bytes + row_padding), np.uint8)
+    data[:, :row_bytes] = cloud.view(np.uint8).reshape(rows, row_bytes)
+    datatype = {"f4": PointField.FLOAT32, "f8": PointField.FLOAT64}[dtype]
+    fields = [PointField(name=name, offset=layout.fields[name][1], datatype=datatype, count=1)
+              for name in ("x", "y", "z", "intensity")]
+    return PointCloud2(height=rows, width=width, fields=fields, is_bigendian=big_endian,
+                       point_step=layout.itemsize, row_step=row_bytes + row_padding, data=data.tobytes(),
+                       is_dense=False)
+
+
+@pytest.mark.parametrize("dtype, big_endian", [("f4", False), ("f8", True)])
+def test_lidar_clouds_of_any_layout_give_their_finite_points(dtype, big_endian):
+    from hydranet_ros.ros.conversions import pointcloud2_xyz
+    points = np.random.default_rng(0).normal(0, 10, (3, 5, 3))
+    points[1, 2] = np.nan  # a missing return of an organised scan
+    xyz = pointcloud2_xyz(_lidar_cloud(points, dtype, big_endian, row_padding=7))
+    expected = points.reshape(-1, 3)[np.isfinite(points.reshape(-1, 3)).all(axis=1)]
+    assert xyz.shape == (14, 3)
+    np.testing.assert_allclose(xyz, expected, rtol=1e-6 if dtype == "f4" else 0)
+
+
+def test_a_cloud_without_z_is_refused_by_name():
+    from sensor_msgs.msg import PointCloud2, PointField
+    from hydranet_ros.ros.conversions import PointCloudFormatError, pointcloud2_xyz
+    msg = PointCloud2(height=1, width=1, point_step=8, row_step=8, data=bytes(8),
+                      fields=[PointField(name=n, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+                              for i, n in enumerate("xy")])
+    with pytest.raises(PointCloudFormatError, match="no z field"):
+        pointcloud2_xyz(msg)

@@ -16,17 +16,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hydranet_ros.inference.pipeline import guess_intrinsics
+from hydranet_ros.data.bags import CAMERA_INFO_TYPE, IMAGE_TYPES, bag_topics, check_bag_path, open_bag, require_topic
 from hydranet_ros.errors import CommandError
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
-from hydranet_ros.ros.output_topics import CAMERA_INFO as CAMERA_INFO_TYPE, DEFAULT_TOPICS, message_types
+from hydranet_ros.ros.output_topics import DEFAULT_TOPICS, message_types
 from hydranet_ros.ros.outputs import cloud_output_request, frame_messages
 from hydranet_ros.ros.conversions import (CLOUD_FIELDS, ImageFormatError, camera_info_to_calibration, image_fields,
                                           input_image_to_array, pointcloud2_fields, stamp_ns)
 from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-BAG_FILE_SUFFIXES = (".mcap", ".db3")  # what rosbags reads as a one-file rosbag2
 CAMERA_INFO_TOLERANCE_S = NODE_PARAMETERS["camera_info_tolerance"].default  # as the node pairs them
 # What the node publishes with its default parameters, but the overlay: the bag keeps the camera image.
 OUTPUT_TYPES = message_types(name for name in DEFAULT_TOPICS if name != "segmentation/overlay")
@@ -119,23 +118,11 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
     return counts
 
 
-def open_bag(source: Path, typestore):
-    from rosbags.highlevel import AnyReader
-    try:
-        reader = AnyReader([source], default_typestore=typestore)
-        reader.open()
-    except Exception as error:  # rosbags raises several types for unreadable bags
-        raise CommandError(f"cannot read bag {source}: {error}") from None
-    return reader
-
-
 def check_topics(reader, source: Path, image_topic: str, camera_info_topic: str | None) -> None:
-    topics = {c.topic: c.msgtype for c in reader.connections}
-    if image_topic not in topics or topics[image_topic] not in IMAGE_TYPES:
-        raise CommandError(f"{source} has no image topic {image_topic}; its topics: "
-                           + ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())))
-    if camera_info_topic and topics.get(camera_info_topic) != CAMERA_INFO_TYPE:
-        raise CommandError(f"{source} has no CameraInfo topic {camera_info_topic}")
+    topics = bag_topics(reader)
+    require_topic(topics, source, image_topic, IMAGE_TYPES, "image")
+    if camera_info_topic:
+        require_topic(topics, source, camera_info_topic, (CAMERA_INFO_TYPE,), "CameraInfo")
 
 
 @dataclass
@@ -237,10 +224,7 @@ class InferenceWorker:
 def check_paths(source: Path, destination: Path) -> None:
     """The input bag must exist and the output bag's folder must be new; an existing empty folder is
     taken (and removed, since the bag writer creates its folder itself)."""
-    if not source.exists():
-        raise CommandError(f"bag {source} does not exist")
-    if source.is_file() and source.suffix not in BAG_FILE_SUFFIXES:
-        raise CommandError(f"{source} is not a rosbag2: give its folder, or a {' or '.join(BAG_FILE_SUFFIXES)} file")
+    check_bag_path(source)
     if destination.is_dir() and not any(destination.iterdir()):
         destination.rmdir()
     elif destination.exists():

@@ -100,3 +100,22 @@ def depth_to_points(depth: np.ndarray, intrinsics: Intrinsics, stride: int = 1) 
     np.multiply(z, y_over_z[:, None], out=points[..., 1])
     points[..., 2] = z
     return points
+
+
+def points_to_depth(points: np.ndarray, intrinsics: Intrinsics, projection_column=(0.0, 0.0, 0.0),
+                    min_depth: float = 1e-3) -> np.ndarray:
+    """Sparse depth image from N x 3 points in the (rectified) optical frame, as a LiDAR gives them:
+    each point is projected with [K | column] to its nearest pixel; the nearest point of a pixel wins, so
+    the points it hides are dropped, and points behind the camera or off the image are too. 0 = none."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1) & (points[:, 2] > min_depth)]
+    pixels = points @ intrinsics.matrix().T + np.asarray(projection_column, np.float64)
+    z = pixels[:, 2]
+    u = np.round(pixels[:, 0] / z).astype(np.int64)
+    v = np.round(pixels[:, 1] / z).astype(np.int64)
+    inside = (u >= 0) & (u < intrinsics.width) & (v >= 0) & (v < intrinsics.height)
+    u, v, z = u[inside], v[inside], z[inside]
+    depth = np.zeros((intrinsics.height, intrinsics.width), np.float32)
+    order = np.argsort(-z, kind="stable")  # far first, so nearer points overwrite them
+    depth[v[order], u[order]] = z[order]
+    return depth

@@ -18,6 +18,10 @@ class TransformError(LookupError):
     """A transform that the buffer cannot give; the message names the frames and what is missing."""
 
 
+class TransformTimeError(TransformError):
+    """The frames are joined, but a moving transform on the way is not known at that time."""
+
+
 def quaternion_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
     """3 x 3 rotation of a quaternion (normalised first)."""
     q = np.array([x, y, z, w], dtype=np.float64)
@@ -145,11 +149,11 @@ class TransformBuffer:
             nearest = 0 if index == 0 else -1
             if abs(stamps[nearest] - stamp_ns) <= self.max_gap_ns:
                 return rigid(*samples[nearest])
-            raise TransformError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: it is known from "
-                                 f"{stamps[0] / 1e9:.3f} to {stamps[-1] / 1e9:.3f} s")
+            raise TransformTimeError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: it is known "
+                                     f"from {stamps[0] / 1e9:.3f} to {stamps[-1] / 1e9:.3f} s")
         (t0, t1), ((p0, q0), (p1, q1)) = stamps[index - 1:index + 1], samples[index - 1:index + 1]
         if t1 - t0 > self.max_gap_ns:
-            raise TransformError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: no sample between "
-                                 f"{t0 / 1e9:.3f} and {t1 / 1e9:.3f} s")
+            raise TransformTimeError(f"no transform {parent} -> {child} at {stamp_ns / 1e9:.3f} s: no sample "
+                                     f"between {t0 / 1e9:.3f} and {t1 / 1e9:.3f} s")
         fraction = (stamp_ns - t0) / (t1 - t0)
         return rigid(p0 + fraction * (p1 - p0), slerp(q0, q1, fraction))

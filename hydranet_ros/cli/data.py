@@ -1,9 +1,9 @@
-"""Verbs that make datasets: synth (generated frames), convert (real datasets)."""
+"""Verbs that make datasets: synth (generated frames), convert (real datasets), dataset from-bag (recordings)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from hydranet_ros.cli.common import existing_path
+from hydranet_ros.cli.common import existing_path, model_path
 from hydranet_ros.data.kinds import KINDS_OF_DATASET, SCENE_KINDS
 
 
@@ -54,9 +54,58 @@ def run_convert(args):
                           args.ground_plane_depth, args.storage, args.compressed))
 
 
+def add_dataset_arguments(parser):
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    bag = actions.add_parser(
+        "from-bag", help="a robot's rosbag2 recordings -> a dataset folder for its camera",
+        description="Images (rectified with the bag's camera_info), depth labels from a LiDAR through the "
+                    "bag's /tf_static and /tf, segmentation labels from a teacher; the later part of each "
+                    "recording is validation. Writes OUT/train, OUT/val (dataset folders) and OUT/from_bag.yaml.")
+    bag.add_argument("bags", nargs="+", type=existing_path, metavar="BAG", help="rosbag2 folders or .mcap/.db3 files")
+    bag.add_argument("--out", required=True, help="new folder to write")
+    bag.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
+    bag.add_argument("--camera-info-topic", help="CameraInfo topic (default: camera_info beside the image topic)")
+    bag.add_argument("--lidar-topic", help="PointCloud2 topic of a LiDAR: depth labels (default: none)")
+    bag.add_argument("--teacher", metavar="NAME|PATH",
+                     help="segmentation labels from a teacher: an .onnx/.tflite Cityscapes model (e.g. "
+                          "../shared/weights/espnetv2_s_2.0_city_1024x512.onnx) or a model file or shipped model "
+                          "name (default: no segmentation labels)")
+    bag.add_argument("--class-map", type=existing_path,
+                     help="teacher-class map for .onnx/.tflite teachers (default: teacher_maps/cityscapes19.yaml)")
+    bag.add_argument("--min-confidence", type=float, default=0.5,
+                     help="pixels where a teacher with scores is less sure than this become ignore (default 0.5)")
+    bag.add_argument("--label-space", default="kitti6", help="label space of the dataset (default kitti6)")
+    bag.add_argument("--every", type=int, default=1, metavar="N", help="every N-th image (default 1)")
+    bag.add_argument("--max-frames", type=int, metavar="N", help="at most N images per bag, spread over it")
+    bag.add_argument("--split-at", type=float, metavar="SECONDS",
+                     help="images recorded this long after a bag's first are validation (default: the last "
+                          "fifth of each bag)")
+    bag.add_argument("--lidar-tolerance", type=float, default=0.05, metavar="SECONDS",
+                     help="largest stamp difference of an image and its scan (default 0.05)")
+    bag.add_argument("--workers", type=int, default=1, help="bags processed in parallel (default 1)")
+    bag.add_argument("--ray", metavar="ADDRESS",
+                     help="run the bags as tasks on a Ray cluster: its address, auto, or local (a Ray of "
+                          "--workers CPUs started here)")
+
+
+def run_dataset(args):
+    from hydranet_ros.data.from_bag import FromBagOptions, dataset_from_bags
+    teacher = None
+    if args.teacher:
+        teacher = Path(args.teacher) if Path(args.teacher).suffix in (".onnx", ".tflite") else model_path(args.teacher)
+    options = FromBagOptions(args.image_topic, args.camera_info_topic, args.lidar_topic, args.label_space, teacher,
+                             args.class_map, args.min_confidence, args.every, args.max_frames, args.split_at,
+                             args.lidar_tolerance)
+    summary = dataset_from_bags(args.bags, Path(args.out), options, args.workers, args.ray)
+    depth = sum(report["with_depth"] for report in summary["bags"])
+    print(f"wrote {summary['train']} training and {summary['val']} validation frames ({depth} with LiDAR depth) "
+          f"from {len(args.bags)} bag(s) to {args.out}; details in {Path(args.out) / 'from_bag.yaml'}")
+
+
 VERBS = {
     "synth": ("generate labelled indoor or street frames with exact metric depth", add_synth_arguments, run_synth),
     "convert": ("turn NYUDv2 (.mat or example frames), KITTI or CamVid data into a dataset folder, or a KITTI "
                 "sequence into a rosbag2",
                 add_convert_arguments, run_convert),
+    "dataset": ("make a dataset folder from a robot's recordings (from-bag)", add_dataset_arguments, run_dataset),
 }

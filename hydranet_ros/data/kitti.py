@@ -10,7 +10,7 @@ from hydranet_ros.data.dataset import DatasetError
 from hydranet_ros.data.dataset import read_png_unchanged, read_rgb
 from hydranet_ros.data.labels import decode_color_labels
 from hydranet_ros.camera.ground_plane import ground_plane_depth
-from hydranet_ros.camera.intrinsics import Intrinsics
+from hydranet_ros.camera.intrinsics import Intrinsics, points_to_depth
 from hydranet_ros.model.model_file import load_label_space
 
 KITTI_DEPTH_SCALE = 256.0
@@ -106,15 +106,5 @@ def project_lidar(points: np.ndarray, calibration: Calibration, width: int, heig
                   min_depth: float = 1e-3) -> np.ndarray:
     """Sparse depth image (z in the camera frame, metres, 0 = none); the nearest point wins."""
     homogeneous = np.hstack([points[:, :3], np.ones((len(points), 1))])
-    cam = (calibration.r_rect @ calibration.velo_to_cam @ homogeneous.T)[:3]
-    in_front = cam[2] > min_depth
-    pixels = calibration.p2 @ np.vstack([cam[:, in_front], np.ones((1, in_front.sum()))])
-    z = pixels[2]
-    u = np.round(pixels[0] / z).astype(np.int64)
-    v = np.round(pixels[1] / z).astype(np.int64)
-    inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    u, v, z = u[inside], v[inside], z[inside]
-    depth = np.zeros((height, width), np.float32)
-    order = np.argsort(-z)  # far first, so nearer points overwrite them
-    depth[v[order], u[order]] = z[order]
-    return depth
+    cam = (calibration.r_rect @ calibration.velo_to_cam @ homogeneous.T)[:3].T
+    return points_to_depth(cam, calibration.intrinsics(width, height), calibration.p2[:, 3], min_depth)

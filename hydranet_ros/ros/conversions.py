@@ -219,3 +219,38 @@ def pointcloud2_to_array(msg) -> np.ndarray:
     """The inverse of cloud_to_pointcloud2 for our layout (used by tests and tools)."""
     from hydranet_ros.inference.postprocess import CLOUD_DTYPE
     return np.frombuffer(bytes(msg.data), dtype=CLOUD_DTYPE).reshape(msg.height, msg.width)
+
+
+class PointCloudFormatError(ValueError):
+    """A PointCloud2 whose fields or data do not describe x, y, z points."""
+
+
+# PointField datatype -> numpy type (sensor_msgs/PointField constants INT8 = 1 .. FLOAT64 = 8).
+POINT_FIELD_TYPES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 8: "f8"}
+
+
+def pointcloud2_xyz(msg) -> np.ndarray:
+    """Any PointCloud2 with x, y, z fields (a LiDAR's, whatever else its points carry) -> N x 3 float64,
+    row padding and non-finite points removed."""
+    fields = {f.name: f for f in msg.fields}
+    missing = [name for name in "xyz" if name not in fields]
+    if missing:
+        raise PointCloudFormatError(f"the point cloud has no {', '.join(missing)} field (fields: "
+                                    f"{', '.join(fields) or 'none'})")
+    order = ">" if msg.is_bigendian else "<"
+    height, width, point_step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
+    data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
+    if width * point_step > row_step or data.size < row_step * height:
+        raise PointCloudFormatError(f"the point cloud's data ({data.size} bytes) does not hold {height} x {width} "
+                                    f"points of {point_step} bytes in rows of {row_step}")
+    rows = np.lib.stride_tricks.as_strided(data, shape=(height, width * point_step), strides=(row_step, 1))
+    points = np.ascontiguousarray(rows).reshape(height * width, point_step)
+    columns = []
+    for name in "xyz":
+        field = fields[name]
+        if field.datatype not in POINT_FIELD_TYPES:
+            raise PointCloudFormatError(f"the point cloud's {name} field has an unknown datatype {field.datatype}")
+        dtype = np.dtype(order + POINT_FIELD_TYPES[field.datatype])
+        columns.append(points[:, field.offset:field.offset + dtype.itemsize].copy().view(dtype)[:, 0])
+    xyz = np.stack(columns, axis=1).astype(np.float64)
+    return xyz[np.isfinite(xyz).all(axis=1)]

@@ -70,8 +70,11 @@ class ModelTeacher:
 class ExternalSegmentationTeacher:
     """An ONNX or TFLite segmentation model whose classes a lookup maps onto ours."""
 
-    def __init__(self, path: Path, lookup: np.ndarray):
+    def __init__(self, path: Path, lookup: np.ndarray, min_confidence: float = 0.0):
+        """min_confidence: pixels where a teacher that gives scores (logits) puts less probability than
+        this on its class become ignore (255)."""
         self.lookup = lookup
+        self.min_confidence = min_confidence
         if path.suffix == ".tflite":
             from ai_edge_litert.interpreter import Interpreter
             self.interpreter = Interpreter(model_path=str(path))
@@ -101,9 +104,16 @@ class ExternalSegmentationTeacher:
         x = (rgb.astype(np.float32) / 255.0 - mean) / std
         return self.session.run(None, {self.session.get_inputs()[0].name: x.transpose(2, 0, 1)[None]})[0][0]
 
-    def _labels(self, tile: np.ndarray) -> np.ndarray:
+    def _labels(self, tile: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The tile's class ids and, for a teacher with scores, the probability of each pixel's class."""
         out = self.run(tile)
-        return (out.argmax(self.channel_axis) if out.ndim == 3 else out).astype(np.uint8)  # logits, or ids
+        if out.ndim != 3:  # the teacher gives ids
+            return out.astype(np.uint8), None
+        logits = out.astype(np.float32)
+        ids = logits.argmax(self.channel_axis)
+        top = logits.max(self.channel_axis, keepdims=True)
+        confidence = 1.0 / np.exp(logits - top).sum(self.channel_axis)  # softmax at the arg max
+        return ids.astype(np.uint8), confidence.astype(np.float32)
 
     def __call__(self, rgb: np.ndarray, intrinsics: Intrinsics | None = None) -> np.ndarray:
         tile_h, tile_w = self.size
@@ -112,16 +122,22 @@ class ExternalSegmentationTeacher:
         interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         scaled = cv2.resize(rgb, (width, height), interpolation=interpolation)
         ids = np.zeros((height, width), np.uint8)
+        confidence = np.ones((height, width), np.float32)
         # Tiles overlap by at least a third; each pixel takes the tile whose centre is nearest.
         rows = tile_positions(height, tile_h)
         cols = tile_positions(width, tile_w)
         for top, (row_from, row_to) in rows:
             for left, (col_from, col_to) in cols:
-                labels = self._labels(scaled[top:top + tile_h, left:left + tile_w])
-                ids[row_from:row_to, col_from:col_to] = labels[row_from - top:row_to - top,
-                                                               col_from - left:col_to - left]
-        ids = cv2.resize(ids, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
-        return self.lookup[ids]
+                labels, scores = self._labels(scaled[top:top + tile_h, left:left + tile_w])
+                nearest = (slice(row_from - top, row_to - top), slice(col_from - left, col_to - left))
+                ids[row_from:row_to, col_from:col_to] = labels[nearest]
+                if scores is not None:
+                    confidence[row_from:row_to, col_from:col_to] = scores[nearest]
+        size = (rgb.shape[1], rgb.shape[0])
+        ids = self.lookup[cv2.resize(ids, size, interpolation=cv2.INTER_NEAREST)]
+        if self.min_confidence > 0:
+            ids[cv2.resize(confidence, size, interpolation=cv2.INTER_NEAREST) < self.min_confidence] = IGNORE_LABEL
+        return ids
 
 
 def tile_positions(length: int, tile: int) -> list[tuple[int, tuple[int, int]]]:
@@ -133,22 +149,30 @@ def tile_positions(length: int, tile: int) -> list[tuple[int, tuple[int, int]]]:
     return [(int(s), (bounds[i], bounds[i + 1])) for i, s in enumerate(starts)]
 
 
+TEACHER_MAPS = resources.files("hydranet_ros.training") / "teacher_maps"
+
+
+def create_teacher(path: Path, kind: str, label_space: str, class_map: Path | None = None,
+                   min_confidence: float = 0.0, default_map: str = "pascal_voc21.yaml"):
+    """The teacher of a file: one of our model files, or an ONNX/TFLite segmentation model whose classes
+    class_map (default: default_map of teacher_maps/) maps onto label_space."""
+    if not path.is_file():
+        raise TeacherError(f"teacher {path} does not exist")
+    if path.suffix == ".pt":
+        return ModelTeacher(path, kind, label_space)
+    if kind != "segmentation":
+        raise TeacherError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
+    lookup = class_lookup(Path(class_map) if class_map else Path(str(TEACHER_MAPS / default_map)), label_space)
+    return ExternalSegmentationTeacher(path, lookup, min_confidence)
+
+
 def distill(data: Path, teacher_path: Path, kind: str, class_map: Path | None = None,
             progress: bool = True) -> list[str]:
     """Writes the teacher's labels for samples missing `kind`; returns their names."""
     if kind not in KINDS:
         raise TeacherError(f"--labels must be one of {KINDS}")
-    if not teacher_path.is_file():
-        raise TeacherError(f"teacher {teacher_path} does not exist")
     dataset = FolderDataset(data)
-    if teacher_path.suffix == ".pt":
-        teacher = ModelTeacher(teacher_path, kind, dataset.label_space)
-    else:
-        if kind != "segmentation":
-            raise TeacherError("external (ONNX/TFLite) teachers give segmentation; depth comes from our model files")
-        default_map = resources.files("hydranet_ros.training") / "teacher_maps" / "pascal_voc21.yaml"
-        teacher = ExternalSegmentationTeacher(teacher_path,
-                                              class_lookup(Path(class_map or default_map), dataset.label_space))
+    teacher = create_teacher(teacher_path, kind, dataset.label_space, class_map)
     folder = "labels" if kind == "segmentation" else "depth"
     missing = [i for i, name in enumerate(dataset.names) if not dataset.has(folder, name)]
     written = []
