@@ -201,3 +201,23 @@ def test_the_intrinsics_files_are_the_rectified_cameras(tmp_path):
     values = json.loads(name.read_text())
     assert (values["width"], values["height"]) == (1242, 375)
     assert values["fx"] == pytest.approx(721.5377)
+
+
+def test_stamps_read_from_the_first_bytes_equal_the_deserialized_headers(tmp_path):
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    from hydranet_ros.data.bags import cdr_header
+    from hydranet_ros.ros.conversions import stamp_ns
+    kitti_bag(_kitti(), tmp_path / "bag", count=2, lidar=True)
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    checked = 0
+    with AnyReader([tmp_path / "bag"], default_typestore=typestore) as reader:
+        for connection, _, raw in reader.messages():
+            if connection.topic == "/tf_static":
+                continue
+            msg = reader.deserialize(raw, connection.msgtype)
+            for little_endian in (True, False):
+                data = typestore.serialize_cdr(msg, connection.msgtype, little_endian=little_endian)
+                assert cdr_header(data) == (stamp_ns(msg.header), msg.header.frame_id)
+            checked += 1
+    assert checked == 6

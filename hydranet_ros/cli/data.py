@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydranet_ros.cli.common import existing_path, model_path
+from hydranet_ros.errors import UserError
 from hydranet_ros.data.kinds import KINDS_OF_DATASET, SCENE_KINDS
 
 
@@ -22,6 +23,30 @@ def run_synth(args):
     root = write_synth_dataset(args.kind, args.out, args.count, args.size, args.seed, args.workers)
     height, width = args.size or DEFAULT_SIZES[args.kind]
     print(f"wrote {args.count} {args.kind} frames ({width}x{height}) to {root}")
+
+
+def add_synth_bag_arguments(parser):
+    parser.add_argument("--out", required=True, help="rosbag2 folder to write (MCAP)")
+    parser.add_argument("--truth", help="also write every camera frame's exact labels and depth to this dataset folder")
+    parser.add_argument("--count", type=int, default=100, help="camera frames, at 10 Hz (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same street and recording")
+    parser.add_argument("--size", type=int, nargs=2, default=(400, 640), metavar=("HEIGHT", "WIDTH"),
+                        help="camera image size (default 400 640)")
+    parser.add_argument("--camera-height", type=float, default=0.6, help="metres above the ground (default 0.6)")
+    parser.add_argument("--fov", type=float, default=100.0, help="horizontal field of view, degrees (default 100)")
+    parser.add_argument("--beams", type=int, default=16, help="LiDAR rings over +-15 degrees (default 16)")
+
+
+def run_synth_bag(args):
+    from hydranet_ros.data.synth.robot_bag import write_robot_bag
+    out, truth = Path(args.out), Path(args.truth) if args.truth else None
+    for path in (out, truth):
+        if path is not None and path.exists():
+            raise UserError(f"{path} exists; give a new path")
+    frames = write_robot_bag(out, truth, args.count, args.seed, args.size[1], args.size[0], args.camera_height,
+                             args.fov, args.beams)
+    print(f"wrote {frames} frames of a sidewalk robot to the bag {out}"
+          + (f", their truth to {truth}" if truth else ""))
 
 
 def add_convert_arguments(parser):
@@ -107,5 +132,7 @@ VERBS = {
     "convert": ("turn NYUDv2 (.mat or example frames), KITTI or CamVid data into a dataset folder, or a KITTI "
                 "sequence into a rosbag2",
                 add_convert_arguments, run_convert),
+    "synth-bag": ("generate a rosbag2 of a low robot with a wide lens and a LiDAR on a generated sidewalk",
+                  add_synth_bag_arguments, run_synth_bag),
     "dataset": ("make a dataset folder from a robot's recordings (from-bag)", add_dataset_arguments, run_dataset),
 }

@@ -1,4 +1,4 @@
-"""Verbs that train and measure: train, distill, evaluate (training/)."""
+"""Verbs that train and measure: train, adapt, distill, evaluate (training/)."""
 from __future__ import annotations
 
 import json
@@ -28,6 +28,37 @@ def run_train(args):
         config["train"]["out"] = args.out
     best = train(config, resume=args.resume, stop_after=args.stop_after)
     print(f"best model: {best}")
+
+
+def add_adapt_arguments(parser):
+    parser.add_argument("dataset", type=existing_path,
+                        help="the folder `hydranet dataset from-bag` wrote (train/, val/)")
+    parser.add_argument("--from", dest="model", required=True,
+                        help="model file to start from, or the name of a shipped one (e.g. hydranet_street.pt)")
+    parser.add_argument("--out", required=True, help="adapted model file to write (.pt)")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs over train/ (default 6)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4, poly decay)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--run-dir", help="checkpoints, history and TensorBoard (default: OUT without .pt, + _run)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")
+    parser.add_argument("--stop-after", type=int, metavar="EPOCH",
+                        help="end after this epoch, keeping the schedule of --epochs (continue with --resume)")
+
+
+def run_adapt(args):
+    from hydranet_ros.training.adapt import adapt
+    from hydranet_ros.training.evaluate import format_metrics_change
+    out = Path(args.out)
+    run_dir = Path(args.run_dir) if args.run_dir else out.with_name(out.stem + "_run")
+    metrics = adapt(args.dataset, model_path(args.model), out, run_dir, args.epochs, args.lr, args.batch_size,
+                    args.resume, args.stop_after)
+    if metrics is None:
+        if args.stop_after is not None:
+            print(f"stopped after epoch {args.stop_after}; continue with --resume (run folder {run_dir})")
+        return
+    print(f"validation frames of {args.dataset}, before (the model of --from) and after:")
+    print(format_metrics_change(metrics["before"], metrics["after"]))
+    print(f"wrote {out}")
 
 
 def add_distill_arguments(parser):
@@ -84,6 +115,8 @@ def run_evaluate(args):
 VERBS = {
     "train": ("train HydraNet from a YAML config (segmentation and/or depth labels per image)",
               add_train_arguments, run_train),
+    "adapt": ("fine-tune a model to a robot's camera on a dataset made with `hydranet dataset from-bag`",
+              add_adapt_arguments, run_adapt),
     "distill": ("fill in missing labels of a dataset with a teacher, offline, with provenance",
                 add_distill_arguments, run_distill),
     "evaluate": ("mIoU, pixel accuracy and depth errors of a model on a dataset", add_evaluate_arguments, run_evaluate),

@@ -31,7 +31,7 @@ from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import CalibrationError, points_to_depth
 from hydranet_ros.camera.transforms import TransformBuffer, TransformError, TransformTimeError
 from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, POINTCLOUD_TYPE, TF_TOPICS, TF_TYPE, bag_topics,
-                                    open_bag, require_topic)
+                                    cdr_header, open_bag, require_topic)
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
 from hydranet_ros.errors import CommandError
 from hydranet_ros.ros.conversions import (ImageFormatError, PointCloudFormatError, camera_info_to_calibration,
@@ -140,15 +140,21 @@ class Segment:
         for transform in static_transforms:
             self.transforms.add(*transform, static=True)
         self.scan_stamps: list[int] = []
+        self._info_stamps: list[int] = []
+        self._only_calibration: CameraCalibration | None = None
+
+    def sort(self) -> None:
+        """Called once everything is added: the camera_infos and scans in stamp order."""
+        self.infos.sort(key=lambda item: item[0])
+        self.scan_stamps.sort()
+        self._info_stamps = [stamp for stamp, _ in self.infos]
+        calibrations = {calibration for _, calibration in self.infos}
+        self._only_calibration = calibrations.pop() if len(calibrations) == 1 else None
 
     def calibration(self, stamp: int, tolerance_ns: int) -> CameraCalibration | None:
-        stamps = [s for s, _ in self.infos]
-        near = _nearest(stamps, stamp, tolerance_ns)
-        if near is not None:
-            return self.infos[near][1]
-        if self.infos and len({c for _, c in self.infos}) == 1:  # one calibration: it holds at any time
-            return self.infos[0][1]
-        return None
+        """The camera_info within the tolerance, else the one calibration the segment holds, if one."""
+        near = _nearest(self._info_stamps, stamp, tolerance_ns)
+        return self.infos[near][1] if near is not None else self._only_calibration
 
 
 @dataclass
@@ -178,18 +184,17 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
     images, infos, transforms, scans = [], [], [], []
     frame_ids = {}  # topic -> the frame_id of its first message
     for connection, receive_ns, raw in reader.messages(connections=connections):
+        if connection.topic in (options.image_topic, options.lidar_topic):  # only their stamps, not their data
+            stamp, frame_id = cdr_header(raw)
+            frame_ids.setdefault(connection.topic, frame_id)
+            (images if connection.topic == options.image_topic else scans).append((receive_ns, stamp))
+            continue
         msg = reader.deserialize(raw, connection.msgtype)
-        if connection.topic in (options.image_topic, options.lidar_topic):
-            frame_ids.setdefault(connection.topic, msg.header.frame_id)
-        if connection.topic == options.image_topic:
-            images.append((receive_ns, stamp_ns(msg.header)))
-        elif connection.topic == info_topic:
+        if connection.topic == info_topic:
             try:
                 infos.append((receive_ns, stamp_ns(msg.header), camera_info_to_calibration(msg)))
             except CalibrationError as error:
                 report.note(f"camera_info at {stamp_ns(msg.header) / 1e9:.3f} s skipped: {error}")
-        elif connection.topic == options.lidar_topic:
-            scans.append((receive_ns, stamp_ns(msg.header)))
         else:
             transforms.extend((receive_ns, connection.topic == "/tf_static", entry)
                               for entry in _transform_entries(msg))
@@ -210,8 +215,7 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
     for receive_ns, stamp in scans:
         segment_of(receive_ns).scan_stamps.append(stamp)
     for segment in segments:
-        segment.infos.sort(key=lambda item: item[0])
-        segment.scan_stamps.sort()
+        segment.sort()
     if scans:  # a missing transform stops the run before any frame is written
         try:
             check_transform(segments[0], source, frame_ids[options.lidar_topic], frame_ids[options.image_topic],

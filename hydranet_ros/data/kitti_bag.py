@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.camera.transforms import matrix_to_quaternion
+from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, POINTCLOUD_TYPE, TF_TYPE, header_message, lidar_message,
+                                    pinhole_camera_info_message, raw_image_message, tf_static_qos, transform_message)
 from hydranet_ros.data.kitti import Calibration, read_velodyne
 
 CAMERA_FRAME, LIDAR_FRAME = "camera_color_left", "velodyne"
@@ -52,81 +53,34 @@ def write_kitti_bag(images: Path, velodyne: Path | None, calibration: Calibratio
         paths = paths[frames[0]:frames[1]]
     image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
-
-    def header(stamp: int, frame_id: str):
-        return types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](
-            sec=stamp // 10**9, nanosec=stamp % 10**9), frame_id=frame_id)
-
     with Writer(destination, version=9, storage_plugin=plugin) as writer:
         connections = {
             "image": writer.add_connection(IMAGE_TOPIC + ("/compressed" if compressed else ""), image_type,
                                            typestore=typestore),
-            "info": writer.add_connection(CAMERA_INFO_TOPIC, "sensor_msgs/msg/CameraInfo", typestore=typestore),
-            "lidar": writer.add_connection(LIDAR_TOPIC, "sensor_msgs/msg/PointCloud2", typestore=typestore),
-            "tf": writer.add_connection("/tf_static", "tf2_msgs/msg/TFMessage", typestore=typestore,
+            "info": writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE, typestore=typestore),
+            "lidar": writer.add_connection(LIDAR_TOPIC, POINTCLOUD_TYPE, typestore=typestore),
+            "tf": writer.add_connection("/tf_static", TF_TYPE, typestore=typestore,
                                         offered_qos_profiles=[tf_static_qos()])}
-        writer.write(connections["tf"], FIRST_STAMP_NS, typestore.serialize_cdr(
-            tf_static_message(types, header(FIRST_STAMP_NS, LIDAR_FRAME), calibration), "tf2_msgs/msg/TFMessage"))
+        lidar_from_camera = np.linalg.inv(camera_from_lidar(calibration))
+        tf_static = types[TF_TYPE](transforms=[transform_message(
+            types, header_message(types, FIRST_STAMP_NS, LIDAR_FRAME), CAMERA_FRAME, lidar_from_camera)])
+        writer.write(connections["tf"], FIRST_STAMP_NS, typestore.serialize_cdr(tf_static, TF_TYPE))
         stamps = [FIRST_STAMP_NS + index * FRAME_PERIOD_NS for index in range(len(paths))]
         for path, stamp in zip(tqdm(paths, desc="kitti-bag", unit="frame"), stamps):
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             height, width = bgr.shape[:2]
-            camera = header(stamp, CAMERA_FRAME)
+            camera = header_message(types, stamp, CAMERA_FRAME)
             writer.write(connections["info"], stamp, typestore.serialize_cdr(
-                camera_info_message(types, camera, calibration, width, height), "sensor_msgs/msg/CameraInfo"))
+                pinhole_camera_info_message(types, camera, calibration.p2[:, :3], width, height), CAMERA_INFO_TYPE))
             if compressed:
                 image = types[image_type](header=camera, format="jpeg", data=np.frombuffer(
                     cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes(), np.uint8))
             else:
-                image = types[image_type](header=camera, height=height, width=width, encoding="bgr8",
-                                          is_bigendian=0, step=width * 3, data=bgr.reshape(-1))
+                image = raw_image_message(types, camera, bgr)
             writer.write(connections["image"], stamp, typestore.serialize_cdr(image, image_type))
             scan = velodyne / f"{path.stem}.bin" if velodyne else None
             if scan is not None and scan.is_file():
                 writer.write(connections["lidar"], stamp, typestore.serialize_cdr(
-                    lidar_message(types, header(stamp, LIDAR_FRAME), read_velodyne(scan)),
-                    "sensor_msgs/msg/PointCloud2"))
+                    lidar_message(types, header_message(types, stamp, LIDAR_FRAME), read_velodyne(scan)),
+                    POINTCLOUD_TYPE))
     return stamps
-
-
-def tf_static_qos():
-    """/tf_static is latched: reliable, transient local, depth 1, as tf2's static broadcaster offers it, so
-    that `ros2 bag play` serves it to late subscribers."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
-    infinite = QosTime(sec=2147483647, nsec=4294967295)
-    return Qos(history=QosHistory.KEEP_LAST, depth=1, reliability=QosReliability.RELIABLE,
-               durability=QosDurability.TRANSIENT_LOCAL, deadline=infinite, lifespan=infinite,
-               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=infinite,
-               avoid_ros_namespace_conventions=False)
-
-
-def tf_static_message(types, header, calibration: Calibration):
-    """velodyne (parent) -> camera_color_left (child): the child's pose in the parent's frame."""
-    lidar_from_camera = np.linalg.inv(camera_from_lidar(calibration))
-    x, y, z, w = matrix_to_quaternion(lidar_from_camera[:3, :3])
-    tx, ty, tz = lidar_from_camera[:3, 3]
-    transform = types["geometry_msgs/msg/TransformStamped"](
-        header=header, child_frame_id=CAMERA_FRAME, transform=types["geometry_msgs/msg/Transform"](
-            translation=types["geometry_msgs/msg/Vector3"](x=float(tx), y=float(ty), z=float(tz)),
-            rotation=types["geometry_msgs/msg/Quaternion"](x=x, y=y, z=z, w=w)))
-    return types["tf2_msgs/msg/TFMessage"](transforms=[transform])
-
-
-def camera_info_message(types, header, calibration: Calibration, width: int, height: int):
-    k = calibration.p2[:, :3]
-    projection = np.hstack([k, np.zeros((3, 1))])
-    return types["sensor_msgs/msg/CameraInfo"](
-        header=header, height=height, width=width, distortion_model="plumb_bob", d=np.zeros(5), k=k.ravel(),
-        r=np.eye(3).ravel(), p=projection.ravel(), binning_x=0, binning_y=0,
-        roi=types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
-
-
-def lidar_message(types, header, points: np.ndarray):
-    """N x 4 float32 (x, y, z, reflectance) -> an unorganised PointCloud2 of x, y, z, intensity."""
-    field = types["sensor_msgs/msg/PointField"]
-    fields = [field(name=name, offset=4 * index, datatype=7, count=1)  # 7: FLOAT32
-              for index, name in enumerate(("x", "y", "z", "intensity"))]
-    data = np.ascontiguousarray(points, dtype="<f4")
-    return types["sensor_msgs/msg/PointCloud2"](
-        header=header, height=1, width=len(data), fields=fields, is_bigendian=False, point_step=16,
-        row_step=16 * len(data), data=data.view(np.uint8).reshape(-1), is_dense=True)

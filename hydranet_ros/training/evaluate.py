@@ -74,3 +74,19 @@ def format_table(result: dict, class_names: list[str]) -> str:
                      f"sq rel {d['sq_rel']:.3f}   d<1.25 {d['delta1']:.3f}   d<1.25^2 {d['delta2']:.3f}   "
                      f"d<1.25^3 {d['delta3']:.3f}   ({d['pixels']} px)")
     return "\n".join(lines)
+
+
+CHANGE_ROWS = (("segmentation", "miou", "mIoU", 100.0, "%"),
+               ("segmentation", "pixel_accuracy", "pixel accuracy", 100.0, "%"),
+               ("depth", "rmse", "depth RMSE", 1.0, "m"),
+               ("depth", "abs_rel", "depth abs rel", 1.0, ""),
+               ("depth", "delta1", "depth d<1.25", 1.0, ""))
+
+
+def format_metrics_change(before: dict, after: dict) -> str:
+    """A before / after table of the headline metrics both results have."""
+    lines = [f"  {'':<16}{'before':>10}{'after':>10}"]
+    for task, key, name, scale, unit in CHANGE_ROWS:
+        if key in before.get(task, {}) and key in after.get(task, {}):
+            lines.append(f"  {name:<16}{before[task][key] * scale:>10.3f}{after[task][key] * scale:>10.3f} {unit}")
+    return "\n".join(lines)
