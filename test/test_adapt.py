@@ -65,3 +65,17 @@ def test_adapt_says_in_one_line_what_is_wrong_with_its_dataset(tmp_path, capsys,
                      "--out", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "labelled in kitti6, the model" in err and "nyud40" in err
+
+
+def test_adapt_runs_under_torchrun_as_train_does(robot_dataset, tmp_path, street_model_file):
+    """Two processes (DistributedDataParallel over gloo on CPU); the first writes the model and reports."""
+    import subprocess
+    import sys
+    process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                              "-m", "hydranet_ros.cli.main", "adapt", str(robot_dataset / "dataset"), "--from",
+                              str(street_model_file), "--out", str(tmp_path / "robot.pt"), "--epochs", "1",
+                              "--batch-size", "2"], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    assert process.stdout.count("wrote ") == 1 and "depth RMSE" in process.stdout, process.stdout
+    _, spec = load_model(tmp_path / "robot.pt")
+    assert spec.provenance["adapted_from"] == street_model_file.name
