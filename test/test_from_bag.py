@@ -193,14 +193,23 @@ def test_workers_and_a_local_ray_give_the_same_dataset_as_one_process(tmp_path):
     assert results["workers"] == results["one"] and results["ray"] == results["one"]
 
 
-def test_the_intrinsics_files_are_the_rectified_cameras(tmp_path):
+def test_a_sqlite3_bag_of_jpeg_images_gives_the_same_frames(tmp_path):
     root = _kitti()
-    kitti_bag(root, tmp_path / "bag", count=1)
-    dataset_from_bags([tmp_path / "bag"], tmp_path / "data", FromBagOptions(IMAGE_TOPIC), progress=False)
-    name = next((tmp_path / "data" / "train" / "intrinsics").glob("*.json"))
-    values = json.loads(name.read_text())
-    assert (values["width"], values["height"]) == (1242, 375)
-    assert values["fx"] == pytest.approx(721.5377)
+    kitti_bag(root, tmp_path / "bag", storage="sqlite3", count=2, compressed=True, lidar=True)
+    options = FromBagOptions(IMAGE_TOPIC + "/compressed", lidar_topic=LIDAR_TOPIC, split_at_s=10.0)
+    summary = dataset_from_bags([tmp_path / "bag"], tmp_path / "data", options, progress=False)
+    assert summary["camera_info_topic"] == CAMERA_INFO_TOPIC  # found beside the image topic, /compressed or not
+    assert summary["train"] == 2 and summary["bags"][0]["with_depth"] == 2
+    dataset = FolderDataset(tmp_path / "data" / "train")
+    images = sorted((root / "image_2" / "0001").glob("*.png"))
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    for index in range(2):
+        rgb = cv2.cvtColor(cv2.imread(str(images[index])), cv2.COLOR_BGR2RGB)
+        assert np.abs(dataset[index].image.astype(int) - rgb).mean() < 6  # JPEG at quality 95, 4:2:0
+        scan = read_velodyne(root / "velodyne" / "0001" / f"{images[index].stem}.bin")
+        _check_depth(dataset, index, scan, calibration.p2, calibration)
+    values = json.loads((tmp_path / "data" / "train" / "intrinsics" / f"{dataset.names[0]}.json").read_text())
+    assert (values["width"], values["height"], values["fx"]) == (1242, 375, pytest.approx(721.5377))
 
 
 def test_stamps_read_from_the_first_bytes_equal_the_deserialized_headers(tmp_path):
