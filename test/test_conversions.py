@@ -5,12 +5,11 @@ import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from hydranet_ros.inference.pipeline import to_rgb
 from ros_harness import camera_encoded, corrupt_but_decodable_jpeg
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.ros.conversions import (CAMERA_ENCODINGS, ENCODINGS, ImageFormatError, array_to_image,
                                           camera_image_to_array, camera_info_to_calibration, compressed_to_array,
-                                          image_to_array, output_camera_info)
+                                          image_to_array, output_camera_info, to_rgb)
 
 
 def _message(array, encoding, padding=0, bigendian=False):

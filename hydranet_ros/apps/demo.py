@@ -23,7 +23,8 @@ from hydranet_ros.inference.pipeline import guess_intrinsics
 from hydranet_ros.apps.infer_files import read_frames
 from hydranet_ros.errors import CommandError
 from hydranet_ros.camera.intrinsics import Intrinsics
-from hydranet_ros.inference.pipeline import FrameResult, to_rgb
+from hydranet_ros.inference.pipeline import FrameResult
+from hydranet_ros.ros.conversions import to_rgb
 from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model

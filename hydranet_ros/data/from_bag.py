@@ -35,7 +35,7 @@ from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, POINTCLOUD_TY
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
 from hydranet_ros.errors import CommandError
 from hydranet_ros.ros.conversions import (ImageFormatError, PointCloudFormatError, camera_info_to_calibration,
-                                          input_image_to_array, pointcloud2_xyz, stamp_ns)
+                                          input_image_to_array, pointcloud2_xyz, stamp_ns, to_rgb)
 
 DEPTH_SCALE = 256.0  # as KITTI's: uint16 / 256 = metres, up to 256 m
 VAL_FRACTION = 0.2   # without --split-at: the last fifth of each recording's time is validation
@@ -272,7 +272,6 @@ class FrameLabeller:
             self.report.unreadable_images += 1
             self.report.note(f"image at {frame.stamp / 1e9:.3f} s unreadable: {error}")
             return None
-        from hydranet_ros.inference.pipeline import to_rgb
         rgb = np.ascontiguousarray(to_rgb(array, encoding))
         calibration = frame.calibration
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from hydranet_ros.inference.backends.base import Backend, Prediction
@@ -26,6 +25,7 @@ from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
 from hydranet_ros.inference.device_post import DevicePost, StageClock
 from hydranet_ros.inference.postprocess import CloudRequest, build_cloud, depth_for_ros, overlay, without_classes
 from hydranet_ros.model.model_file import ModelSpec
+from hydranet_ros.ros.conversions import to_rgb
 
 
 @dataclass
@@ -47,17 +47,6 @@ class FrameResult:
     def output_size(self) -> tuple[int, int]:
         """(width, height) of the outputs."""
         return self.labels.shape[1], self.labels.shape[0]
-
-
-def to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
-    """uint8 image in rgb8, bgr8, rgba8, bgra8 or mono8 layout -> H x W x 3 RGB."""
-    if encoding == "rgb8":
-        return image
-    conversions = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
-                   "mono8": cv2.COLOR_GRAY2RGB}
-    if encoding not in conversions:
-        raise ValueError(f"unsupported encoding {encoding!r}; supported: rgb8, {', '.join(conversions)}")
-    return cv2.cvtColor(image, conversions[encoding])
 
 
 class Perception:

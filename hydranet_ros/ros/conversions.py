@@ -42,6 +42,17 @@ class ImageFormatError(ValueError):
     """A message whose contents do not describe a usable image."""
 
 
+def to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
+    """uint8 image in rgb8, bgr8, rgba8, bgra8 or mono8 layout -> H x W x 3 RGB."""
+    if encoding == "rgb8":
+        return image
+    conversions = {"bgr8": cv2.COLOR_BGR2RGB, "rgba8": cv2.COLOR_RGBA2RGB, "bgra8": cv2.COLOR_BGRA2RGB,
+                   "mono8": cv2.COLOR_GRAY2RGB}
+    if encoding not in conversions:
+        raise ValueError(f"unsupported encoding {encoding!r}; supported: rgb8, {', '.join(conversions)}")
+    return cv2.cvtColor(image, conversions[encoding])
+
+
 def image_to_array(msg, max_pixels: int | None = None) -> np.ndarray:
     """Image message -> H x W (x C) array in the message's encoding; row padding removed.
 
