@@ -230,3 +230,39 @@ def test_stamps_read_from_the_first_bytes_equal_the_deserialized_headers(tmp_pat
                 assert cdr_header(data) == (stamp_ns(msg.header), msg.header.frame_id)
             checked += 1
     assert checked == 6
+
+
+def test_every_and_max_frames_thin_the_recording_evenly(tmp_path):
+    kitti_bag(_kitti(), tmp_path / "bag", count=7)
+    options = FromBagOptions(IMAGE_TOPIC, every=2, max_frames=3, split_at_s=10.0)
+    dataset_from_bags([tmp_path / "bag"], tmp_path / "data", options, progress=False)
+    names = FolderDataset(tmp_path / "data" / "train").names
+    # of 0, 2, 4, 6, three from first to last: positions 0, 1.5 and 3 of them, 1.5 rounded to even
+    assert [int(name.rsplit("_", 1)[1]) for name in names] == [0, 4, 6]
+
+
+def test_distorted_images_are_rectified_with_the_bags_camera_info(tmp_path):
+    from hydranet_ros.camera.calibration import Rectifier
+    from hydranet_ros.ros.conversions import camera_info_to_calibration
+    root = _kitti()
+    kitti_bag(root, tmp_path / "bag", count=2, lidar=True)
+    infos = []
+
+    def distort(topic, msg, index):
+        if topic == CAMERA_INFO_TOPIC:
+            msg.d = np.array([-0.2, 0.05, 0.0, 0.0, 0.0])  # barrel distortion; K and P stay
+            infos.append(camera_info_to_calibration(msg))
+    rewrite_bag(tmp_path / "bag", tmp_path / "distorted", edit=distort)
+    options = FromBagOptions(IMAGE_TOPIC, lidar_topic=LIDAR_TOPIC, split_at_s=10.0)
+    dataset_from_bags([tmp_path / "distorted"], tmp_path / "data", options, progress=False)
+    dataset = FolderDataset(tmp_path / "data" / "train")
+    images = sorted((root / "image_2" / "0001").glob("*.png"))
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    for index in range(2):
+        rgb = cv2.cvtColor(cv2.imread(str(images[index])), cv2.COLOR_BGR2RGB)
+        rectified = Rectifier()(rgb, infos[index])
+        assert not np.array_equal(rectified, rgb)
+        assert np.array_equal(dataset[index].image, rectified)
+        # P is the rectified camera: the scan projects with it as before
+        scan = read_velodyne(root / "velodyne" / "0001" / f"{images[index].stem}.bin")
+        _check_depth(dataset, index, scan, calibration.p2, calibration)
