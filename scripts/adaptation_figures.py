@@ -37,14 +37,14 @@ def truth_of_validation(work: Path, bags: int) -> Path:
     """The generator's truth for the frames from-bag put in val/ (named bag index, bag name, frame number)."""
     from hydranet_ros.data.dataset import FolderDataset, create_dataset_folder, write_sample
     val = FolderDataset(work / "dataset" / "val")
-    out = create_dataset_folder(work / "truth_val", "kitti6", 256.0)
     truths = [FolderDataset(work / f"truth{index}") for index in range(bags)]
+    out = create_dataset_folder(work / "truth_val", "kitti6", truths[0].depth_scale)
     for name in val.names:
         bag, frame = int(name.split("_", 1)[0]), name.rsplit("_", 1)[1]
         truth = truths[bag]
         sample = truth[truth.names.index(frame)]
         sample.name = name
-        write_sample(out, sample, 256.0)
+        write_sample(out, sample, truths[0].depth_scale)
     return out
 
 

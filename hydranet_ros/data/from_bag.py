@@ -33,11 +33,12 @@ from hydranet_ros.camera.transforms import TransformBuffer, TransformError, Tran
 from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, POINTCLOUD_TYPE, TF_TOPICS, TF_TYPE, bag_topics,
                                     cdr_header, open_bag, require_topic)
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
+from hydranet_ros.data.kitti import KITTI_DEPTH_SCALE
 from hydranet_ros.errors import CommandError
 from hydranet_ros.ros.conversions import (ImageFormatError, PointCloudFormatError, camera_info_to_calibration,
                                           input_image_to_array, pointcloud2_xyz, stamp_ns, to_rgb)
 
-DEPTH_SCALE = 256.0  # as KITTI's: uint16 / 256 = metres, up to 256 m
+DEPTH_SCALE = KITTI_DEPTH_SCALE  # uint16 / 256 = metres, up to 256 m
 VAL_FRACTION = 0.2   # without --split-at: the last fifth of each recording's time is validation
 CLOCK_JUMP_S = 1.0   # header stamps that go back, or forward by more than this and 10 frame periods
 TEACHER_MAP = "cityscapes19.yaml"  # the teachers in ../shared, like most street teachers, are Cityscapes'

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from hydranet_ros.camera.network_input import SIZE_MULTIPLE
 from hydranet_ros.data.dataset import DatasetError, FolderDataset
 from hydranet_ros.model.model_file import load_model, save_model
 from hydranet_ros.training.evaluate import evaluate_model
@@ -23,7 +24,6 @@ from hydranet_ros.training.train import DEFAULTS, TrainingError, train
 
 ADAPT_OPTIM = {"name": "adam", "lr": 1e-4, "encoder_lr_factor": 1.0, "weight_decay": 1e-5, "schedule": "poly"}
 CROP_FRACTION = 0.8     # training crops are this part of the network's view of a frame (random zoom around it)
-SIZE_MULTIPLE = 16
 
 
 def adapt_config(dataset: Path, model: Path, run_dir: Path, epochs: int, lr: float, batch_size: int) -> dict:

@@ -26,6 +26,7 @@ from hydranet_ros.camera.intrinsics import Intrinsics, pixel_rays
 from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, POINTCLOUD_TYPE, TF_TYPE, header_message, lidar_message,
                                     pinhole_camera_info_message, raw_image_message, tf_static_qos, transform_message)
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
+from hydranet_ros.data.kitti import KITTI_DEPTH_SCALE
 from hydranet_ros.data.synth.materials import Texturer
 from hydranet_ros.data.synth.raycast import cast_rays, rotation_matrix
 from hydranet_ros.data.synth.render import render
@@ -106,7 +107,7 @@ def write_robot_bag(destination: Path, truth: Path | None, frames: int, seed: in
     lidar_pose = np.eye(4)
     lidar_pose[:3, 3] = camera_pose[:3, 3] + BODY_FROM_OPTICAL @ lidar_offset
     if truth is not None:
-        create_dataset_folder(truth, "kitti6", 256.0)
+        create_dataset_folder(truth, "kitti6", KITTI_DEPTH_SCALE)
 
     def pose(time_s: float):
         """The camera's position and yaw in the scene: along the sidewalk, swaying a little."""
@@ -148,5 +149,6 @@ def write_robot_bag(destination: Path, truth: Path | None, frames: int, seed: in
             writer.write(lidar_out, scan_stamp, typestore.serialize_cdr(
                 lidar_message(types, header_message(types, scan_stamp, LIDAR_FRAME), scan), POINTCLOUD_TYPE))
             if truth is not None:
-                write_sample(truth, Sample(f"{index:06d}", frame.rgb, frame.labels, frame.depth, camera), 256.0)
+                write_sample(truth, Sample(f"{index:06d}", frame.rgb, frame.labels, frame.depth, camera),
+                             KITTI_DEPTH_SCALE)
     return frames
