@@ -15,16 +15,18 @@ def kitti_bag(root: Path, destination: Path, storage: str = "mcap", count: int |
                            compressed, (0, count) if count else None)
 
 
-def rewrite_bag(source: Path, destination: Path, drop: tuple[str, ...] = (), edit=None) -> None:
-    """A copy of a bag without the `drop` topics, each message passed through edit(topic, msg, index of the
-    message on its topic) first when given (edit changes the message in place)."""
+def rewrite_bag(source: Path, destination: Path, drop: tuple[str, ...] = (), edit=None,
+                rename: dict[str, str] | None = None) -> None:
+    """A copy of a bag without the `drop` topics and with the `rename` ones on new names, each message
+    passed through edit(topic, msg, index of the message on its topic) first when given (edit changes the
+    message in place)."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import Writer
     from rosbags.typesys import Stores, get_typestore
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     with AnyReader([source], default_typestore=typestore) as reader, \
             Writer(destination, version=9) as writer:
-        copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=typestore)
+        copies = {c.id: writer.add_connection((rename or {}).get(c.topic, c.topic), c.msgtype, typestore=typestore)
                   for c in reader.connections if c.topic not in drop}
         counts: dict[str, int] = {}
         for connection, timestamp, raw in reader.messages():

@@ -266,3 +266,54 @@ def test_distorted_images_are_rectified_with_the_bags_camera_info(tmp_path):
         # P is the rectified camera: the scan projects with it as before
         scan = read_velodyne(root / "velodyne" / "0001" / f"{images[index].stem}.bin")
         _check_depth(dataset, index, scan, calibration.p2, calibration)
+
+
+def test_a_lidar_transform_on_tf_moves_the_scan_with_time(tmp_path):
+    """The LiDAR-camera transform on /tf at each frame, the LiDAR shifted 1 m further left each frame
+    and the scan shifted back by as much: the labels are the static calibration's."""
+    from hydranet_ros.camera.transforms import quaternion_to_matrix
+    root = _kitti()
+    kitti_bag(root, tmp_path / "bag", count=3, lidar=True)
+    static = []
+
+    def edit(topic, msg, index):
+        if topic == "/tf_static":
+            static.append(msg.transforms[0])
+        elif topic == LIDAR_TOPIC:  # x, y, z, intensity float32 points, moved 1 m * index along the LiDAR's y
+            points = np.frombuffer(bytes(msg.data), "<f4").reshape(-1, 4).copy()
+            points[:, 1] -= index
+            msg.data = points.view(np.uint8).reshape(-1)
+    rewrite_bag(tmp_path / "bag", tmp_path / "moved", edit=edit, rename={"/tf_static": "/tf_unused"})
+    transform = static[0]
+    rotation = transform.transform.rotation
+    camera_in_lidar = quaternion_to_matrix(rotation.x, rotation.y, rotation.z, rotation.w)
+    from rosbags.rosbag2 import Writer
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+    from hydranet_ros.data.bags import header_message, transform_message
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    types = typestore.types
+    with AnyReader([tmp_path / "moved"], default_typestore=typestore) as reader, \
+            Writer(tmp_path / "tf", version=9) as writer:
+        out = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=typestore) for c in reader.connections}
+        tf = writer.add_connection("/tf", "tf2_msgs/msg/TFMessage", typestore=typestore)
+        for connection, timestamp, raw in reader.messages():
+            writer.write(out[connection.id], timestamp, raw)
+            if connection.topic == LIDAR_TOPIC:
+                index = (timestamp - reader.start_time) // 100_000_000
+                pose = np.eye(4)  # velodyne -> camera_color_left: the camera's pose in the moved LiDAR's frame
+                pose[:3, :3] = camera_in_lidar
+                t = transform.transform.translation
+                pose[:3, 3] = (t.x, t.y - index, t.z)
+                message = types["tf2_msgs/msg/TFMessage"](transforms=[transform_message(
+                    types, header_message(types, timestamp, "velodyne"), "camera_color_left", pose)])
+                writer.write(tf, timestamp, typestore.serialize_cdr(message, "tf2_msgs/msg/TFMessage"))
+    options = FromBagOptions(IMAGE_TOPIC, lidar_topic=LIDAR_TOPIC, split_at_s=10.0)
+    summary = dataset_from_bags([tmp_path / "tf"], tmp_path / "data", options, progress=False)
+    assert summary["bags"][0]["with_depth"] == 3
+    dataset = FolderDataset(tmp_path / "data" / "train")
+    images = sorted((root / "image_2" / "0001").glob("*.png"))
+    calibration = read_tracking_calibration(root / "calib" / "0001.txt")
+    for index in range(3):
+        scan = read_velodyne(root / "velodyne" / "0001" / f"{images[index].stem}.bin")
+        _check_depth(dataset, index, scan, calibration.p2, calibration)
