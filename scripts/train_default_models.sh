@@ -73,8 +73,9 @@ $hydranet train config/train_street_kitti_semantics.yaml --resume
 $hydranet train config/train_street_gpu_input.yaml --stop-after 2
 $hydranet train config/train_street_gpu_input.yaml --stop-after 3 --resume  # stopped after epoch 3
 # Ground-plane depth on the 22 KITTI semantics frames (measured, not shipped yet), that with the
-# tracking 0001 LiDAR frames twice as often, and that gentler.
+# tracking 0001 LiDAR frames twice as often, that gentler, and with less of the plane.
 $hydranet train config/train_street_ground_plane.yaml
 $hydranet train config/train_street_ground_plane_lidar.yaml
 $hydranet train config/train_street_ground_plane_gentle.yaml  # CamVid x2, half the learning rate
+$hydranet train config/train_street_ground_plane_light.yaml  # the plane frames x4, segmentation weighted 0.6
 .venv/bin/python scripts/model_card_metrics.py
