@@ -31,7 +31,7 @@ from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import CalibrationError, points_to_depth
 from hydranet_ros.camera.transforms import TransformBuffer, TransformError, TransformTimeError
 from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, POINTCLOUD_TYPE, TF_TOPICS, TF_TYPE, bag_topics,
-                                    cdr_header, open_bag, require_topic)
+                                    cdr_header, describe_topics, open_bag, require_topic)
 from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
 from hydranet_ros.data.kitti import KITTI_DEPTH_SCALE
 from hydranet_ros.errors import CommandError
@@ -108,7 +108,7 @@ def check_bag(source: Path, options: FromBagOptions) -> None:
         if options.info_topic() not in topics:
             raise CommandError(f"{source}: the images on {options.image_topic} have no camera_info: no topic "
                                f"{options.info_topic()} (name it with --camera-info-topic); its topics: "
-                               + ", ".join(f"{t} ({m})" for t, m in sorted(topics.items())))
+                               f"{describe_topics(topics)}")
         require_topic(topics, source, options.info_topic(), (CAMERA_INFO_TYPE,), "CameraInfo")
         if options.lidar_topic:
             require_topic(topics, source, options.lidar_topic, (POINTCLOUD_TYPE,), "LiDAR (PointCloud2)")
@@ -161,7 +161,6 @@ class Segment:
 @dataclass
 class PlannedFrame:
     position: int          # among the bag's images, in receive order
-    receive_ns: int
     stamp: int
     segment: Segment
     calibration: CameraCalibration | None
@@ -240,7 +239,7 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
             if options.lidar_topic else None
         later = report.duration_s > 0 and (receive_ns - first) / 1e9 >= report.split_at_s
         split = "val" if later else "train"
-        planned.append(PlannedFrame(position, receive_ns, stamp, segment, calibration,
+        planned.append(PlannedFrame(position, stamp, segment, calibration,
                                     segment.scan_stamps[scan] if scan is not None else None, split))
     return planned
 
@@ -259,11 +258,10 @@ def check_transform(segment: Segment, source: Path, lidar_frame: str, camera_fra
 class FrameLabeller:
     """One planned frame's image message (and its scan's points) -> a Sample."""
 
-    def __init__(self, teacher, report: BagReport, source: Path, lidar_topic: str | None):
+    def __init__(self, teacher, report: BagReport, source: Path):
         self.teacher = teacher
         self.report = report
         self.source = source
-        self.lidar_topic = lidar_topic
         self.rectifier = Rectifier()
 
     def sample(self, name: str, frame: PlannedFrame, image_msg, scan) -> Sample | None:
@@ -312,10 +310,16 @@ def bag_name(index: int, source: Path) -> str:
 
 def write_bag_frames(index: int, source: Path, out: Path, options: FromBagOptions, progress: bool = False) -> dict:
     """Reads one bag and writes its frames into OUT/train and OUT/val; returns its BagReport as a dict.
-    Runs in a worker process or a Ray task as well: everything it needs is in its arguments."""
+    Runs in a worker process or a Ray task as well: everything it needs is in its arguments (it builds
+    its own teacher: an ONNX Runtime session does not travel between processes)."""
+    return write_bag_frames_with(create_bag_teacher(options), index, source, out, options, progress)
+
+
+def write_bag_frames_with(teacher, index: int, source: Path, out: Path, options: FromBagOptions,
+                          progress: bool = False) -> dict:
+    """write_bag_frames with a teacher already built (or None)."""
     from tqdm import tqdm
     report = BagReport(str(source))
-    teacher = create_bag_teacher(options)
     roots = {split: out / split for split in ("train", "val")}
     reader = open_bag(source)
     try:
@@ -329,7 +333,7 @@ def write_bag_frames(index: int, source: Path, out: Path, options: FromBagOption
             if frame.scan_stamp is not None:
                 wanted_scans[frame.scan_stamp] = wanted_scans.get(frame.scan_stamp, 0) + 1
         scans: dict[int, tuple[str, np.ndarray]] = {}
-        labeller = FrameLabeller(teacher, report, source, options.lidar_topic)
+        labeller = FrameLabeller(teacher, report, source)
         connections = [c for c in reader.connections if c.topic in (options.image_topic, options.lidar_topic)]
         bar = tqdm(total=len(planned), desc=f"from-bag {source.name}", unit="frame", disable=not progress)
         points_seen = []
@@ -360,10 +364,10 @@ def write_bag_frames(index: int, source: Path, out: Path, options: FromBagOption
                 else:
                     waiting.setdefault(frame.scan_stamp, []).append((frame, msg))
             else:
-                msg = reader.deserialize(raw, connection.msgtype)
-                stamp = stamp_ns(msg.header)
+                stamp, _ = cdr_header(raw)  # a scan no frame wants is never deserialized
                 if wanted_scans.get(stamp, 0) <= 0 or stamp in scans:
                     continue
+                msg = reader.deserialize(raw, connection.msgtype)
                 try:
                     points = pointcloud2_xyz(msg)
                 except PointCloudFormatError as error:
@@ -390,7 +394,7 @@ def dataset_from_bags(bags: list[Path], out: Path, options: FromBagOptions, work
         raise CommandError(f"{out} exists and is not empty; choose a new output folder")
     for source in bags:  # every bag is checked before any work starts
         check_bag(source, options)
-    create_bag_teacher(options)  # a teacher that cannot be used fails before any bag is read
+    teacher = create_bag_teacher(options)  # a teacher that cannot be used fails before any bag is read
     for split in ("train", "val"):
         create_dataset_folder(out / split, options.label_space, DEPTH_SCALE)
     jobs = [(index, source, out, options) for index, source in enumerate(bags)]
@@ -401,7 +405,7 @@ def dataset_from_bags(bags: list[Path], out: Path, options: FromBagOptions, work
         from hydranet_ros.data.parallel import run_in_processes
         reports = run_in_processes(write_bag_frames, jobs, workers, progress)
     else:
-        reports = [write_bag_frames(*job, progress=progress) for job in jobs]
+        reports = [write_bag_frames_with(teacher, *job, progress=progress) for job in jobs]
     summary = {"options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
                "camera_info_topic": options.info_topic(), "bags": reports,
                "train": sum(r["train"] for r in reports), "val": sum(r["val"] for r in reports)}
