@@ -159,3 +159,24 @@ def test_help_explains_every_verb():
     for verb in ("demo", "infer", "process-bag", "train", "distill", "evaluate", "export", "build-engine",
                  "benchmark", "synth", "soak", "import-checkpoint", "quantize"):
         assert verb in output, verb
+
+
+def test_from_bag_refusals_are_one_line_from_a_separate_process(tmp_path):
+    """A bag without the LiDAR's transform and a cut-off bag, through the real command line."""
+    from bag_helpers import IMAGE_TOPIC, kitti_bag, rewrite_bag
+    from conftest import shared_path
+    from hydranet_ros.data.kitti_bag import LIDAR_TOPIC
+    kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "bag", count=2, lidar=True)
+    rewrite_bag(tmp_path / "bag", tmp_path / "no_tf", drop=("/tf_static",))
+    code, output = _run_cli("dataset", "from-bag", str(tmp_path / "no_tf"), "--out", str(tmp_path / "a"),
+                            "--image-topic", IMAGE_TOPIC, "--lidar-topic", LIDAR_TOPIC)
+    assert code == 2 and "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    assert "the LiDAR's frame velodyne has no transform to the camera's camera_color_left" in output
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    source = next((tmp_path / "bag").glob("*.mcap"))
+    (cut / source.name).write_bytes(source.read_bytes()[:source.stat().st_size // 2])
+    (cut / "metadata.yaml").write_bytes((tmp_path / "bag" / "metadata.yaml").read_bytes())
+    code, output = _run_cli("dataset", "from-bag", str(cut), "--out", str(tmp_path / "b"), "--image-topic", IMAGE_TOPIC)
+    assert code == 2 and "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    assert "the recording was cut off" in output
