@@ -1,4 +1,4 @@
-"""Verbs that train and measure: train, adapt, distill, evaluate (training/)."""
+"""Verbs that train and measure: train, adapt, average, distill, evaluate (training/)."""
 from __future__ import annotations
 
 import json
@@ -61,6 +61,26 @@ def run_adapt(args):
     print(f"wrote {out}")
 
 
+def add_average_arguments(parser):
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help="model files (or shipped names) fine-tuned from one start, e.g. a model and its "
+                             "fine-tuned copy")
+    parser.add_argument("--out", required=True, help="model file to write (.pt)")
+    parser.add_argument("--weights", type=float, nargs="+", metavar="W",
+                        help="one weight per model, adding up to 1 (default: equal weights)")
+    parser.add_argument("--float32", action="store_true",
+                        help="store float32 weights (default float16, as `hydranet train` stores its models)")
+
+
+def run_average(args):
+    from hydranet_ros.model.model_file import save_model
+    from hydranet_ros.training.average import average_models
+    model, spec = average_models([model_path(name) for name in args.models], args.weights)
+    save_model(args.out, model, spec, half=not args.float32)
+    sources = spec.provenance["weight_average"]
+    print(f"wrote {args.out}: " + " + ".join(f"{s['weight']:g} x {s['model']}" for s in sources))
+
+
 def add_distill_arguments(parser):
     parser.add_argument("data", type=existing_path, help="dataset folder (see docs/training.md)")
     parser.add_argument("--teacher", required=True, type=existing_path,
@@ -117,6 +137,8 @@ VERBS = {
               add_train_arguments, run_train),
     "adapt": ("fine-tune a model to a robot's camera on a dataset made with `hydranet dataset from-bag`",
               add_adapt_arguments, run_adapt),
+    "average": ("one model from the weighted mean of the weights of models fine-tuned from one start",
+                add_average_arguments, run_average),
     "distill": ("fill in missing labels of a dataset with a teacher, offline, with provenance",
                 add_distill_arguments, run_distill),
     "evaluate": ("mIoU, pixel accuracy and depth errors of a model on a dataset", add_evaluate_arguments, run_evaluate),
