@@ -65,17 +65,23 @@ $hydranet train config/train_street.yaml --epochs 30 --stop-after 28 --resume  #
 $hydranet train config/train_street_balanced.yaml  # was two jobs (epoch 1; 2-12): --resume is exact
 # Third stage: the real KITTI frames twice as often, a third of the learning rate.
 $hydranet train config/train_street_kitti.yaml
-cp runs/street_kitti/best.pt models/hydranet_street.pt
-# Measured and not shipped (models/README.md, "Unseen streets"): a fourth stage with the KITTI
-# semantics frames and the ESPNetv2 labels, and that stage at the GPU operating point (1216x352).
+# Unseen streets (models/README.md): fine-tunes of stage 3, measured on held-back KITTI drives.
+# Not shipped: a stage with the KITTI semantics frames and the ESPNetv2 labels, and that stage at the
+# GPU operating point (1216x352).
 $hydranet train config/train_street_kitti_semantics.yaml --stop-after 4
 $hydranet train config/train_street_kitti_semantics.yaml --resume
 $hydranet train config/train_street_gpu_input.yaml --stop-after 2
 $hydranet train config/train_street_gpu_input.yaml --stop-after 3 --resume  # stopped after epoch 3
-# Ground-plane depth on the 22 KITTI semantics frames (measured, not shipped yet), that with the
-# tracking 0001 LiDAR frames twice as often, that gentler, and with less of the plane.
+# Ground-plane depth on the 22 KITTI semantics frames, that with the tracking 0001 LiDAR frames twice
+# as often, that gentler, with less of the plane (the lighter run), the plane on a third of the passes,
+# the lighter run with stage 2's class weights, and without the plane.
 $hydranet train config/train_street_ground_plane.yaml
 $hydranet train config/train_street_ground_plane_lidar.yaml
 $hydranet train config/train_street_ground_plane_gentle.yaml  # CamVid x2, half the learning rate
 $hydranet train config/train_street_ground_plane_light.yaml  # the plane frames x4, segmentation weighted 0.6
+$hydranet train config/train_street_ground_plane_third.yaml --stop-after 5  # stopped after epoch 5
+$hydranet train config/train_street_ground_plane_shipped_weights.yaml
+$hydranet train config/train_street_light_no_plane.yaml
+# Shipped: the weight average, the mean of the weights of stage 3 and the lighter ground-plane run.
+$hydranet average runs/street_kitti/best.pt runs/street_ground_plane_light/best.pt --out models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py
