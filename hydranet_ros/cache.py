@@ -38,6 +38,23 @@ def write_atomically(path: Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
 
 
+@contextmanager
+def replaced_atomically(path: Path, what: str):
+    """Yields a temporary path beside path for the caller to write; renamed onto path only when the
+    block completes, so a full disk, a read-only folder or an interruption leaves the old file (or
+    none) and no temporary. A disk or permission fault is one CacheError."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield temporary
+        temporary.replace(path)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise CacheError(f"cannot write the {what} {path} ({error.strerror})") from None
+        raise
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _digest_path(path: Path) -> Path:
     return path.with_name(f"{path.name}.sha256")
 

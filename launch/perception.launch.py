@@ -3,27 +3,32 @@
 Starts perception_node (managed_perception_node with lifecycle:=true) with a parameter file,
 remaps its inputs to the camera's topics and, optionally, rviz with config/perception.rviz rewritten
 for the namespace, image topic and frame given here. With large_data_transport (the default) the
-processes it starts use config/fastdds_large_data.xml, so multi-megabyte outputs arrive on time on
-one host.
+processes it starts, and only those, use config/fastdds_large_data.xml, so multi-megabyte outputs
+arrive on time on one host; a bringup that includes this file keeps its own environment.
 `ros2 launch hydranet_ros perception.launch.py -s` lists the arguments.
+
+Stop it with SIGINT (a terminal's Ctrl-C, `KillSignal=SIGINT` in systemd, `docker stop --signal
+SIGINT`): launch then stops its processes in order. On SIGTERM launch only cancels itself and warns
+that processes may be orphaned (launch_service.py `_on_sigterm`, the same in Humble, Jazzy and
+rolling); perception_node ends with its parent then (docs/install.md, "Start at boot").
 """
 import tempfile
 from pathlib import Path
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, SetEnvironmentVariable
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import LifecycleNode, Node
 
+from hydranet_ros.ros.discovery import fastdds_profile_variable
 from hydranet_ros.ros.rviz_view import follow_launch
 
 PACKAGE = "hydranet_ros"
 
 ARGUMENTS = {
-    "namespace": ("hydranet", "namespace of the node and its output topics"),
+    "namespace": ("hydranet", "namespace of the node and its output topics (/ for the root namespace)"),
     "config": ("outdoor_kitti6.yaml", "parameter file: a path, or a name in share/hydranet_ros/config "
                                       "(outdoor_kitti6.yaml, indoor_nyud40.yaml)"),
     "model_path": ("", "model file; empty: the config's model_path"),
@@ -35,11 +40,11 @@ ARGUMENTS = {
                            "and subscribes on activate (for Nav2's lifecycle manager)"),
     "rviz": ("false", "also start rviz2 with config/perception.rviz, showing this launch's topics"),
     "frame": ("camera_optical_frame", "rviz's fixed frame: the camera's optical frame (the images' frame_id)"),
+    "log_level": ("info", "the node's log level: debug, info, warn, error or fatal"),
+    "use_respawn": ("false", "start the node again if it dies (not after a clean stop), as Nav2's bringup does"),
     "large_data_transport": ("true", "Fast DDS with large shared-memory segments and socket buffers "
                                      "(config/fastdds_large_data.xml) for the processes started here"),
 }
-# Fast DDS 3 (Jazzy's 2.14 too) reads the first, Humble's Fast DDS 2.6 the second.
-PROFILE_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
 def _share(*parts: str) -> str:
@@ -69,8 +74,15 @@ def _config_file(name: str) -> str:
     return str(shipped)
 
 
-def _perception_node(context):
-    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+def _process_environment(value: dict) -> dict:
+    """Environment for the processes this file starts (not the launch's: an including bringup would
+    inherit it): the large-data Fast DDS profile in the variable this distribution's Fast DDS reads."""
+    if not _flag(value, "large_data_transport"):
+        return {}
+    return {fastdds_profile_variable(): _share("config", "fastdds_large_data.xml")}
+
+
+def _perception_node(value: dict):
     config = _config_file(value["config"])
     overrides = {"use_sim_time": _flag(value, "use_sim_time")}
     for name in ("model_path", "backend"):  # only when given, so the config file's values hold
@@ -79,7 +91,7 @@ def _perception_node(context):
     image = value["image_topic"]
     managed = _flag(value, "lifecycle")
     node_action = LifecycleNode if managed else Node
-    return [node_action(
+    return node_action(
         package=PACKAGE,
         executable="managed_perception_node" if managed else "perception_node",
         name="perception_node",
@@ -87,30 +99,48 @@ def _perception_node(context):
         parameters=[config, overrides],
         remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
                     ("camera_info", value["camera_info_topic"])],
+        additional_env=_process_environment(value),
+        ros_arguments=["--log-level", value["log_level"]],
+        respawn=_flag(value, "use_respawn"),
+        respawn_delay=2.0,
         output="screen",
         emulate_tty=True,
-    )]
+    )
 
 
-def _rviz(context):
-    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    if not _flag(value, "rviz"):
-        return []
+def _rviz_installed() -> bool:
+    try:
+        get_package_share_directory("rviz2")
+    except LookupError:  # PackageNotFoundError
+        return False
+    return True
+
+
+def _rviz(value: dict) -> list:
     view = follow_launch(Path(_share("config", "perception.rviz")).read_text(), value["namespace"],
                          value["image_topic"], value["frame"])
     with tempfile.NamedTemporaryFile("w", prefix="hydranet_", suffix=".rviz", delete=False) as handle:
         handle.write(view)
     copy = Path(handle.name)
     return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(copy)],
-                 parameters=[{"use_sim_time": _flag(value, "use_sim_time")}]),
+                 parameters=[{"use_sim_time": _flag(value, "use_sim_time")}],
+                 additional_env=_process_environment(value)),
             RegisterEventHandler(OnShutdown(on_shutdown=lambda event, context: copy.unlink(missing_ok=True)))]
+
+
+def _actions(context):
+    """Every check first, then the actions: a refused argument starts nothing."""
+    value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    with_rviz = _flag(value, "rviz")
+    if with_rviz and not _rviz_installed():
+        raise RuntimeError("rviz:=true, but rviz2 is not installed (apt install ros-$ROS_DISTRO-rviz2); "
+                           "nothing was started")
+    node = _perception_node(value)
+    return [node] + (_rviz(value) if with_rviz else [])
 
 
 def generate_launch_description():
     return LaunchDescription(
         [DeclareLaunchArgument(name, default_value=default, description=description)
          for name, (default, description) in ARGUMENTS.items()]
-        + [SetEnvironmentVariable(variable, _share("config", "fastdds_large_data.xml"),
-                                  condition=IfCondition(LaunchConfiguration("large_data_transport")))
-           for variable in PROFILE_VARIABLES]
-        + [OpaqueFunction(function=_perception_node), OpaqueFunction(function=_rviz)])
+        + [OpaqueFunction(function=_actions)])

@@ -8,6 +8,8 @@ scored by scripts/real_frames.py. Then the generated frames: datasets/synth_*_va
 the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
 --precision-gate prints the int8 accuracy gate of both models (docs/benchmarks.md) and writes nothing.
+--unseen MODEL prints the figures that judge a candidate street model (held-back KITTI drives, other-drive
+LiDAR, tracking 0001 frames 20-30, CamVid val) and writes nothing.
 """
 import argparse
 import json
@@ -62,6 +64,16 @@ def street_at_gpu_budget(path):
             "kitti_tracking_0001_lidar_heldout": kitti_lidar(perception, SHARED, LIDAR_HELD_OUT)}
 
 
+def unseen(path):
+    """The real-frame figures that decide whether a street model ships."""
+    perception = street_perception(path)
+    return strip_per_class({
+        "kitti_semantics_heldback_segmentation": kitti_semantics(perception, SHARED),
+        "kitti_object_other_drives_lidar": kitti_other_drives(perception, SHARED),
+        "kitti_tracking_0001_lidar_heldout": kitti_lidar(perception, SHARED, LIDAR_HELD_OUT),
+        "camvid_val_segmentation": camvid_val(perception, SHARED)})
+
+
 def street(path):
     model, spec = load_model(path)
     perception = street_perception(path)
@@ -96,8 +108,13 @@ def int8_gate() -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision-gate", action="store_true", help="int8 against fp32 on real frames instead")
-    if parser.parse_args().precision_gate:
+    parser.add_argument("--unseen", type=Path, metavar="MODEL", help="a candidate street model's unseen-street figures")
+    args = parser.parse_args()
+    if args.precision_gate:
         print(json.dumps(int8_gate(), indent=1))
+        return
+    if args.unseen:
+        print(json.dumps(unseen(args.unseen), indent=1))
         return
     metrics = {"hydranet_street.pt": street(REPO / "models" / "hydranet_street.pt"),
                "hydranet_indoor.pt": indoor(REPO / "models" / "hydranet_indoor.pt")}

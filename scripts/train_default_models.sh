@@ -47,6 +47,12 @@ if [ ! -f datasets/kitti_0001_espnet/provenance.yaml ]; then
     --teacher $shared/weights/espnetv2_s_2.0_city_1600x480.onnx \
     --class-map hydranet_ros/training/teacher_maps/cityscapes19.yaml
 fi
+# Round 3 of unseen streets: the 115 KITTI semantics frames outside the held-back drives (real_frames.py),
+# human labels and depth on road and sidewalk from the flat ground.
+held_back="2 3 4 5 6 13 14 15 16 17 90 91 92 93 94 95 96 97 98 99 100 101 102 103 155 156 157 158 159"
+[ -f datasets/kitti_semantics144_train_ground/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
+  --trainid-labels $sem/semantic_trainid --hold-back $held_back --ground-plane-depth 1.65 \
+  --out datasets/kitti_semantics144_train_ground
 # The shipped indoor run was eight jobs, each continuing the last one's checkpoint with a longer
 # schedule (models/README.md); these replay it. One plain job would be: train CONFIG.
 $hydranet train config/train_indoor_synth.yaml --epochs 10 --stop-after 5

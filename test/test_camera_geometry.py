@@ -99,6 +99,32 @@ def test_an_image_waits_briefly_for_its_late_camera_info_only_when_the_calibrati
         assert time.monotonic() - start < 0.1
 
 
+def test_the_frame_where_a_streamed_calibration_changes_waits_for_its_own_camera_info():
+    """CameraInfos streaming with one calibration, then the camera's calibration changes and the new one
+    arrives 30 ms after its image: the image takes the new one (exact), not the previous fx."""
+    import threading
+    import time
+    old, new = (CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [f, 0, 320, 0, f, 240, 0, 0, 1],
+                                              np.eye(3).ravel(), [f, 0, 320, 0, 0, f, 240, 0, 0, 0, 1, 0])
+                for f in (500, 800))
+    arrived = threading.Condition()
+    buffer = CameraInfoBuffer(tolerance_s=0.01)
+    for stamp in (1_000_000_000, 1_100_000_000):
+        buffer.add(stamp, "cam", old)
+
+    def camera_info_arrives():
+        time.sleep(0.03)
+        with arrived:
+            buffer.add(1_200_000_000, "cam", new)
+            arrived.notify_all()
+    sender = threading.Thread(target=camera_info_arrives)
+    with arrived:
+        sender.start()
+        match = buffer.wait_for_match(1_200_000_000, arrived, 0.1)
+    sender.join()
+    assert match.status == "exact" and match.calibration == new
+
+
 def test_fallback_intrinsics_are_unset_at_zero_and_refused_when_no_camera_has_them():
     from hydranet_ros.camera.intrinsics import fallback_intrinsics
     assert fallback_intrinsics([0.0, 0.0, 0.0, 0.0], 640, 480) is None
@@ -319,3 +345,48 @@ def test_points_to_depth_keeps_the_nearest_point_of_each_pixel_and_drops_those_b
     # P's fourth column (a stereo baseline) shifts the pixels: -fx * 0.01 m moves a 1 m point one pixel left
     shifted = points_to_depth(points[2:3] + [0.01, 0, 0], camera, (-1.0, 0.0, 0.0))
     assert shifted[0, 0] == 1.0
+
+
+def test_stixel_depth_gives_standing_things_the_depth_of_their_ground_contact():
+    """Columns of a level camera 1.5 m up (fy 100, cy 10): a car run on the road takes the road's depth
+    just below it; a building run that ends on the car (occluded contact), a run at the image's bottom
+    edge, vegetation and sky get none; ground pixels keep the plane's depth."""
+    from hydranet_ros.camera.ground_plane import ground_plane_depth, stixel_depth
+    road, car, building, vegetation, sky = 0, 13, 2, 8, 10
+    labels = np.full((20, 4), sky, np.uint8)
+    labels[12:, :] = road
+    labels[5:9, 0] = building           # stands on the car below it: occluded
+    labels[9:15, 0] = car               # contact: the road pixel of row 15
+    labels[6:15, 1] = building          # contact row 15 as well
+    labels[8:15, 2] = vegetation        # never labelled
+    labels[14:, 3] = car                # runs to the bottom edge: no contact
+    intrinsics = Intrinsics(100.0, 100.0, 2.0, 10.0, 4, 20)
+    depth = stixel_depth(intrinsics, labels, {road: 1.5}, {car, building}, max_depth=40.0)
+    contact = 100.0 * 1.5 / (15 - 10)
+    assert np.allclose(depth[9:15, 0], contact) and np.allclose(depth[6:15, 1], contact)
+    assert not depth[5:9, 0].any() and not depth[8:15, 2].any() and not depth[14:, 3].any()
+    assert not depth[labels == sky].any()
+    plane = ground_plane_depth(intrinsics, np.where(labels == road, 1.5, np.nan), 40.0)
+    assert np.array_equal(depth[labels == road], plane[labels == road])
+
+
+def test_geometric_depth_labels_are_accurate_where_the_stereo_frame_measures_them(tmp_path):
+    """`convert kitti --geometric-depth` on KITTI semantics frame 000005 (human labels) against the stereo
+    ground truth of the same frame: road and car within 0.08 abs rel, nothing but road, sidewalk and car
+    labelled (the classes kept, GEOMETRIC_STANDING), and cars labelled at all."""
+    from hydranet_ros.cli.main import main as hydranet
+    from hydranet_ros.data.dataset import FolderDataset, read_png_unchanged
+    from hydranet_ros.data.kitti import TRAINID_TO_KITTI6
+    root, stereo = shared_path("data", "kitti_semantics"), shared_path("data", "kitti_stereo2015")
+    assert hydranet(["convert", "kitti", str(root / "image_2"), "--trainid-labels", str(root / "semantic_trainid"),
+                     "--frame-indices", "5", "--geometric-depth", "1.65", "--out", str(tmp_path / "geo")]) == 0
+    [sample] = list(FolderDataset(tmp_path / "geo"))
+    disparity = read_png_unchanged(stereo / "disp_occ_0" / "000005_10.png") / 256.0
+    truth = np.where(disparity > 0, 721.5377 * 0.5327 / np.maximum(disparity, 1e-6), 0.0)
+    labelled = sample.depth > 0
+    road, sidewalk, car = (TRAINID_TO_KITTI6[i] for i in (0, 1, 13))
+    assert set(np.unique(sample.segmentation[labelled])) <= {road, sidewalk, car}
+    for class_id in (road, car):
+        both = labelled & (truth > 0) & (sample.segmentation == class_id)
+        assert both.sum() > 1000
+        assert np.mean(np.abs(sample.depth[both] / truth[both] - 1)) < 0.08

@@ -251,3 +251,18 @@ def test_a_cloud_without_z_is_refused_by_name():
                               for i, n in enumerate("xy")])
     with pytest.raises(PointCloudFormatError, match="no z field"):
         pointcloud2_xyz(msg)
+
+
+@pytest.mark.parametrize("point_step, z_offset", [(0, 8), (8, 8), (16, 14), (16, 100)])
+def test_a_cloud_whose_fields_do_not_fit_its_points_is_refused_in_one_line(point_step, z_offset):
+    """point_step 0 or 8 with a z at offset 8, a z straddling or past the point's end: a PointCloudFormatError
+    naming the field, not an IndexError or a reshape error."""
+    from sensor_msgs.msg import PointCloud2, PointField
+    from hydranet_ros.ros.conversions import PointCloudFormatError, pointcloud2_xyz
+    fields = [PointField(name=n, offset=o, datatype=PointField.FLOAT32, count=1)
+              for n, o in (("x", 0), ("y", 4), ("z", z_offset))]
+    msg = PointCloud2(height=1, width=4, point_step=point_step, row_step=4 * point_step,
+                      data=bytes(4 * point_step), fields=fields)
+    with pytest.raises(PointCloudFormatError, match=f"field \\(4 bytes at offset \\d+\\) does not fit in its points "
+                                                    f"of {point_step} bytes"):
+        pointcloud2_xyz(msg)

@@ -130,9 +130,10 @@ def test_kitti_semantics_frames_get_ground_plane_depth_on_road_and_sidewalk(tmp_
     from hydranet_ros.data.kitti import KERB_HEIGHT, kitti_camera
     root = shared_path("data", "kitti_semantics")
     assert hydranet(["convert", "kitti", str(root / "image_2"), "--trainid-labels", str(root / "semantic_trainid"),
-                     "--frame-indices", "0", "7", "--ground-plane-depth", "1.65", "--out", str(tmp_path / "sem")]) == 0
-    dataset = FolderDataset(tmp_path / "sem")
-    for index, size in ((0, (1224, 370)), (1, (1242, 375))):
+                     "--frame-indices", "0", "141", "--ground-plane-depth", "1.65",
+                     "--out", str(tmp_path / "sem")]) == 0
+    dataset = FolderDataset(tmp_path / "sem")  # the 142nd image is 000157_10.png, of 2011_09_29
+    for index, size in ((0, (1242, 375)), (1, (1238, 374))):
         sample = dataset[index]
         assert sample.intrinsics == kitti_camera(*size)
         rows = np.arange(size[1])[:, None] - sample.intrinsics.cy
@@ -150,16 +151,26 @@ def test_kitti_semantics_frames_get_ground_plane_depth_on_road_and_sidewalk(tmp_
         kitti_camera(640, 480)
 
 
-def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training():
-    """The frames the model card scores as unseen (real_frames.KITTI_SEMANTICS_HELD_BACK) and the ones
-    the training script converts split the 32 frames between them."""
+def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training(tmp_path):
+    """The frames the model card scores as unseen (real_frames.KITTI_SEMANTICS_HELD_BACK) are never among
+    those the training script converts: the round-3 dataset holds back exactly those (--hold-back), the
+    older ones pick frames of 0-31 (positions there equal the file numbers) outside them."""
     import re
     from conftest import REPO
     from real_frames import KITTI_SEMANTICS_HELD_BACK
+    from hydranet_ros.cli.main import main as hydranet
     script = (REPO / "scripts" / "train_default_models.sh").read_text().replace("\\\n", " ")
+    held_back = {int(n) for n in re.search(r'held_back="([\d ]+)"', script).group(1).split()}
+    assert held_back == set(KITTI_SEMANTICS_HELD_BACK)
     lines = [line for line in script.splitlines() if "--trainid-labels" in line]
-    assert len(lines) == 2  # human labels alone, and with ground-plane depth
+    assert len(lines) == 3 and sum("--hold-back $held_back" in line for line in lines) == 1
     for line in lines:
-        trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}
-        assert trained.isdisjoint(KITTI_SEMANTICS_HELD_BACK)
-        assert trained | set(KITTI_SEMANTICS_HELD_BACK) == set(range(32))
+        if "--frame-indices" in line:
+            trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}
+            assert trained.isdisjoint(KITTI_SEMANTICS_HELD_BACK) and trained | held_back >= set(range(32))
+    root = shared_path("data", "kitti_semantics")
+    assert hydranet(["convert", "kitti", str(root / "image_2"), "--trainid-labels", str(root / "semantic_trainid"),
+                     "--hold-back", *map(str, KITTI_SEMANTICS_HELD_BACK), "--out", str(tmp_path / "train")]) == 0
+    written = {int(p.name[:6]) for p in (tmp_path / "train" / "rgb").glob("*.png")}
+    everything = {int(p.name[:6]) for p in (root / "image_2").glob("*.png")}
+    assert written == everything - set(KITTI_SEMANTICS_HELD_BACK) and len(written) == 115

@@ -32,6 +32,8 @@ def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clo
         assert tester.wait_for_node(), node.stop()[1]
         status, _ = _wait_for_level(tester, DiagnosticStatus.ERROR, 30.0)  # no /clock: the timer still fires
         assert "no image received on /hydranet/image" in status.message
+        assert status.name == "/hydranet/perception_node: HydraNet perception"  # namespaced: never collides
+        assert status.hardware_id.startswith("/hydranet/perception_node on ")
         for index in range(30):  # 3 s at 10 Hz
             tester.image_pub.publish(image_message(frame, 1_000 + index))
             tester.spin(0.1)

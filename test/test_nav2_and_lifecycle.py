@@ -376,3 +376,46 @@ LIFECYCLE_SERVICES = {"change_state", "get_state", "get_available_states", "get_
 
 def _services(tester) -> list[str]:
     return [name for name, _ in tester.node.get_service_names_and_types()]
+
+
+def test_one_worker_even_when_a_deactivate_returns_with_a_frame_in_flight(ros, street_model_file, monkeypatch):
+    """A frame that takes longer than a stop waits (as a TensorRT engine build would): deactivate returns,
+    the frame ends unpublished, and the next activate waits for it: inference never runs twice at once."""
+    import threading
+    import time
+    from hydranet_ros.ros import perception_node
+    monkeypatch.setattr(perception_node, "WORKER_JOIN_S", 0.3)
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with InProcessNode(street_model_file, {"backend": "onnxruntime"}, node_class="managed") as node:
+        tester = RosClient(topics=("segmentation",))
+        assert tester.wait_for(lambda: tester.node.count_publishers(f"{NODE}/transition_event"), 60)
+        assert _lifecycle(tester, "configure") == (True, "inactive")
+        perception = node.node.perception
+        process, running, overlaps, first = perception.process, [], [], threading.Event()
+
+        def slow_process(*args, **kwargs):
+            running.append(1)
+            overlaps.append(len(running))
+            try:
+                if not first.is_set():
+                    first.set()
+                    time.sleep(2.0)
+                return process(*args, **kwargs)
+            finally:
+                running.pop()
+        monkeypatch.setattr(perception, "process", slow_process)
+        assert _lifecycle(tester, "activate") == (True, "active")
+        assert tester.wait_for(lambda: tester.image_pub.get_subscription_count() > 0, 30)
+        tester.image_pub.publish(image_message(frame, 1))
+        assert tester.wait_for(first.is_set, 30)
+        assert _lifecycle(tester, "deactivate") == (True, "inactive")  # returns while the frame runs
+        assert _lifecycle(tester, "activate") == (True, "active")  # waits for that frame first
+        workers = [t for t in threading.enumerate() if t.name == "hydranet_worker"]
+        for stamp in range(2, 40):
+            tester.image_pub.publish(image_message(frame, stamp))
+            if tester.wait_for(lambda: tester.received["segmentation"], 0.3):
+                break
+        node.stop()
+        tester.destroy()
+    assert len(workers) == 1 and max(overlaps) == 1, (workers, overlaps)
+    assert tester.received["segmentation"] and 1 not in tester.stamps("segmentation")  # the held frame is dropped

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, shared_path
-from ros_harness import InProcessNode, OUTPUTS, RosClient, camera_encoded, camera_info_message, image_message
+from ros_harness import (InProcessNode, NodeProcess, OUTPUTS, RosClient, camera_encoded, camera_info_message,
+                         image_message)
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.ros.conversions import pointcloud2_to_array, stamp_ns
 
@@ -121,3 +122,31 @@ def test_network_resolution_scales_the_camera_info(ros, street_model_file):
     depth, info = tester.received["depth/image"][-1], tester.received["depth/camera_info"][-1]
     assert (depth.width, depth.height) == (320, 96) == (info.width, info.height)
     assert np.isclose(info.k[0], intrinsics.fx * 320 / 1242)
+
+
+def test_a_calibration_latched_before_the_node_starts_reaches_it(ros, street_model_file):
+    """A driver that publishes camera_info once, transient-local, before the node starts: the node
+    subscribes with the durability the publisher offers, gets the stored message, and its clouds and
+    depth/camera_info use that calibration (a volatile subscription never received it: depth images,
+    no clouds)."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo
+    frames, intrinsics = _kitti_frames(3)
+    tester = RosClient()
+    tester.node.destroy_publisher(tester.info_pub)  # the driver's latched publisher is the only one
+    latched = tester.node.create_publisher(CameraInfo, "/hydranet/camera_info", QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    first = image_message(frames[0], 1_000_000_000)
+    latched.publish(camera_info_message(intrinsics, first.header))
+    tester.spin(0.5)
+    with NodeProcess(street_model_file, {"backend": "onnxruntime"}) as node:
+        assert tester.wait_for_node(), node.stop()[1]
+        for index in range(60):  # a camera at about 3 Hz for up to 20 s
+            tester.image_pub.publish(image_message(frames[index % 3], 2_000_000_000 + index * 100_000_000))
+            if tester.wait_for(lambda: tester.received["points"] and tester.received["depth/camera_info"], 0.3):
+                break
+        arrived = bool(tester.received["points"])
+        _, output, _ = node.stop()
+    tester.destroy()
+    assert arrived, output[-2000:]
+    assert np.isclose(tester.received["depth/camera_info"][-1].k[0], intrinsics.fx)

@@ -42,6 +42,7 @@ def _bad_messages():
         cases.append((description, msg))
 
     variant("unsupported encoding", encoding="nv21")
+    variant("empty encoding", encoding="")
     variant("not a colour image", encoding="16UC1", step=320 * 2)
     variant("data shorter than step x height", data=bytes(good.data)[:-100])
     variant("step smaller than width x bytes per pixel", step=300)
@@ -230,12 +231,17 @@ def test_parameters_are_validated_at_run_time(ros, street_model_file):
         unknown_class = set_parameter("points_exclude_classes", ParameterType.PARAMETER_STRING_ARRAY,
                                       string_array_value=["unicorn"])
         read_only = set_parameter("backend", ParameterType.PARAMETER_STRING, string_value="torch")
+        no_camera = set_parameter("fallback_intrinsics", ParameterType.PARAMETER_DOUBLE_ARRAY,
+                                  double_array_value=[300.0, 300.0, 1e9, 1e9])
+        a_camera = set_parameter("fallback_intrinsics", ParameterType.PARAMETER_DOUBLE_ARRAY,
+                                 double_array_value=[721.5, 721.5, 609.6, 172.9])
         node.stop()
         tester.destroy()
     assert accepted.successful
     assert not out_of_range.successful and out_of_range.reason
     assert not unknown_class.successful and "unicorn" in unknown_class.reason
     assert not read_only.successful and "read-only" in read_only.reason.lower()
+    assert not no_camera.successful and "are no camera's" in no_camera.reason and a_camera.successful
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

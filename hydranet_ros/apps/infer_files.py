@@ -50,6 +50,20 @@ def read_frames(source: Path):
         raise CommandError(f"{source} does not exist")
 
 
+def check_output_folder(source: Path, out: Path) -> None:
+    """--out must be a folder apart from the input: outputs written into the input folder would be read as
+    camera images by the next run."""
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; give a folder for the outputs")
+    if source.is_dir() and out.resolve() == source.resolve():
+        raise CommandError(f"--out {out} is the input folder; give another folder for the outputs")
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image):
+        raise CommandError(f"cannot write {path} (disk full or not writable?)")
+
+
 def _read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
@@ -78,6 +92,7 @@ def write_ply(path: Path, cloud: np.ndarray) -> None:
 def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = None,
                 cloud_parameters: dict | None = None) -> int:
     """Every frame of source (an image, a folder, a video) -> its files in out; returns the frame count."""
+    check_output_folder(source, out)
     out.mkdir(parents=True, exist_ok=True)
     depth_range = perception.spec.label_space.depth_range_m
     # The node's clouds for the same parameters (its defaults for those not given).
@@ -90,11 +105,11 @@ def infer_files(perception, source: Path, out: Path, intrinsics: tuple | None = 
             guess_intrinsics(perception.spec, width, height)
         result = perception.process(bgr, "bgr8", overlay_alpha=0.5, camera=camera, clouds=clouds)
         cloud = result.cloud
-        cv2.imwrite(str(out / f"{name}_labels.png"), result.labels)
-        cv2.imwrite(str(out / f"{name}_color.png"), result.color[..., ::-1])
+        _write_image(out / f"{name}_labels.png", result.labels)
+        _write_image(out / f"{name}_color.png", result.color[..., ::-1])
         write_depth_png(out / f"{name}_depth_mm.png", result.depth, 1000.0)
         np.save(out / f"{name}_depth.npy", result.depth)
         write_ply(out / f"{name}_points.ply", cloud)
-        cv2.imwrite(str(out / f"{name}_overview.png"), overview(result, cloud, depth_range)[..., ::-1])
+        _write_image(out / f"{name}_overview.png", overview(result, cloud, depth_range)[..., ::-1])
         count += 1
     return count

@@ -16,7 +16,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hydranet_ros.inference.pipeline import guess_intrinsics
-from hydranet_ros.data.bags import CAMERA_INFO_TYPE, IMAGE_TYPES, bag_topics, check_bag_path, open_bag, require_topic
+from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, bag_topics, check_bag_path, deserialize, open_bag,
+                                    require_topic)
 from hydranet_ros.errors import CommandError
 from hydranet_ros.camera.intrinsics import CalibrationError
 from hydranet_ros.camera.pairing import CameraInfoBuffer
@@ -148,7 +149,7 @@ class InputFrames:
     def read(self, reader, connection, timestamp: int, raw: bytes):
         """A Frame for an image, UNREADABLE for an image that cannot be decoded, None for other topics."""
         if connection.topic == self.camera_info_topic:
-            msg = reader.deserialize(raw, connection.msgtype)
+            msg = deserialize(reader, connection, timestamp, raw)
             try:
                 self.camera_infos.add(stamp_ns(msg.header), msg.header.frame_id, camera_info_to_calibration(msg))
             except CalibrationError as error:
@@ -157,7 +158,7 @@ class InputFrames:
             return None
         if connection.topic != self.image_topic:
             return None
-        msg = reader.deserialize(raw, connection.msgtype)
+        msg = deserialize(reader, connection, timestamp, raw)
         try:
             array, encoding = input_image_to_array(msg)
         except ImageFormatError:

@@ -34,6 +34,19 @@ def input_size_problem(size) -> str | None:
     return None
 
 
+def camera_size_problem(size) -> str | None:
+    """Why (height, width) cannot be a camera image's size, or None: positive sides, at most the node's
+    default max_image_pixels (3840x2160)."""
+    try:
+        height, width = (int(v) for v in size)
+    except (TypeError, ValueError):
+        return f"an image size is [height, width], not {size!r}"
+    if height < 1 or width < 1 or height * width > MAX_INPUT_PIXELS:
+        return f"an image size needs positive sides and at most {MAX_INPUT_PIXELS} pixels (3840x2160), not " \
+               f"{height} {width}"
+    return None
+
+
 def network_input_size(image_size: tuple[int, int], pixel_budget: tuple[int, int] | None) -> tuple[int, int]:
     """(height, width) the network sees an image of image_size=(height, width) at.
 

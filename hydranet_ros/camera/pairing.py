@@ -10,7 +10,9 @@ in either order. The buffer keeps the recent CameraInfos and answers, for an ima
              caller warns
   none       no CameraInfo yet
 An image may arrive before its CameraInfo: wait_for_match waits a little for it when the calibration
-changes over time (with one fixed calibration any CameraInfo applies, so there is nothing to wait for).
+changes over time, and when CameraInfos stream with the images but none as new as the image has come
+yet (the frame where a calibration changes is the first to differ: it must not take the previous one).
+A CameraInfo published once (latched) is never waited on.
 """
 from __future__ import annotations
 
@@ -46,6 +48,10 @@ class CameraInfoBuffer:
             self._calibrations_seen.add(calibration)
 
     @property
+    def has_any(self) -> bool:
+        return bool(self._by_stamp)
+
+    @property
     def is_static(self) -> bool:
         return len(self._calibrations_seen) == 1
 
@@ -72,8 +78,14 @@ class CameraInfoBuffer:
         adds a CameraInfo) while there is none near and the calibration changes over time."""
         deadline = time.monotonic() + timeout_s
         match = self.match(stamp_ns)
-        while match.status in ("unmatched", "none") and not self.is_static and not stopping() and \
+        while self._worth_waiting(match, stamp_ns) and not stopping() and \
                 (remaining := deadline - time.monotonic()) > 0:
             arrived.wait(remaining)
             match = self.match(stamp_ns)
         return match
+
+    def _worth_waiting(self, match: CameraInfoMatch, stamp_ns: int) -> bool:
+        if match.status in ("unmatched", "none"):
+            return not self.is_static
+        streaming = len(self._by_stamp) > 1 and max(self._by_stamp) < stamp_ns  # its own is still to come
+        return match.status == "static" and streaming

@@ -70,6 +70,10 @@ def rigid(translation, quaternion) -> np.ndarray:
     return matrix
 
 
+# tf2 normalises what it is given; a quaternion this far from unit length is a writer's error, not rounding.
+QUATERNION_NORM_TOLERANCE = 0.01
+
+
 class TransformBuffer:
     def __init__(self, max_gap_s: float = 1.0):
         """max_gap_s: how far a dynamic transform may be interpolated between two samples, and how far
@@ -79,9 +83,31 @@ class TransformBuffer:
         # (parent, child) -> (sorted stamps, their (translation, unit quaternion) samples)
         self._dynamic: dict[tuple[str, str], tuple[list[int], list[tuple[np.ndarray, np.ndarray]]]] = {}
         self._neighbours: dict[str, set[str]] = defaultdict(set)
+        self._parents: dict[str, set[str]] = {}
 
     def add(self, parent: str, child: str, stamp_ns: int, translation, quaternion, static: bool = False) -> None:
+        """A transform sample; a TransformError for one that cannot be a rigid motion (a NaN or infinite
+        value, a quaternion far from unit length) or that gives a frame a second parent (as tf2, one
+        parent a frame: both velodyne -> camera and camera -> velodyne would make either one wrong)."""
         parent, child = parent.lstrip("/"), child.lstrip("/")
+        values = np.asarray(list(translation) + list(quaternion), np.float64)
+        if not np.isfinite(values).all():
+            raise TransformError(f"the transform {parent} -> {child} holds a NaN or infinite value "
+                                 f"(translation {list(translation)}, rotation {list(quaternion)})")
+        if abs(np.linalg.norm(values[3:]) - 1.0) > QUATERNION_NORM_TOLERANCE:
+            raise TransformError(f"the transform {parent} -> {child} has a rotation quaternion of length "
+                                 f"{np.linalg.norm(values[3:]):.3g}, not 1 ({list(quaternion)})")
+        other_parents = self._parents.get(child, {parent}) - {parent}
+        if other_parents:
+            raise TransformError(f"{child} is the child of both {parent} and {sorted(other_parents)[0]}: a frame has "
+                                 "one parent, so one of these transforms is wrong")
+        ancestor = parent
+        while ancestor in self._parents:  # child above parent already: the transforms would make a loop
+            ancestor = next(iter(self._parents[ancestor]))
+            if ancestor == child:
+                raise TransformError(f"the transforms give both {parent} -> {child} and {child} -> {parent} "
+                                     "(directly or through other frames): one of them is wrong")
+        self._parents[child] = {parent}
         self._neighbours[parent].add(child)
         self._neighbours[child].add(parent)
         if static:

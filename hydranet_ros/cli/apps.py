@@ -58,7 +58,8 @@ def add_infer_arguments(parser):
 
 
 def run_infer(args):
-    from hydranet_ros.apps.infer_files import infer_files
+    from hydranet_ros.apps.infer_files import check_output_folder, infer_files
+    check_output_folder(args.input, Path(args.out))  # before the model loads
     count = infer_files(open_perception(args), args.input, Path(args.out), args.intrinsics, cloud_parameters(args))
     print(f"wrote outputs for {count} frame(s) to {args.out}")
 

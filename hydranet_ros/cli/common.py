@@ -18,6 +18,29 @@ def existing_path(text: str) -> Path:
     return path
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number of at least 0 (nan and inf refused)."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number of at least 0")
+    return value
+
+
 def add_model_arguments(parser, default_model: str = DEFAULT_MODEL) -> None:
     parser.add_argument("--model", default=default_model,
                         help=f"model file, or the name of a shipped one (default {default_model}; "
@@ -37,6 +60,39 @@ def add_calibration_argument(parser, help_text: str, required: bool = False) -> 
 def add_image_size_argument(parser, help_text: str, default=None) -> None:
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"), default=default,
                         help=help_text)
+
+
+def image_size(args) -> tuple[int, int] | None:
+    """--image-size as (height, width), checked by the node's rules for a camera image (one line)."""
+    if args.image_size is None:
+        return None
+    from hydranet_ros.camera.network_input import camera_size_problem
+    from hydranet_ros.errors import CommandError
+    problem = camera_size_problem(args.image_size)
+    if problem:
+        raise CommandError(f"--image-size: {problem}")
+    return tuple(args.image_size)
+
+
+def output_file(path: str | Path, inputs=()) -> Path:
+    """An --out file checked before any work: not a folder, not one of the inputs, in a folder that
+    exists (or can be made) and is writable (one line each)."""
+    import os
+    from hydranet_ros.errors import CommandError
+    out = Path(path)
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file path")
+    for given in inputs:
+        if out.exists() and Path(given).exists() and out.resolve() == Path(given).resolve():
+            raise CommandError(f"--out {out} is the input {given}; write to another file")
+    folder = out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot make its folder ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"--out {out}: its folder {folder} is not writable")
+    return out
 
 
 def model_path(name: str) -> Path:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydranet_ros.cli.common import existing_path, model_path
-from hydranet_ros.errors import UserError
+from hydranet_ros.cli.common import existing_path, model_path, non_negative_float, positive_int
+from hydranet_ros.errors import CommandError, UserError
 from hydranet_ros.data.kinds import KINDS_OF_DATASET, SCENE_KINDS
 
 
@@ -65,6 +65,13 @@ def add_convert_arguments(parser):
                         help="kitti, kitti-bag: only the sorted images START..STOP-1 (e.g. to hold frames out)")
     parser.add_argument("--frame-indices", type=int, nargs="+", metavar="N",
                         help="kitti: only these positions (0-based) of the sorted images")
+    parser.add_argument("--hold-back", type=int, nargs="+", metavar="N",
+                        help="kitti: leave out the images whose file name starts with one of these numbers "
+                             "(000013_10.png is 13), e.g. the drives kept for validation")
+    parser.add_argument("--geometric-depth", type=float, metavar="HEIGHT",
+                        help="kitti with --trainid-labels: labelled frames without depth get depth from their labels "
+                             "and a flat ground HEIGHT m below a level camera: road and sidewalk on the ground, "
+                             "cars and bicycles at their ground contact (stixels; models/README.md has its accuracy)")
     parser.add_argument("--ground-plane-depth", type=float, metavar="HEIGHT",
                         help="kitti: labelled frames without depth get depth on their road and sidewalk pixels "
                              "(up to 40 m) from a flat ground HEIGHT m below a level camera (KITTI's: 1.65)")
@@ -76,7 +83,8 @@ def run_convert(args):
     from hydranet_ros.data.convert import convert_dataset
     print(convert_dataset(args.format, args.source, Path(args.out), args.class_map, args.indices, args.labels,
                           args.trainid_labels, args.depth, args.velodyne, args.calib, args.frames, args.frame_indices,
-                          args.ground_plane_depth, args.storage, args.compressed))
+                          args.ground_plane_depth, args.storage, args.compressed, args.hold_back,
+                          args.geometric_depth))
 
 
 def add_dataset_arguments(parser):
@@ -97,17 +105,17 @@ def add_dataset_arguments(parser):
                           "name (default: no segmentation labels)")
     bag.add_argument("--class-map", type=existing_path,
                      help="teacher-class map for .onnx/.tflite teachers (default: teacher_maps/cityscapes19.yaml)")
-    bag.add_argument("--min-confidence", type=float, default=0.5,
+    bag.add_argument("--min-confidence", type=non_negative_float, default=0.5,
                      help="pixels where a teacher with scores is less sure than this become ignore (default 0.5)")
     bag.add_argument("--label-space", default="kitti6", help="label space of the dataset (default kitti6)")
-    bag.add_argument("--every", type=int, default=1, metavar="N", help="every N-th image (default 1)")
-    bag.add_argument("--max-frames", type=int, metavar="N", help="at most N images per bag, spread over it")
-    bag.add_argument("--split-at", type=float, metavar="SECONDS",
+    bag.add_argument("--every", type=positive_int, default=1, metavar="N", help="every N-th image (default 1)")
+    bag.add_argument("--max-frames", type=positive_int, metavar="N", help="at most N images per bag, spread over it")
+    bag.add_argument("--split-at", type=non_negative_float, metavar="SECONDS",
                      help="images recorded this long after a bag's first are validation (default: the last "
                           "fifth of each bag)")
-    bag.add_argument("--lidar-tolerance", type=float, default=0.05, metavar="SECONDS",
+    bag.add_argument("--lidar-tolerance", type=non_negative_float, default=0.05, metavar="SECONDS",
                      help="largest stamp difference of an image and its scan (default 0.05)")
-    bag.add_argument("--workers", type=int, default=1, help="bags processed in parallel (default 1)")
+    bag.add_argument("--workers", type=positive_int, default=1, help="bags processed in parallel (default 1)")
     bag.add_argument("--ray", metavar="ADDRESS",
                      help="run the bags as tasks on a Ray cluster: its address, auto, or local (a Ray of "
                           "--workers CPUs started here)")
@@ -121,7 +129,15 @@ def run_dataset(args):
     options = FromBagOptions(args.image_topic, args.camera_info_topic, args.lidar_topic, args.label_space, teacher,
                              args.class_map, args.min_confidence, args.every, args.max_frames, args.split_at,
                              args.lidar_tolerance)
+    given = [bag.resolve() for bag in args.bags]
+    twice = sorted({str(bag) for bag in args.bags if given.count(bag.resolve()) > 1})
+    if twice:
+        raise CommandError(f"a bag given twice would be used twice: {', '.join(twice)}")
     summary = dataset_from_bags(args.bags, Path(args.out), options, args.workers, args.ray)
+    if summary["train"] + summary["val"] == 0:
+        reasons = sorted({note for report in summary["bags"] for note in report.get("notes", [])})[:3]
+        raise CommandError(f"no frame could be used, so {args.out} holds an empty dataset"
+                           + (f": {'; '.join(reasons)}" if reasons else "") + f" (details in {args.out}/from_bag.yaml)")
     depth = sum(report["with_depth"] for report in summary["bags"])
     print(f"wrote {summary['train']} training and {summary['val']} validation frames ({depth} with LiDAR depth) "
           f"from {len(args.bags)} bag(s) to {args.out}; details in {Path(args.out) / 'from_bag.yaml'}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from pathlib import Path
 
-from hydranet_ros.cli.common import add_calibration_argument, add_image_size_argument, model_path
+from hydranet_ros.cli.common import (add_calibration_argument, add_image_size_argument, image_size, model_path,
+                                     output_file)
 from hydranet_ros.inference.choices import CALIBRATION_LIMIT, ENGINE_PRECISIONS, INT8_TARGETS, OUTPUT_RESOLUTIONS
 
 
@@ -23,15 +23,19 @@ def add_export_arguments(parser):
 
 def run_export(args):
     import numpy as np
+    from hydranet_ros.cache import replaced_atomically
     from hydranet_ros.inference.export import OPSET, export_onnx, onnx_parity
     from hydranet_ros.model.model_file import load_model
-    model, spec = load_model(model_path(args.model))
-    path = export_onnx(model, spec, args.out, args.output_resolution, args.raw,
-                       tuple(args.image_size) if args.image_size else None)
+    source = model_path(args.model)
+    size = image_size(args)
+    path = output_file(args.out, inputs=[source])
+    model, spec = load_model(source)
+    with replaced_atomically(path, "ONNX file") as temporary:
+        export_onnx(model, spec, temporary, args.output_resolution, args.raw, size)
     print(f"wrote {path} (opset {OPSET}; onnx.checker passed; TensorRT rules (inference/tensorrt_rules.py): "
           "no findings)")
     if not args.raw:
-        height, width = args.image_size or spec.input_size
+        height, width = size or spec.input_size
         image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         print("parity with PyTorch:", json.dumps(onnx_parity(model, spec, path, image, args.output_resolution)))
 
@@ -55,14 +59,17 @@ def run_quantize(args):
     from hydranet_ros.inference.export import load_for_inference, onnx_for_model
     from hydranet_ros.inference.quantize import int8_onnx
     path = model_path(args.model)
-    size = tuple(args.image_size) if args.image_size else tuple(load_for_inference(path)[1].input_size)
+    size = image_size(args) or tuple(load_for_inference(path)[1].input_size)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     float_precision = "fp16" if args.target == "tensorrt" else "fp32"
     graph = int8_onnx(onnx_for_model(path, args.output_resolution, size, precision=float_precision),
                       args.calibration, size, args.target)
     if args.out:
-        shutil.copyfile(graph, args.out)
-        graph = Path(args.out)
+        from hydranet_ros.cache import replaced_atomically
+        out = output_file(args.out, inputs=[path])
+        with replaced_atomically(out, "int8 graph") as temporary:
+            shutil.copyfile(graph, temporary)
+        graph = out
     print(f"int8 graph (Q/DQ ONNX) for {args.target}, {size[1]}x{size[0]} images: {graph}; run it with "
           "--precision int8 --calibration (node: precision int8, int8_calibration)")
 
@@ -83,7 +90,7 @@ def run_build_engine(args):
     from hydranet_ros.inference.backends.base import BackendError
     from hydranet_ros.inference.backends.tensorrt_backend import engine_for_onnx, onnx_for_engine
     source = model_path(args.model)
-    size = tuple(args.image_size)
+    size = image_size(args)
     try:
         onnx_path = source if source.suffix == ".onnx" else \
             onnx_for_engine(source, args.output_resolution, size, args.precision, args.calibration)

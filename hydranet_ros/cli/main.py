@@ -7,6 +7,7 @@ the library (model/, data/, training/, inference/, apps/), imported only when th
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from hydranet_ros.cli import apps, data, deploy, models, training
@@ -36,16 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that a verb cleans up (its workers, temporaries) as on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the command line's own process, not a caller's
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.run(args) or 0)
     except UserError as error:
         print(f"hydranet {args.verb}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"hydranet {args.verb}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        print(f"hydranet {args.verb}: {'terminated' if isinstance(interrupt, Terminated) else 'interrupted'}",
+              file=sys.stderr)
+        return 143 if isinstance(interrupt, Terminated) else 130
 
 
 if __name__ == "__main__":

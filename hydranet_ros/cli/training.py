@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hydranet_ros.cli.common import existing_path, model_path
+from hydranet_ros.cli.common import existing_path, model_path, output_file
 from hydranet_ros.data.kinds import LABEL_KINDS
 
 
@@ -48,9 +48,10 @@ def add_adapt_arguments(parser):
 def run_adapt(args):
     from hydranet_ros.training.adapt import adapt
     from hydranet_ros.training.evaluate import format_metrics_change
-    out = Path(args.out)
+    source = model_path(args.model)
+    out = output_file(args.out, inputs=[source])  # before the first step, not after the last
     run_dir = Path(args.run_dir) if args.run_dir else out.with_name(out.stem + "_run")
-    metrics = adapt(args.dataset, model_path(args.model), out, run_dir, args.epochs, args.lr, args.batch_size,
+    metrics = adapt(args.dataset, source, out, run_dir, args.epochs, args.lr, args.batch_size,
                     args.resume, args.stop_after)
     if metrics is None:
         if args.stop_after is not None:
@@ -75,8 +76,10 @@ def add_average_arguments(parser):
 def run_average(args):
     from hydranet_ros.model.model_file import save_model
     from hydranet_ros.training.average import average_models
-    model, spec = average_models([model_path(name) for name in args.models], args.weights)
-    save_model(args.out, model, spec, half=not args.float32)
+    sources = [model_path(name) for name in args.models]
+    out = output_file(args.out, inputs=sources)
+    model, spec = average_models(sources, args.weights)
+    save_model(out, model, spec, half=not args.float32)
     sources = spec.provenance["weight_average"]
     print(f"wrote {args.out}: " + " + ".join(f"{s['weight']:g} x {s['model']}" for s in sources))
 
@@ -116,6 +119,9 @@ def run_evaluate(args):
     from hydranet_ros.training.evaluate import evaluate_model, format_table
     path = model_path(args.model)
     datasets = [FolderDataset(p) for p in args.data]  # a bad folder is reported before the model loads
+    for dataset in datasets:
+        if not any(dataset.has(kind, name) for name in dataset.names for kind in ("labels", "depth")):
+            raise DatasetError(f"{dataset.root} has neither labels nor depth: nothing to evaluate against")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, spec = load_model(path, device)
     if args.input_size:

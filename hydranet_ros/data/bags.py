@@ -116,6 +116,25 @@ def lidar_message(types, header, points: np.ndarray):
         row_step=16 * len(data), data=data.view(np.uint8).reshape(-1), is_dense=True)
 
 
+def deserialize(reader, connection, receive_ns: int, raw):
+    """reader.deserialize, with a message that cannot be read (cut off, of another type) as one line naming
+    its topic and receive time."""
+    try:
+        return reader.deserialize(raw, connection.msgtype)
+    except Exception as error:  # rosbags raises AnyReaderError, and struct/index errors on some layouts
+        raise CommandError(f"the message on {connection.topic} received at {receive_ns / 1e9:.3f} s cannot be read "
+                           f"as {connection.msgtype} ({error}): the recording is damaged there") from None
+
+
+def message_header(connection, receive_ns: int, raw) -> tuple[int, str]:
+    """cdr_header, with a message too short for its header as one line."""
+    try:
+        return cdr_header(raw)
+    except (struct.error, IndexError):
+        raise CommandError(f"the message on {connection.topic} received at {receive_ns / 1e9:.3f} s is cut off "
+                           "before the end of its header: the recording is damaged there") from None
+
+
 def cdr_header(raw: bytes | memoryview) -> tuple[int, str]:
     """(stamp ns, frame_id) of a serialized message that starts with a std_msgs/Header (Image,
     CompressedImage, CameraInfo, PointCloud2), read from its first bytes: a pass over a bag's stamps then

@@ -13,6 +13,9 @@ never taken as zeros.
 from __future__ import annotations
 
 import json
+import math
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +71,22 @@ class FolderDataset:
         meta_path = self.root / "dataset.yaml"
         if not meta_path.is_file():
             raise DatasetError(f"{self.root} is not a dataset folder: {meta_path} is missing")
-        self.meta = yaml.safe_load(meta_path.read_text())
-        self.depth_scale = float(self.meta.get("depth_scale", 1000.0))
+        try:
+            self.meta = yaml.safe_load(meta_path.read_text())
+        except yaml.YAMLError as error:
+            problem = str(error).splitlines()[0]
+            raise DatasetError(f"{meta_path} is not plain YAML ({problem})") from None
+        if not isinstance(self.meta, dict) or not isinstance(self.meta.get("label_space"), str):
+            raise DatasetError(f"{meta_path} must be a mapping with label_space (and depth_scale)")
+        depth_scale = self.meta.get("depth_scale", 1000.0)
+        if isinstance(depth_scale, bool) or not isinstance(depth_scale, (int, float)) or \
+                not math.isfinite(depth_scale) or depth_scale <= 0:
+            raise DatasetError(f"{meta_path}: depth_scale must be a positive number (stored value / depth_scale "
+                               f"= metres), not {depth_scale!r}")
+        self.depth_scale = float(depth_scale)
+        if self.meta.get("complete") is False:
+            raise DatasetError(f"{self.root} is incomplete: the command that wrote it did not finish (stopped, "
+                               "a full disk or an error); write it again")
         self.label_space = self.meta["label_space"]
         self.names = sorted(p.stem for p in (self.root / "rgb").glob("*.png"))
         if not self.names:
@@ -96,28 +113,64 @@ class FolderDataset:
         return sample
 
 
-def create_dataset_folder(root: str | Path, label_space: str, depth_scale: float) -> Path:
+def create_dataset_folder(root: str | Path, label_space: str, depth_scale: float,
+                          complete: bool | None = None) -> Path:
+    """The folders and dataset.yaml; complete=False marks a dataset still being written (FolderDataset
+    refuses it), True one whose writer finished; None (a dataset made by hand) says neither."""
     root = Path(root)
     for sub in ("rgb", "labels", "depth", "intrinsics"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / "dataset.yaml").write_text(yaml.safe_dump({"label_space": label_space, "depth_scale": depth_scale}))
+    meta = {"label_space": label_space, "depth_scale": depth_scale}
+    if complete is not None:
+        meta["complete"] = complete
+    _write_atomically(root / "dataset.yaml", yaml.safe_dump(meta).encode())
     return root
 
 
+@contextmanager
+def writing_dataset(root: str | Path, label_space: str, depth_scale: float):
+    """A dataset folder that says it is incomplete until the block ends without an error, so that a
+    command stopped by a signal, a full disk or a crash leaves a folder train, adapt and evaluate refuse."""
+    folder = create_dataset_folder(root, label_space, depth_scale, complete=False)
+    yield folder
+    create_dataset_folder(folder, label_space, depth_scale, complete=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """The whole file or none under its name; a full disk or an unwritable folder is one DatasetError."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        temporary.replace(path)
+    except OSError as error:
+        raise DatasetError(f"cannot write {path} ({error.strerror})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DatasetError(f"cannot encode {path} as PNG")
+    _write_atomically(path, encoded.tobytes())
+
+
 def write_sample(root: Path, sample: Sample, depth_scale: float) -> None:
-    cv2.imwrite(str(root / "rgb" / f"{sample.name}.png"), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR))
+    """Each file whole or not at all, the image last: a sample is listed (by its rgb/ file) only once its
+    labels, depth and intrinsics are on disk. A write that fails is one DatasetError."""
     if sample.segmentation is not None:
-        cv2.imwrite(str(root / "labels" / f"{sample.name}.png"), sample.segmentation)
+        _write_png(root / "labels" / f"{sample.name}.png", sample.segmentation)
     if sample.depth is not None:
         write_depth_png(root / "depth" / f"{sample.name}.png", sample.depth, depth_scale)
     if sample.intrinsics is not None:
         i = sample.intrinsics
-        (root / "intrinsics" / f"{sample.name}.json").write_text(json.dumps(
-            {"fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy, "width": i.width, "height": i.height}))
+        _write_atomically(root / "intrinsics" / f"{sample.name}.json", json.dumps(
+            {"fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy, "width": i.width, "height": i.height}).encode())
+    _write_png(root / "rgb" / f"{sample.name}.png", cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR))
 
 
 def write_depth_png(path: Path, depth: np.ndarray, scale: float) -> None:
     """uint16 PNG of depth * scale; invalid (NaN, <= 0) and out-of-range depths become 0."""
     value = np.nan_to_num(depth, nan=0.0, posinf=0.0, neginf=0.0) * scale
     value = np.where((value > 0) & (value < 65535), value + 0.5, 0)
-    cv2.imwrite(str(path), value.astype(np.uint16))
+    _write_png(path, value.astype(np.uint16))

@@ -19,6 +19,8 @@ time are not independent. Output: OUT/train and OUT/val, two dataset folders, an
 from __future__ import annotations
 
 import bisect
+import os
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,8 +33,8 @@ from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import CalibrationError, points_to_depth
 from hydranet_ros.camera.transforms import TransformBuffer, TransformError, TransformTimeError
 from hydranet_ros.data.bags import (CAMERA_INFO_TYPE, IMAGE_TYPES, POINTCLOUD_TYPE, TF_TOPICS, TF_TYPE, bag_topics,
-                                    cdr_header, describe_topics, open_bag, require_topic)
-from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
+                                    describe_topics, deserialize, message_header, open_bag, require_topic)
+from hydranet_ros.data.dataset import Sample, write_sample, writing_dataset
 from hydranet_ros.data.kitti import KITTI_DEPTH_SCALE
 from hydranet_ros.errors import CommandError
 from hydranet_ros.ros.conversions import (ImageFormatError, PointCloudFormatError, camera_info_to_calibration,
@@ -43,6 +45,7 @@ VAL_FRACTION = 0.2   # without --split-at: the last fifth of each recording's ti
 CLOCK_JUMP_S = 1.0   # header stamps that go back, or forward by more than this and 10 frame periods
 TEACHER_MAP = "cityscapes19.yaml"  # the teachers in ../shared, like most street teachers, are Cityscapes'
 MAX_NOTES = 10
+RUN_LOCK = ".from_bag.lock"  # OUT is being written by a run
 
 
 @dataclass(frozen=True)
@@ -185,11 +188,11 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
     frame_ids = {}  # topic -> the frame_id of its first message
     for connection, receive_ns, raw in reader.messages(connections=connections):
         if connection.topic in (options.image_topic, options.lidar_topic):  # only their stamps, not their data
-            stamp, frame_id = cdr_header(raw)
+            stamp, frame_id = message_header(connection, receive_ns, raw)
             frame_ids.setdefault(connection.topic, frame_id)
             (images if connection.topic == options.image_topic else scans).append((receive_ns, stamp))
             continue
-        msg = reader.deserialize(raw, connection.msgtype)
+        msg = deserialize(reader, connection, receive_ns, raw)
         if connection.topic == info_topic:
             try:
                 infos.append((receive_ns, stamp_ns(msg.header), camera_info_to_calibration(msg)))
@@ -200,9 +203,16 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
                               for entry in _transform_entries(msg))
     if not images:
         return []
+    if options.lidar_topic and scans and len({stamp for _, stamp in images}) == 1 < len(images):
+        raise CommandError(f"{source}: every image on {options.image_topic} carries the header stamp "
+                           f"{images[0][1] / 1e9:.3f} s (a driver that does not stamp?): images cannot be paired "
+                           "with LiDAR scans")
     starts = _segment_starts(images)
     report.clock_jumps = len(starts)
-    segments = [Segment([entry for _, static, entry in transforms if static]) for _ in range(len(starts) + 1)]
+    try:
+        segments = [Segment([entry for _, static, entry in transforms if static]) for _ in range(len(starts) + 1)]
+    except TransformError as error:
+        raise CommandError(f"{source}: /tf_static: {error}") from None
 
     def segment_of(receive_ns: int) -> Segment:
         return segments[bisect.bisect_right(starts, receive_ns)]
@@ -211,7 +221,10 @@ def plan_bag(reader, source: Path, options: FromBagOptions, report: BagReport) -
         segment_of(receive_ns).infos.append((stamp, calibration))
     for receive_ns, static, entry in transforms:
         if not static:
-            segment_of(receive_ns).transforms.add(*entry)
+            try:
+                segment_of(receive_ns).transforms.add(*entry)
+            except TransformError as error:
+                raise CommandError(f"{source}: /tf at {entry[2] / 1e9:.3f} s: {error}") from None
     for receive_ns, stamp in scans:
         segment_of(receive_ns).scan_stamps.append(stamp)
     for segment in segments:
@@ -322,7 +335,8 @@ def write_bag_frames_with(teacher, index: int, source: Path, out: Path, options:
     report = BagReport(str(source))
     roots = {split: out / split for split in ("train", "val")}
     reader = open_bag(source)
-    try:
+    with ExitStack() as stack:
+        stack.callback(reader.close)
         planned = plan_bag(reader, source, options, report)
         report.without_camera_info = sum(frame.calibration is None for frame in planned)
         planned = [frame for frame in planned if frame.calibration is not None]
@@ -335,7 +349,8 @@ def write_bag_frames_with(teacher, index: int, source: Path, out: Path, options:
         scans: dict[int, tuple[str, np.ndarray]] = {}
         labeller = FrameLabeller(teacher, report, source)
         connections = [c for c in reader.connections if c.topic in (options.image_topic, options.lidar_topic)]
-        bar = tqdm(total=len(planned), desc=f"from-bag {source.name}", unit="frame", disable=not progress)
+        bar = stack.enter_context(tqdm(total=len(planned), desc=f"from-bag {source.name}", unit="frame",
+                                       disable=not progress))  # closed before an error is printed
         points_seen = []
         prefix = bag_name(index, source)
 
@@ -358,16 +373,16 @@ def write_bag_frames_with(teacher, index: int, source: Path, out: Path, options:
                 frame = by_position.get(position)
                 if frame is None:
                     continue
-                msg = reader.deserialize(raw, connection.msgtype)
+                msg = deserialize(reader, connection, receive_ns, raw)
                 if frame.scan_stamp is None or frame.scan_stamp in scans:
                     finish(frame, msg)
                 else:
                     waiting.setdefault(frame.scan_stamp, []).append((frame, msg))
             else:
-                stamp, _ = cdr_header(raw)  # a scan no frame wants is never deserialized
+                stamp, _ = message_header(connection, receive_ns, raw)  # a scan no frame wants is not deserialized
                 if wanted_scans.get(stamp, 0) <= 0 or stamp in scans:
                     continue
-                msg = reader.deserialize(raw, connection.msgtype)
+                msg = deserialize(reader, connection, receive_ns, raw)
                 try:
                     points = pointcloud2_xyz(msg)
                 except PointCloudFormatError as error:
@@ -379,24 +394,49 @@ def write_bag_frames_with(teacher, index: int, source: Path, out: Path, options:
         for frame, image_msg in [item for items in waiting.values() for item in items]:
             frame.scan_stamp = None  # its scan never came: no depth label
             finish(frame, image_msg)
-        bar.close()
         report.images = position + 1
         report.lidar_points_per_frame = float(np.mean(points_seen)) if points_seen else 0.0
-    finally:
-        reader.close()
     return asdict(report)
 
 
 def dataset_from_bags(bags: list[Path], out: Path, options: FromBagOptions, workers: int = 1,
                       ray_address: str | None = None, progress: bool = True) -> dict:
     """Every bag's frames into OUT/train and OUT/val; returns the summary written to OUT/from_bag.yaml."""
-    if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} exists and is not empty; choose a new output folder")
     for source in bags:  # every bag is checked before any work starts
         check_bag(source, options)
     teacher = create_bag_teacher(options)  # a teacher that cannot be used fails before any bag is read
-    for split in ("train", "val"):
-        create_dataset_folder(out / split, options.label_space, DEPTH_SCALE)
+    with claimed_output(out), ExitStack() as splits:
+        for split in ("train", "val"):
+            splits.enter_context(writing_dataset(out / split, options.label_space, DEPTH_SCALE))
+        return _write_bags(bags, out, options, teacher, workers, ray_address, progress)
+
+
+def claimed_output(out: Path):
+    """OUT for this run alone: created here, or empty and claimed with a lock file that a second run
+    cannot create (two runs into one folder would mix their cameras)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = os.open(out / RUN_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise CommandError(f"another `dataset from-bag` is writing to {out}; choose a new output folder") from None
+    except OSError as error:
+        raise CommandError(f"cannot write to {out} ({error.strerror})") from None
+    os.close(lock)
+    if any(p.name != RUN_LOCK for p in out.iterdir()):
+        (out / RUN_LOCK).unlink()
+        raise CommandError(f"{out} exists and is not empty; choose a new output folder")
+    return _released(out / RUN_LOCK)
+
+
+@contextmanager
+def _released(lock: Path):
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _write_bags(bags, out, options, teacher, workers, ray_address, progress) -> dict:
     jobs = [(index, source, out, options) for index, source in enumerate(bags)]
     if ray_address:
         from hydranet_ros.data.parallel import run_on_ray
@@ -412,4 +452,4 @@ def dataset_from_bags(bags: list[Path], out: Path, options: FromBagOptions, work
     if options.teacher:
         summary["teacher_sha256"] = file_sha256(Path(options.teacher))
     (out / "from_bag.yaml").write_text(yaml.safe_dump(summary, sort_keys=False))
-    return summary
+    return summary  # the splits are marked complete after this, last

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.data.dataset import DatasetError
-from hydranet_ros.data.dataset import (IGNORE_LABEL, Sample, check_labels, create_dataset_folder, read_png_unchanged,
+from hydranet_ros.data.dataset import (IGNORE_LABEL, Sample, check_labels, writing_dataset, read_png_unchanged,
                                        read_rgb, write_sample)
 from hydranet_ros.data.labels import decode_color_labels
 from hydranet_ros.camera.intrinsics import Intrinsics
@@ -61,8 +61,7 @@ def convert_labelled_mat(mat_path: str | Path, class_mapping: str | Path, out: s
     if mapping.shape != (895,) or ((mapping >= NUM_CLASSES) & (mapping != IGNORE_LABEL)).any():
         raise DatasetError(f"{class_mapping}: expected 895 entries with values 0..39 or 255")
     mapping = mapping.astype(np.uint8)
-    root = create_dataset_folder(out, "nyud40", NYUD_DEPTH_SCALE)
-    with h5py.File(mat_path, "r") as mat:
+    with writing_dataset(out, "nyud40", NYUD_DEPTH_SCALE) as root, h5py.File(mat_path, "r") as mat:
         images, depths, labels = mat["images"], mat["depths"], mat["labels"]  # MATLAB order: N x C x W x H
         for index in indices if indices is not None else range(images.shape[0]):
             rgb = np.ascontiguousarray(np.asarray(images[index]).transpose(2, 1, 0))

@@ -8,7 +8,6 @@ them (open its own files, build its own models), since it runs in another proces
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 
 from hydranet_ros.errors import CommandError
 
@@ -16,14 +15,40 @@ LOCAL_RAY = "local"  # --ray local: start a Ray of --workers CPUs on this machin
 
 
 def run_in_processes(function, jobs: list[tuple], workers: int, progress: bool = True) -> list:
-    """function(*job) for every job in `workers` processes; results in the jobs' order."""
+    """function(*job) for every job in `workers` processes; results in the jobs' order. A job starts only
+    when a worker is free, so a failed job lets only those already running end theirs before its error is
+    raised; an interrupt (SIGINT, or SIGTERM through the command line's handler) terminates the workers at
+    once: none goes on writing after the command has ended."""
     from tqdm import tqdm
     # spawn: a forked process would inherit the parent's threads (ONNX Runtime, torch) in any state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(function, *job) for job in jobs]
-        for future in tqdm(futures, desc="bags", unit="bag", disable=not progress):
-            future.exception()  # waits; errors are raised below, in order
-        return [future.result() for future in futures]
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        results, running = [None] * len(jobs), []
+        with tqdm(total=len(jobs), desc="bags", unit="bag", disable=not progress) as bar:
+            for index, job in enumerate(jobs):
+                while len(running) >= workers:
+                    running = _collect(running, results, bar)
+                running.append((index, pool.apply_async(function, job)))
+            while running:
+                running = _collect(running, results, bar)
+        return results
+    except KeyboardInterrupt:
+        pool.terminate()
+        raise
+    finally:
+        pool.close()
+        pool.join()
+
+
+def _collect(running: list, results: list, bar) -> list:
+    """Waits for one of the running jobs to end; stores its result (or raises its error) and returns the rest."""
+    while True:
+        for position, (index, result) in enumerate(running):
+            if result.ready():
+                results[index] = result.get()  # a failed job raises here
+                bar.update(1)
+                return running[:position] + running[position + 1:]
+        running[0][1].wait(0.05)
 
 
 def run_on_ray(function, jobs: list[tuple], address: str, workers: int = 2) -> list:
@@ -44,7 +69,13 @@ def run_on_ray(function, jobs: list[tuple], address: str, workers: int = 2) -> l
             raise CommandError(f"cannot reach the Ray cluster at {address}: {error}") from None
     try:
         task = ray.remote(num_cpus=1)(function)
-        return ray.get([task.remote(*job) for job in jobs])
+        refs = [task.remote(*job) for job in jobs]
+        try:
+            return ray.get(refs)
+        except BaseException:  # interrupted or failed: no task goes on writing
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
     except ray.exceptions.RayTaskError as error:
         cause = error.as_instanceof_cause()
         raise cause from None

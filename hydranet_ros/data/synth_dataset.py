@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from hydranet_ros.data.dataset import Sample, create_dataset_folder, write_sample
+from hydranet_ros.data.dataset import Sample, write_sample, writing_dataset
 from hydranet_ros.data.synth import LABEL_SPACES, render_frame
 
 DEPTH_SCALES = {"indoor": 5000.0, "street": 256.0}  # as NYUDv2 and KITTI store depth
@@ -24,8 +24,8 @@ def write_synth_dataset(kind: str, out, count: int, size: tuple[int, int] | None
                         workers: int = 2) -> Path:
     """count generated frames of kind (indoor or street) as a dataset folder; the same seed, the same frames."""
     height, width = size or DEFAULT_SIZES[kind]
-    root = create_dataset_folder(out, LABEL_SPACES[kind], DEPTH_SCALES[kind])
-    job = partial(_write, kind=kind, seed=seed, width=width, height=height, root=root)
-    with ProcessPoolExecutor(workers) as pool:
-        list(tqdm(pool.map(job, range(count), chunksize=8), total=count, desc=f"synth {kind}"))
+    with writing_dataset(out, LABEL_SPACES[kind], DEPTH_SCALES[kind]) as root:
+        job = partial(_write, kind=kind, seed=seed, width=width, height=height, root=root)
+        with ProcessPoolExecutor(workers) as pool:
+            list(tqdm(pool.map(job, range(count), chunksize=8), total=count, desc=f"synth {kind}"))
     return root

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import zipfile
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hydranet_ros.cache import replaced_atomically
 from hydranet_ros.camera.network_input import input_size_problem, network_input_size
 from hydranet_ros.errors import ModelFileError
 
@@ -178,9 +178,8 @@ def save_model(path: str | Path, model: HydraNet, spec: ModelSpec, half: bool = 
              for k, v in model.state_dict().items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a reader never sees half a file
-    torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, temporary)
-    temporary.replace(path)
+    with replaced_atomically(path, "model file") as temporary:  # a reader never sees half a file
+        torch.save({"format": FORMAT, "spec": spec.to_dict(), "state_dict": state}, temporary)
     return path
 
 

@@ -250,6 +250,15 @@ def pointcloud2_xyz(msg) -> np.ndarray:
                                     f"{', '.join(fields) or 'none'})")
     order = ">" if msg.is_bigendian else "<"
     height, width, point_step, row_step = int(msg.height), int(msg.width), int(msg.point_step), int(msg.row_step)
+    dtypes = {}
+    for name in "xyz":
+        field = fields[name]
+        if field.datatype not in POINT_FIELD_TYPES:
+            raise PointCloudFormatError(f"the point cloud's {name} field has an unknown datatype {field.datatype}")
+        dtypes[name] = np.dtype(order + POINT_FIELD_TYPES[field.datatype])
+        if field.offset + dtypes[name].itemsize > point_step:
+            raise PointCloudFormatError(f"the point cloud's {name} field ({dtypes[name].itemsize} bytes at offset "
+                                        f"{field.offset}) does not fit in its points of {point_step} bytes")
     data = np.frombuffer(memoryview(msg.data), dtype=np.uint8)
     if width * point_step > row_step or data.size < row_step * height:
         raise PointCloudFormatError(f"the point cloud's data ({data.size} bytes) does not hold {height} x {width} "
@@ -258,10 +267,7 @@ def pointcloud2_xyz(msg) -> np.ndarray:
     points = np.ascontiguousarray(rows).reshape(height * width, point_step)
     columns = []
     for name in "xyz":
-        field = fields[name]
-        if field.datatype not in POINT_FIELD_TYPES:
-            raise PointCloudFormatError(f"the point cloud's {name} field has an unknown datatype {field.datatype}")
-        dtype = np.dtype(order + POINT_FIELD_TYPES[field.datatype])
+        field, dtype = fields[name], dtypes[name]
         columns.append(points[:, field.offset:field.offset + dtype.itemsize].copy().view(dtype)[:, 0])
     xyz = np.stack(columns, axis=1).astype(np.float64)
     return xyz[np.isfinite(xyz).all(axis=1)]

@@ -6,6 +6,11 @@ ROS_LOCALHOST_ONLY (rcl humble, src/rcl/localhost.c); Iron and later read ROS_AU
 (rcl 9.2, src/rcl/discovery_options.c) and log that ROS_LOCALHOST_ONLY is deprecated when it is set
 (src/rcl/init.c). The distribution is the one ROS_DISTRO names (set by its setup.bash); PyPI's ROS
 wheels set none and are newer than Humble.
+
+Fast DDS reads its XML profile from one variable, by major version: 2.x (Humble's 2.6, Jazzy's 2.14)
+FASTRTPS_DEFAULT_PROFILES_FILE only, 3.x (Kilted and later) FASTDDS_DEFAULT_PROFILES_FILE only
+(src/cpp/*xmlparser/XMLParserCommon.cpp on the 2.6.x, 2.14.x and 3.2.x branches); Kilted's
+rmw_fastrtps still reads the old one and warns that it is deprecated.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 DISTROS_WITH_LOCALHOST_ONLY = ("foxy", "galactic", "humble")
+DISTROS_WITH_FAST_DDS_2 = ("foxy", "galactic", "humble", "iron", "jazzy")
 PRIVATE_DOMAINS = range(100, 233)  # Fast DDS's ports allow domains up to 232 on Linux
 _claimed: list = []  # (domain id, its lock file, held open until the process exits)
 
@@ -25,6 +31,13 @@ def localhost_discovery_variable(environ=os.environ) -> tuple[str, str]:
     if environ.get("ROS_DISTRO", "").strip().lower() in DISTROS_WITH_LOCALHOST_ONLY:
         return "ROS_LOCALHOST_ONLY", "1"
     return "ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST"
+
+
+def fastdds_profile_variable(environ=os.environ) -> str:
+    """The variable this distribution's Fast DDS reads its XML profile file from."""
+    if environ.get("ROS_DISTRO", "").strip().lower() in DISTROS_WITH_FAST_DDS_2:
+        return "FASTRTPS_DEFAULT_PROFILES_FILE"
+    return "FASTDDS_DEFAULT_PROFILES_FILE"
 
 
 def claim_free_domain() -> int:

@@ -19,7 +19,8 @@ from __future__ import annotations
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from hydranet_ros.ros.bond import Bond, bond_status_type
-from hydranet_ros.ros.perception_node import PerceptionCore, StartupError, exit_process, spin_until_shutdown
+from hydranet_ros.ros.perception_node import (PerceptionCore, StartupError, exit_process, spin_until_shutdown,
+                                              stop_with_parent)
 
 
 class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
@@ -107,6 +108,7 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
 
 def main(args=None):
+    stop_with_parent()
     exit_process(spin_until_shutdown(ManagedPerceptionNode, args))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hydranet_ros.camera.network_input import input_size_problem
+from hydranet_ros.camera.intrinsics import FOCAL_PER_SIDE_RANGE
+from hydranet_ros.camera.network_input import MAX_INPUT_PIXELS, input_size_problem
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,23 @@ def validate(name: str, value) -> str | None:
         if not finite or (any(value) and (value[0] <= 0 or value[1] <= 0)):
             return (f"fallback_intrinsics must be finite [fx, fy, cx, cy] with fx, fy > 0, or all zeros, "
                     f"not {list(value)}")
+        if any(value) and not fallback_fits_an_image(value):
+            return (f"fallback_intrinsics {list(value)} are no camera's: no image of at most {MAX_INPUT_PIXELS} "
+                    "pixels has that principal point with those focal lengths (every frame would be refused)")
     return None
+
+
+def fallback_fits_an_image(values) -> bool:
+    """Whether [fx, fy, cx, cy] pass check_plausible (the test every frame applies) for some image of at
+    most MAX_INPUT_PIXELS pixels (the default max_image_pixels): the smallest image whose neighbourhood
+    holds the principal point, with a focal length within FOCAL_PER_SIDE_RANGE of a side it may have."""
+    fx, fy, cx, cy = values
+    width, height = max(1.0, abs(cx) / 2 if cx >= 0 else abs(cx)), max(1.0, abs(cy) / 2 if cy >= 0 else abs(cy))
+    if width * height > MAX_INPUT_PIXELS:
+        return False
+    smallest_side, largest_side = max(width, height), MAX_INPUT_PIXELS / min(width, height)
+    low, high = FOCAL_PER_SIDE_RANGE
+    return all(low * smallest_side <= f <= high * largest_side for f in (fx, fy))
 
 
 def _cell(value) -> str:

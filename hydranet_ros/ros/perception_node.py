@@ -6,8 +6,10 @@ every frame it replaced unprocessed. Topics and parameters: docs/perception_node
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -44,6 +46,8 @@ from hydranet_ros.ros.output_topics import CLOUD_TOPICS, OUTPUTS
 from hydranet_ros.ros.outputs import (CLOUD_PARAMETERS, OutputRequest, cloud_filters, cloud_output_request,
                                       frame_messages, label_info, label_info_types)
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WORKER_JOIN_S = 5.0  # how long a stop waits for the frame in flight
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
 CAMERA_INFO_WAIT_S = 0.1
@@ -141,6 +145,10 @@ class PerceptionCore:
     def _start(self):
         """The class map, subscriptions, the worker thread and /diagnostics: frames flow."""
         p = self._value
+        if self._worker is not None:  # the last deactivate left it finishing a frame: one worker, always
+            self.get_logger().info("waiting for the frame in flight since the last deactivate")
+            self._worker.join()
+            self._worker = None
         self._publish_label_info()
         reliability = ReliabilityPolicy.RELIABLE if p("image_qos_reliability") == "reliable" \
             else ReliabilityPolicy.BEST_EFFORT
@@ -162,13 +170,38 @@ class PerceptionCore:
             image = self.create_subscription(message_type, topic, self._on_image, input_qos, event_callbacks=events)
         except UnsupportedEventTypeError:  # an rmw without the message_lost event
             image = self.create_subscription(message_type, topic, self._on_image, input_qos)
-        # Several camera_infos are kept: each image is paired with the one of its stamp.
-        info = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                        QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=reliability))
-        self._camera_subscriptions = [image, info]
+        self._camera_info_reliability = reliability
+        self._camera_subscriptions = [image, self._camera_info_subscription()]
         # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
         self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics,
                                                     clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _camera_info_subscription(self):
+        """camera_info with the durability its publishers offer, as a latched calibration needs: a
+        driver that publishes it once as transient-local reaches only a transient-local subscription
+        (a volatile one never gets the message sent before it), while a transient-local subscription
+        would not match a volatile publisher. Several are kept: each image takes the one of its stamp."""
+        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name("camera_info"))
+        latched = bool(publishers) and all(
+            info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers)
+        self._camera_info_latched = latched
+        return self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info,
+            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
+                       # a late joiner gets the stored sample only over a reliable reader
+                       reliability=ReliabilityPolicy.RELIABLE if latched else self._camera_info_reliability,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE))
+
+    def _match_camera_info_durability(self):
+        """Until a camera_info arrives: a publisher discovered after the subscription was made may be a
+        latched one, and the subscription is made again to match it."""
+        if len(self._camera_subscriptions) != 2 or self._camera_infos.has_any or self._camera_info_latched:
+            return
+        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name("camera_info"))
+        if publishers and all(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers):
+            self.destroy_subscription(self._camera_subscriptions.pop())
+            self._camera_subscriptions.append(self._camera_info_subscription())
+            self.get_logger().info("camera_info is published transient-local (latched): subscribed to match")
 
     def _stop(self):
         """No more frames: subscriptions and the diagnostics timer go, the worker finishes its frame."""
@@ -182,8 +215,12 @@ class PerceptionCore:
             with self._lock:
                 self._stopping = True
                 self._lock.notify_all()
-            self._worker.join(timeout=5.0)
-            self._worker = None
+            self._worker.join(timeout=WORKER_JOIN_S)
+            if self._worker.is_alive():  # a long frame (an engine build): the next _start waits for it
+                self.get_logger().warning(f"the worker is still finishing a frame after {WORKER_JOIN_S:g} s; "
+                                          "it publishes nothing more")
+            else:
+                self._worker = None
 
     def _unload(self):
         """Publishers and the backend go (GPU memory and engines are freed with it); safe whatever was
@@ -374,6 +411,8 @@ class PerceptionCore:
             self.get_logger().warning("no usable camera_info for this image (and no fallback_intrinsics set): "
                                       "points and depth/camera_info are not published",
                                       throttle_duration_sec=ERROR_LOG_THROTTLE_S)
+        if self._stopping:  # deactivated or stopping while this frame ran: nothing more goes out
+            return
         for topic, message in frame_messages(result, request, RclpyMessages(header)).items():
             self.pub[topic].publish(message)
         self.stats.frame_timed(result.timings_ms, received_at, start, decoded, time.perf_counter())
@@ -382,10 +421,13 @@ class PerceptionCore:
 
     # Diagnostics and shutdown -----------------------------------------------------------------
     def _publish_diagnostics(self):
+        self._match_camera_info_durability()
         report = self.health.report(self.resolve_topic_name("image"), self.input_loss)
         levels = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
-        status = DiagnosticStatus(name=f"{self.get_name()}: HydraNet perception",
-                                  hardware_id=self.perception.backend.device,
+        # The fully qualified name (diagnostic_updater's use_fqn): two nodes of one name in two namespaces
+        # must not overwrite each other's status in an aggregator or rqt_robot_monitor.
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: HydraNet perception",
+                                  hardware_id=f"{self.get_fully_qualified_name()} on {self.perception.backend.device}",
                                   level=levels[report.level], message=report.message)
         values = self.stats.diagnostic_values(report, self.perception.backend.describe(),
                                               self.perception.backend.device, self.input_loss)
@@ -434,13 +476,36 @@ def spin_until_shutdown(node_class, args=None) -> int:
         print(f"[perception_node] cannot start: {error}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
+        ignore_stop_signals()
     finally:
+        ignore_stop_signals()
         if node is not None:
             node.stop()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def ignore_stop_signals():
+    """The node is stopping: a terminal's Ctrl-C reaches it twice (the process group's SIGINT, then the
+    one launch forwards), and the second must not interrupt the teardown with a KeyboardInterrupt."""
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
+def stop_with_parent():
+    """SIGTERM to this process when the process that started it dies (Linux). `ros2 launch` answers
+    SIGTERM (systemd's and docker's default stop signal) by cancelling itself without stopping what it
+    started (launch_service.py `_on_sigterm`), and `ros2 run` dies on it at once; the node then stops
+    cleanly through rclpy's SIGTERM handler instead of running on as an orphan."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_process(code: int):
@@ -454,6 +519,7 @@ def exit_process(code: int):
 
 
 def main(args=None):
+    stop_with_parent()
     exit_process(spin_until_shutdown(PerceptionNode, args))
 
 

@@ -88,7 +88,7 @@ def write_robot_bag(destination: Path, truth: Path | None, frames: int, seed: in
                     beams: int = 16, progress: bool = True) -> int:
     """Writes the recording (and, with `truth`, a dataset folder of every camera frame's exact labels and
     depth, named by frame number); returns the number of frames."""
-    from rosbags.rosbag2 import Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
     from tqdm import tqdm
     typestore = get_typestore(Stores.ROS2_HUMBLE)
@@ -114,7 +114,7 @@ def write_robot_bag(destination: Path, truth: Path | None, frames: int, seed: in
         yaw = 0.05 * np.sin(0.7 * time_s)
         return np.array([lane + 0.1 * np.sin(0.3 * time_s), camera_height, 2.0 + SPEED_M_S * time_s]), yaw
 
-    with Writer(destination, version=9) as writer:
+    with Writer(destination, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
         image_out = writer.add_connection(IMAGE_TOPIC, "sensor_msgs/msg/Image", typestore=typestore)
         info_out = writer.add_connection(CAMERA_INFO_TOPIC, CAMERA_INFO_TYPE, typestore=typestore)
         lidar_out = writer.add_connection(LIDAR_TOPIC, POINTCLOUD_TYPE, typestore=typestore)
