@@ -38,6 +38,7 @@ ARGUMENTS = {
     "use_sim_time": ("false", "use /clock, for bag playback"),
     "lifecycle": ("false", "start managed_perception_node, a lifecycle node that loads the model on configure "
                            "and subscribes on activate (for Nav2's lifecycle manager)"),
+    "autostart": ("false", "with lifecycle:=true: the node configures and activates itself (no lifecycle manager)"),
     "rviz": ("false", "also start rviz2 with config/perception.rviz, showing this launch's topics"),
     "frame": ("camera_optical_frame", "rviz's fixed frame: the camera's optical frame (the images' frame_id)"),
     "log_level": ("info", "the node's log level: debug, info, warn, error or fatal"),
@@ -84,7 +85,7 @@ def _process_environment(value: dict) -> dict:
 
 def _perception_node(value: dict):
     config = _config_file(value["config"])
-    overrides = {"use_sim_time": _flag(value, "use_sim_time")}
+    overrides = {"use_sim_time": _flag(value, "use_sim_time"), "autostart": _flag(value, "autostart")}
     for name in ("model_path", "backend"):  # only when given, so the config file's values hold
         if value[name]:
             overrides[name] = value[name]

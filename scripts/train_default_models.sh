@@ -53,6 +53,10 @@ held_back="2 3 4 5 6 13 14 15 16 17 90 91 92 93 94 95 96 97 98 99 100 101 102 10
 [ -f datasets/kitti_semantics144_train_ground/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
   --trainid-labels $sem/semantic_trainid --hold-back $held_back --ground-plane-depth 1.65 \
   --out datasets/kitti_semantics144_train_ground
+# The same 115 frames with depth from labels and geometry: also cars and bicycles at their ground contact.
+[ -f datasets/kitti_semantics144_train_geometric/dataset.yaml ] || $hydranet convert kitti $sem/image_2 \
+  --trainid-labels $sem/semantic_trainid --hold-back $held_back --geometric-depth 1.65 \
+  --out datasets/kitti_semantics144_train_geometric
 # The shipped indoor run was eight jobs, each continuing the last one's checkpoint with a longer
 # schedule (models/README.md); these replay it. One plain job would be: train CONFIG.
 $hydranet train config/train_indoor_synth.yaml --epochs 10 --stop-after 5

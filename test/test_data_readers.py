@@ -163,7 +163,7 @@ def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training(t
     held_back = {int(n) for n in re.search(r'held_back="([\d ]+)"', script).group(1).split()}
     assert held_back == set(KITTI_SEMANTICS_HELD_BACK)
     lines = [line for line in script.splitlines() if "--trainid-labels" in line]
-    assert len(lines) == 3 and sum("--hold-back $held_back" in line for line in lines) == 1
+    assert len(lines) == 4 and sum("--hold-back $held_back" in line for line in lines) == 2
     for line in lines:
         if "--frame-indices" in line:
             trained = {int(n) for n in re.search(r"--frame-indices ([\d ]+)", line).group(1).split()}

@@ -419,3 +419,28 @@ def test_one_worker_even_when_a_deactivate_returns_with_a_frame_in_flight(ros, s
         tester.destroy()
     assert len(workers) == 1 and max(overlaps) == 1, (workers, overlaps)
     assert tester.received["segmentation"] and 1 not in tester.stamps("segmentation")  # the held frame is dropped
+
+
+def test_autostart_activates_and_cleanup_lets_restart_parameters_change(ros, street_model_file):
+    """autostart: the managed node serves frames with no transition requested. While it is configured a
+    restart-only parameter is refused with the reason; after cleanup it is accepted and the next
+    configure loads with it (here: another backend)."""
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    params = {"backend": "onnxruntime", "autostart": "true"}
+    with InProcessNode(street_model_file, params, node_class="managed") as node:
+        tester = RosClient(topics=("segmentation",))
+        for stamp in range(1, 200):
+            tester.image_pub.publish(image_message(frame, stamp))
+            if tester.wait_for(lambda: tester.received["segmentation"], 0.3):
+                break
+        served_without_a_transition = bool(tester.received["segmentation"])
+        refused = _set_parameter(tester, "backend", "torch")
+        assert _lifecycle(tester, "deactivate")[0] and _lifecycle(tester, "cleanup") == (True, "unconfigured")
+        accepted = _set_parameter(tester, "backend", "torch")
+        assert _lifecycle(tester, "configure") == (True, "inactive")
+        backend = node.node.perception.backend.name
+        node.stop()
+        tester.destroy()
+    assert served_without_a_transition
+    assert not refused.successful and "set it while the node is unconfigured" in refused.reason
+    assert accepted.successful and backend == "torch"

@@ -150,3 +150,20 @@ def test_a_calibration_latched_before_the_node_starts_reaches_it(ros, street_mod
     tester.destroy()
     assert arrived, output[-2000:]
     assert np.isclose(tester.received["depth/camera_info"][-1].k[0], intrinsics.fx)
+
+
+def test_outputs_take_rclpys_standard_per_topic_qos_overrides(ros, street_model_file):
+    """qos_overrides./hydranet/points.publisher.reliability (what a parameter file sets) changes that output
+    alone; the others keep output_qos_reliability (reliable)."""
+    from rclpy.qos import ReliabilityPolicy
+    override = {"backend": "onnxruntime", "qos_overrides./hydranet/points.publisher.reliability": "best_effort",
+                "qos_overrides./hydranet/points.publisher.depth": 1}
+    with InProcessNode(street_model_file, override) as node:
+        tester = RosClient()
+        assert tester.wait_for_node(), node.stop()[1]
+        offered = {topic: [info.qos_profile for info in tester.node.get_publishers_info_by_topic(f"/hydranet/{topic}")]
+                   for topic in ("points", "segmentation")}
+        node.stop()
+        tester.destroy()
+    assert [q.reliability for q in offered["points"]] == [ReliabilityPolicy.BEST_EFFORT]
+    assert [q.reliability for q in offered["segmentation"]] == [ReliabilityPolicy.RELIABLE]

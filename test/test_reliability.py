@@ -127,7 +127,7 @@ def test_size_limit_and_corrupt_compressed_images(ros, street_model_file):
     import cv2
     from sensor_msgs.msg import CompressedImage
     _, corrupt = _bad_messages()
-    params = {"backend": "onnxruntime", "subscribe_compressed": "true", "max_image_pixels": 20000,
+    params = {"backend": "onnxruntime", "image_transport": "compressed", "max_image_pixels": 20000,
               "diagnostics_period": 0.2}
     with InProcessNode(street_model_file, params) as node:
         tester = RosClient()

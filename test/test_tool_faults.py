@@ -147,13 +147,14 @@ def test_evaluate_refuses_a_dataset_it_cannot_score_in_one_line(tmp_path, model_
     assert not (tmp_path / "out.json").exists()
 
 
-def _two_kitti_bags(folder: Path) -> list[Path]:
+def _two_kitti_bags(folder: Path, count: int | None = 4) -> list[Path]:
+    """Two recordings of KITTI tracking 0001 (count frames each; None: all 31) with LiDAR and /tf_static."""
     from bag_helpers import kitti_bag
     from conftest import shared_path
     root = shared_path("data", "kitti_tracking_0001")
     bags = [folder / f"bag{i}" for i in range(2)]
     for bag in bags:
-        kitti_bag(root, bag, lidar=True)
+        kitti_bag(root, bag, count=count, lidar=True)
     return bags
 
 
@@ -171,7 +172,7 @@ def test_a_stopped_from_bag_stops_its_workers_and_leaves_a_dataset_adapt_refuses
     import cv2
     from bag_helpers import IMAGE_TOPIC
     from hydranet_ros.data.kitti_bag import LIDAR_TOPIC
-    bags = _two_kitti_bags(tmp_path)
+    bags = _two_kitti_bags(tmp_path, count=None)  # long enough to be stopped halfway
     out = tmp_path / "data"
     process = subprocess.Popen([*HYDRANET, "dataset", "from-bag", *map(str, bags), "--out", str(out),
                                 "--image-topic", IMAGE_TOPIC, "--lidar-topic", LIDAR_TOPIC, "--workers", "2"],
@@ -214,7 +215,7 @@ def test_from_bag_onto_a_disk_that_fills_fails_in_one_line_and_marks_the_dataset
     bags = _two_kitti_bags(tmp_path)
     disk = tmp_path / "disk"
     code, listing, errors = _on_small_disk(disk, "dataset", "from-bag", bags[0], "--out", disk / "data",
-                                           "--image-topic", IMAGE_TOPIC, size="3m")
+                                           "--image-topic", IMAGE_TOPIC, size="2m")
     assert code == 2 and "wrote" not in errors and "Traceback" not in errors, errors
     last = errors.strip().splitlines()[-1]  # the progress bar's line is ended before it
     assert last.startswith("hydranet dataset: error: cannot write") and "(No space left on device)" in last
@@ -326,8 +327,8 @@ def _cut_one_message(source: Path, destination: Path, topic: str) -> None:
             writer.write(copies[connection.id], timestamp, raw)
 
 
-@pytest.mark.parametrize("topic", ["image_raw", "points", "camera_info", "/tf_static"])
-@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("topic, workers", [("image_raw", "1"), ("points", "1"), ("camera_info", "1"),
+                                            ("/tf_static", "1"), ("points", "2")])
 def test_from_bag_names_a_cut_off_message_in_one_line(tmp_path, topic, workers):
     from bag_helpers import IMAGE_TOPIC
     from hydranet_ros.data.kitti_bag import LIDAR_TOPIC
@@ -342,3 +343,60 @@ def test_from_bag_names_a_cut_off_message_in_one_line(tmp_path, topic, workers):
     last = output.strip().splitlines()[-1]
     assert last.startswith("hydranet dataset: error: the message on " + full_topic) and "damaged" in last, output
     assert not (tmp_path / "out" / "from_bag.yaml").exists()
+
+
+def _adapt_dataset(folder: Path) -> Path:
+    """A small dataset folder pair as from-bag writes it (train/, val/), from generated street frames."""
+    from hydranet_ros.data.synth_dataset import write_synth_dataset
+    for split, seed in (("train", 1), ("val", 2)):
+        write_synth_dataset("street", folder / split, 2, size=(64, 96), seed=seed, workers=1)
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("depth_3_channels", "depth must be single-channel uint16"),
+    ("depth_half_size", "depth must be single-channel uint16 of its image's size, 96x64"),
+    ("depth_uint8", "is 96x64 uint8; depth must be single-channel uint16"),
+    ("intrinsics_keys", "intrinsics must be JSON with fx, fy, cx, cy, width, height"),
+])
+def test_adapt_refuses_a_damaged_dataset_file_before_the_first_step(tmp_path, model_copy, damage, message):
+    import cv2
+    import numpy as np
+    data = _adapt_dataset(tmp_path / "data")
+    name = sorted((data / "val" / "depth").glob("*.png"))[0]
+    depth = cv2.imread(str(name), cv2.IMREAD_UNCHANGED)
+    if damage == "depth_3_channels":
+        cv2.imwrite(str(name), np.dstack([depth] * 3))
+    elif damage == "depth_half_size":
+        cv2.imwrite(str(name), depth[::2, ::2])
+    elif damage == "depth_uint8":
+        cv2.imwrite(str(name), (depth // 256).astype(np.uint8))
+    else:
+        (data / "val" / "intrinsics" / f"{name.stem}.json").write_text('{"fx": 100}')
+    code, output = _run("adapt", data, "--from", model_copy, "--out", tmp_path / "adapted.pt", "--epochs", "1")
+    assert code == 2 and not (tmp_path / "adapted.pt").exists() and not (tmp_path / "adapted_run").exists()
+    _one_line(output, message)
+
+
+@pytest.mark.parametrize("height, width", [(20, 20000), (20000, 20)])
+def test_infer_on_a_long_thin_image_writes_every_output_in_bounded_memory(tmp_path, model_copy, height, width):
+    """The node's own path handles such frames in 0.6 GB; infer used to reach 12.5 GB (the overview
+    fitted a 20-wide column to 640 pixels: 640,000 rows) or fail after 5 of its 6 files."""
+    import cv2
+    import numpy as np
+    image = tmp_path / "thin.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+    script = ("import resource, sys\nfrom hydranet_ros.cli.main import main\ncode = main(sys.argv[1:])\n"
+              "print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+              "sys.exit(code)")
+    process = subprocess.run([sys.executable, "-c", script, "infer", str(image), "--out", str(tmp_path / "out"),
+                              "--model", str(model_copy), "--backend", "onnxruntime"],
+                             capture_output=True, text=True, timeout=300)
+    output = process.stdout + process.stderr
+    assert process.returncode == 0, output
+    peak_mib = int(output.split("peak_kib")[1].split()[0]) / 1024
+    suffixes = ("_labels.png", "_color.png", "_depth_mm.png", "_depth.npy", "_points.ply", "_overview.png")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(f"thin{s}" for s in suffixes)
+    overview = cv2.imread(str(tmp_path / "out" / "thin_overview.png"))
+    assert overview.shape[1] == 1280 and 320 <= overview.shape[0] <= 2 * 2 * 640
+    assert peak_mib < 2000, f"{peak_mib:.0f} MiB"

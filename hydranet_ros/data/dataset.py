@@ -65,6 +65,9 @@ def check_labels(labels: np.ndarray, num_classes: int, path: Path) -> np.ndarray
     return labels
 
 
+INTRINSICS_KEYS = ("fx", "fy", "cx", "cy", "width", "height")
+
+
 class FolderDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -100,7 +103,35 @@ class FolderDataset:
 
     def intrinsics(self, name: str) -> Intrinsics | None:
         path = self.root / "intrinsics" / f"{name}.json"
-        return Intrinsics(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            values = json.loads(path.read_text())
+            return Intrinsics(**{key: values[key] for key in INTRINSICS_KEYS})
+        except (ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{path}: intrinsics must be JSON with {', '.join(INTRINSICS_KEYS)} ({error!r})") \
+                from None
+
+    def check_files(self) -> None:
+        """Every sample's files as training reads them, checked before a first step (one line naming the
+        file): labels single-channel uint8 and depth single-channel uint16, each the size of its image;
+        intrinsics with their keys."""
+        for name in self.names:
+            image = cv2.imread(str(self.root / "rgb" / f"{name}.png"), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise DatasetError(f"{self.root / 'rgb' / f'{name}.png'} cannot be read as an image")
+            for kind, dtype in (("labels", np.uint8), ("depth", np.uint16)):
+                if not self.has(kind, name):
+                    continue
+                path = self.root / kind / f"{name}.png"
+                array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+                if array is None or array.ndim != 2 or array.dtype != dtype or array.shape != image.shape[:2]:
+                    channels = "" if array is None or array.ndim == 2 else f"x{array.shape[2]}"
+                    found = "unreadable" if array is None else \
+                        f"{array.shape[1]}x{array.shape[0]}{channels} {array.dtype}"
+                    raise DatasetError(f"{path} is {found}; {kind} must be single-channel {np.dtype(dtype).name} "
+                                       f"of its image's size, {image.shape[1]}x{image.shape[0]}")
+            self.intrinsics(name)
 
     def __getitem__(self, index: int) -> Sample:
         name = self.names[index]

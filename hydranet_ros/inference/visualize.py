@@ -38,12 +38,23 @@ def birds_eye_view(cloud: np.ndarray, max_range: float, size: int = 400) -> np.n
     return image
 
 
+MIN_PANEL_ASPECT, MAX_PANEL_ASPECT = 0.25, 2.0  # an overview panel's height over its width
+
+
 def overview(result: FrameResult, cloud: np.ndarray | None, depth_range: tuple[float, float],
              width: int = 640, caption: str = "") -> np.ndarray:
     """2 x 2 RGB picture: camera image, segmentation overlay, colourised depth, bird's-eye view."""
     def fit(image):
-        height = max(1, round(image.shape[0] * width / image.shape[1]))
-        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        """width pixels wide and between MIN_PANEL_ASPECT and MAX_PANEL_ASPECT x width tall: a very tall
+        or very wide image is scaled to fit and centred on a border (a 20x20000 image cannot make a picture
+        of gigabytes, nor a 20000x20 one panels of one row)."""
+        scale = min(width / image.shape[1], MAX_PANEL_ASPECT * width / image.shape[0])
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        fitted = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        top = max(0, round(MIN_PANEL_ASPECT * width) - size[1]) // 2
+        bottom = max(0, round(MIN_PANEL_ASPECT * width) - size[1] - top)
+        left = (width - size[0]) // 2
+        return np.pad(fitted, ((top, bottom), (left, width - size[0] - left), (0, 0)), constant_values=24)
 
     overlay = result.overlay if result.overlay is not None else result.color
     top = np.hstack([fit(result.rgb), fit(overlay)])

@@ -19,18 +19,28 @@ from __future__ import annotations
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from hydranet_ros.ros.bond import Bond, bond_status_type
-from hydranet_ros.ros.perception_node import (PerceptionCore, StartupError, exit_process, spin_until_shutdown,
-                                              stop_with_parent)
+from hydranet_ros.ros.perception_node import (OUTPUT_QOS_OVERRIDES, PerceptionCore, StartupError, exit_process,
+                                              spin_until_shutdown, stop_with_parent)
 
 
 class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
     """Every transition logs what it could not do and returns a result, whatever failed before it:
     a failed configure keeps nothing loaded, and cleanup and shutdown work from any state."""
 
+    RESTART_PARAMETERS_SETTABLE = True
+
     def __init__(self, **kwargs):
         super().__init__("perception_node", **kwargs)
         self._setup()
         self._bond: Bond | None = None
+        self._autostart_timer = self.create_timer(0.0, self._autostart) if self._value("autostart") else None
+
+    def _autostart(self) -> None:
+        """autostart: configure, then activate, once spinning (what a lifecycle manager would ask)."""
+        self.destroy_timer(self._autostart_timer)
+        self._autostart_timer = None
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
 
     def _start_bond(self) -> None:
         period = self._value("bond_heartbeat_period")
@@ -63,7 +73,7 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
     # Outputs are lifecycle publishers: they publish only while the node is active.
     def _output_publisher(self, message_type, topic: str, qos):
-        return self.create_lifecycle_publisher(message_type, topic, qos)
+        return self.create_lifecycle_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES)
 
     def _destroy_output_publisher(self, publisher) -> None:
         self.destroy_lifecycle_publisher(publisher)

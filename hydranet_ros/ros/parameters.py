@@ -47,7 +47,10 @@ PARAMETERS = (
     Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",
               choices=("input", "network")),
     Parameter("engine_cache", "", "Folder for ONNX exports and TensorRT engines; empty: ~/.cache/hydranet_ros."),
-    Parameter("subscribe_compressed", False, "Subscribe to image/compressed (JPEG/PNG) instead of image."),
+    Parameter("image_transport", "raw", "How images arrive, as image_transport names it: raw (image) or compressed "
+              "(image/compressed, JPEG/PNG).", choices=("raw", "compressed")),
+    Parameter("subscribe_compressed", False, "Deprecated (use image_transport: compressed): true subscribes to "
+              "image/compressed."),
     Parameter("image_qos_reliability", "best_effort", "Reliability of the image and camera_info subscriptions.",
               choices=("best_effort", "reliable")),
     Parameter("image_qos_depth", 1, "History depth of the image subscription (keep last).", minimum=1, maximum=100),
@@ -98,6 +101,8 @@ PARAMETERS = (
               "middleware's count of lost samples).", minimum=0.0, maximum=1000.0),
     Parameter("diagnostics_period", 1.0, "Seconds between /diagnostics messages (wall clock, also with use_sim_time).",
               minimum=0.1, maximum=60.0),
+    Parameter("autostart", False, "managed_perception_node: configure and activate itself once started, "
+              "without a lifecycle manager."),
     Parameter("bond_heartbeat_period", 0.1, "managed_perception_node: seconds between the bond heartbeats Nav2's "
               "lifecycle manager waits for after activate (as Nav2's servers); 0: no bond.", minimum=0.0, maximum=10.0),
     Parameter("stale_after_periods", 3, "/diagnostics warns when no frame was processed for this many periods, and "

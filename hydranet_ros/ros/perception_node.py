@@ -23,6 +23,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 try:  # Iron and later; Humble has the same names in rclpy.qos_event
     from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 except ImportError:
@@ -46,6 +47,9 @@ from hydranet_ros.ros.output_topics import CLOUD_TOPICS, OUTPUTS
 from hydranet_ros.ros.outputs import (CLOUD_PARAMETERS, OutputRequest, cloud_filters, cloud_output_request,
                                       frame_messages, label_info, label_info_types)
 
+# rclpy's standard per-topic QoS overrides on every output (qos_overrides./ns/topic.publisher.reliability
+# and the others, in the parameter file), over the output_qos_* defaults.
+OUTPUT_QOS_OVERRIDES = QoSOverridingOptions.with_default_policies()
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WORKER_JOIN_S = 5.0  # how long a stop waits for the frame in flight
 ERROR_LOG_THROTTLE_S = 5.0
@@ -62,6 +66,10 @@ class PerceptionCore:
     (activate), stop (deactivate), unload (cleanup). PerceptionNode runs them all at start; the
     managed node (managed_perception_node.py) on request. Mixed into an rclpy Node or LifecycleNode."""
 
+    # Parameters that take effect on load: read-only in a node that loads once, settable while a
+    # managed node is unconfigured (cleanup, set, configure switches model, backend or precision).
+    RESTART_PARAMETERS_SETTABLE = False
+
     def _setup(self):
         """Parameters, declared once for the node's life (both variants, at construction)."""
         self._lock = threading.Condition()
@@ -75,7 +83,7 @@ class PerceptionCore:
 
     def _output_publisher(self, message_type, topic: str, qos):
         """A publisher of an output; the managed node's publish only while it is active."""
-        return self.create_publisher(message_type, topic, qos)
+        return self.create_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES)
 
     def _destroy_output_publisher(self, publisher) -> None:
         self.destroy_publisher(publisher)
@@ -163,7 +171,8 @@ class PerceptionCore:
         self.input_loss = InputLoss(p("camera_rate_hz"))
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
-        topic, message_type = ("image/compressed", CompressedImage) if p("subscribe_compressed") else ("image", Image)
+        compressed = p("image_transport") == "compressed" or p("subscribe_compressed")
+        topic, message_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
         events = SubscriptionEventCallbacks(message_lost=lambda status: self.input_loss.middleware_reported(
             status.total_count))
         try:  # the middleware's count of lost samples: evidence of transport loss
@@ -239,7 +248,8 @@ class PerceptionCore:
     # Parameters -------------------------------------------------------------------------------
     def _declare_parameters(self):
         for spec in parameters.PARAMETERS:
-            descriptor = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic,
+            descriptor = ParameterDescriptor(description=spec.description,
+                                             read_only=not spec.dynamic and not self.RESTART_PARAMETERS_SETTABLE,
                                              dynamic_typing=any(type(alias) is not type(spec.default)
                                                                 for alias, _ in spec.aliases))
             if spec.choices:
@@ -277,6 +287,10 @@ class PerceptionCore:
             reason = parameters.validate(change.name, change.value)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+            spec = parameters.BY_NAME.get(change.name)
+            if spec is not None and not spec.dynamic and self.perception is not None:
+                return SetParametersResult(successful=False, reason=f"{change.name} takes effect on configure: "
+                                           "set it while the node is unconfigured (cleanup first)")
             if change.name in ("points_exclude_classes", "obstacle_exclude_classes"):
                 class_overrides[change.name] = list(change.value)
         if class_overrides and self.perception is not None:  # else checked when the model loads

@@ -34,6 +34,8 @@ def adapt_config(dataset: Path, model: Path, run_dir: Path, epochs: int, lr: flo
                                "from-bag` wrote (it holds train/ and val/)")
     _, spec = load_model(model)
     train_set = FolderDataset(dataset / "train")
+    for folder in (train_set, FolderDataset(dataset / "val")):  # a bad file fails here, not after an epoch
+        folder.check_files()
     if train_set.label_space != spec.label_space.name:
         raise DatasetError(f"{dataset} is labelled in {train_set.label_space}, the model {model} in "
                            f"{spec.label_space.name}")
