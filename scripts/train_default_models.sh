@@ -92,6 +92,13 @@ $hydranet train config/train_street_ground_plane_light.yaml  # the plane frames 
 $hydranet train config/train_street_ground_plane_third.yaml --stop-after 5  # stopped after epoch 5
 $hydranet train config/train_street_ground_plane_shipped_weights.yaml
 $hydranet train config/train_street_light_no_plane.yaml
-# Shipped: the weight average, the mean of the weights of stage 3 and the lighter ground-plane run.
-$hydranet average runs/street_kitti/best.pt runs/street_ground_plane_light/best.pt --out models/hydranet_street.pt
+# Round 2's shipped model: the mean of the weights of stage 3 and the lighter ground-plane run.
+$hydranet average runs/street_kitti/best.pt runs/street_ground_plane_light/best.pt --out runs/street_round2_shipped.pt
+# Round 3 (144 labelled frames): A, stopped after epoch 5 of 8, and B, depth from labels and geometry.
+$hydranet train config/train_street_semantics144.yaml --stop-after 4
+$hydranet train config/train_street_semantics144.yaml --stop-after 5 --resume  # stopped after epoch 5
+$hydranet train config/train_street_semantics144_geometric.yaml
+# Shipped: round 2, A's epoch 5 and B, a third each.
+$hydranet average runs/street_round2_shipped.pt runs/street_semantics144/last.pt \
+  runs/street_semantics144_geometric/best.pt --out models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py
