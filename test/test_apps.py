@@ -66,6 +66,10 @@ def test_demo_records_a_bag_and_writes_pictures_and_a_video(tmp_path, street_mod
     summary = json.loads((out / "latency.json").read_text())
     assert summary["frames_sent"] == 12
     assert all(summary[name]["received"] > 0 for name in ("segmentation", "depth/image", "points", "depth/camera_info"))
+    # Delivery beside the node's own per-stage medians (from its /diagnostics), both printed.
+    assert {"pre", "inference", "post", "total"} <= set(summary["node_latency_ms"])
+    assert "delivery: from publishing an image" in process.stdout
+    assert "the node's own median per stage" in process.stdout
     from rosbags.highlevel import AnyReader
     with AnyReader([out / "bag"]) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
