@@ -387,9 +387,10 @@ def test_infer_on_a_long_thin_image_writes_every_output_in_bounded_memory(tmp_pa
     import numpy as np
     image = tmp_path / "thin.png"
     cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
-    script = ("import resource, sys\nfrom hydranet_ros.cli.main import main\ncode = main(sys.argv[1:])\n"
-              "print('peak_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-              "sys.exit(code)")
+    # VmHWM: this process's own peak (ru_maxrss would carry over the forking test process's across exec)
+    script = ("import sys\nfrom hydranet_ros.cli.main import main\ncode = main(sys.argv[1:])\n"
+              "peak = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+              "print('peak_kib', peak, file=sys.stderr)\nsys.exit(code)")
     process = subprocess.run([sys.executable, "-c", script, "infer", str(image), "--out", str(tmp_path / "out"),
                               "--model", "hydranet_street.pt", "--backend", "onnxruntime"],
                              capture_output=True, text=True, timeout=300)
