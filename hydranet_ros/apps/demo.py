@@ -140,7 +140,7 @@ class Recorder:
     def _record(self, topic: str, msgtype: str, timestamp: int, raw: bytes) -> None:
         """Kept in memory and written to the bag after the run (write_bag): writing MCAP inside the
         subscription callbacks held the one executor thread, and every later output waited for it, so the
-        latencies measured the recorder, not the delivery (a tiny depth/camera_info took 499 ms)."""
+        latencies measured the recorder as well as the delivery."""
         if self.writer is not None:
             self.pending.append((topic, msgtype, timestamp, raw))
 
