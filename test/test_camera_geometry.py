@@ -61,14 +61,19 @@ def test_camera_info_pairing_by_stamp():
     assert late.status == "unmatched" and late.calibration == b and np.isclose(late.offset_s, -6.0)
 
 
+def _pinhole_calibrations(*focal_lengths):
+    """640x480 pinhole calibrations without distortion, one per focal length."""
+    return [CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [f, 0, 320, 0, f, 240, 0, 0, 1],
+                                          np.eye(3).ravel(), [f, 0, 320, 0, 0, f, 240, 0, 0, 0, 1, 0])
+            for f in focal_lengths]
+
+
 def test_an_image_waits_briefly_for_its_late_camera_info_only_when_the_calibration_changes():
     """wait_for_match: a CameraInfo that arrives during the wait is taken; with one fixed calibration,
     or when the caller stops, there is no wait; without one it gives up after the timeout."""
     import threading
     import time
-    a, b = (CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [f, 0, 320, 0, f, 240, 0, 0, 1],
-                                          np.eye(3).ravel(), [f, 0, 320, 0, 0, f, 240, 0, 0, 0, 1, 0])
-            for f in (500, 800))
+    a, b = _pinhole_calibrations(500, 800)
     arrived = threading.Condition()
     buffer = CameraInfoBuffer(tolerance_s=0.01)
     with arrived:
@@ -104,9 +109,7 @@ def test_the_frame_where_a_streamed_calibration_changes_waits_for_its_own_camera
     arrives 30 ms after its image: the image takes the new one (exact), not the previous fx."""
     import threading
     import time
-    old, new = (CameraCalibration.from_fields(640, 480, "plumb_bob", [0] * 5, [f, 0, 320, 0, f, 240, 0, 0, 1],
-                                              np.eye(3).ravel(), [f, 0, 320, 0, 0, f, 240, 0, 0, 0, 1, 0])
-                for f in (500, 800))
+    old, new = _pinhole_calibrations(500, 800)
     arrived = threading.Condition()
     buffer = CameraInfoBuffer(tolerance_s=0.01)
     for stamp in (1_000_000_000, 1_100_000_000):

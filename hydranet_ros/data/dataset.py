@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 import yaml
 
+from hydranet_ros.cache import write_atomically
 from hydranet_ros.errors import UserError
 from hydranet_ros.camera.intrinsics import Intrinsics
 
@@ -168,15 +168,12 @@ def writing_dataset(root: str | Path, label_space: str, depth_scale: float):
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """The whole file or none under its name; a full disk or an unwritable folder is one DatasetError."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The whole file or none under its name (cache.write_atomically); a full disk or an unwritable
+    folder is one DatasetError."""
     try:
-        temporary.write_bytes(data)
-        temporary.replace(path)
+        write_atomically(path, data)
     except OSError as error:
         raise DatasetError(f"cannot write {path} ({error.strerror})") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

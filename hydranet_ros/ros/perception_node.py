@@ -190,10 +190,7 @@ class PerceptionCore:
         driver that publishes it once as transient-local reaches only a transient-local subscription
         (a volatile one never gets the message sent before it), while a transient-local subscription
         would not match a volatile publisher. Several are kept: each image takes the one of its stamp."""
-        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name("camera_info"))
-        latched = bool(publishers) and all(
-            info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers)
-        self._camera_info_latched = latched
+        latched = self._camera_info_latched = self._camera_info_publishers_latched()
         return self.create_subscription(
             CameraInfo, "camera_info", self._on_camera_info,
             QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
@@ -201,13 +198,18 @@ class PerceptionCore:
                        reliability=ReliabilityPolicy.RELIABLE if latched else self._camera_info_reliability,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE))
 
+    def _camera_info_publishers_latched(self) -> bool:
+        """Whether camera_info has publishers and every one of them is transient-local."""
+        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name("camera_info"))
+        return bool(publishers) and all(
+            info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers)
+
     def _match_camera_info_durability(self):
         """Until a camera_info arrives: a publisher discovered after the subscription was made may be a
         latched one, and the subscription is made again to match it."""
         if len(self._camera_subscriptions) != 2 or self._camera_infos.has_any or self._camera_info_latched:
             return
-        publishers = self.get_publishers_info_by_topic(self.resolve_topic_name("camera_info"))
-        if publishers and all(info.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for info in publishers):
+        if self._camera_info_publishers_latched():
             self.destroy_subscription(self._camera_subscriptions.pop())
             self._camera_subscriptions.append(self._camera_info_subscription())
             self.get_logger().info("camera_info is published transient-local (latched): subscribed to match")
