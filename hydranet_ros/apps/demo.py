@@ -1,7 +1,8 @@
 """hydranet demo: the whole product in one command, with no camera, GPU or download.
 
 1. Renders a street (or room) sequence with our scene generator, or reads --input.
-2. Starts perception_node in its own process with the shipped model on the best backend.
+2. Starts perception_node in its own process with the shipped model on the best backend, with the
+   large-data Fast DDS profile the launch file gives it (for the recorder too).
 3. Plays the frames on /camera/image_raw and /camera/camera_info at their real rate (10 Hz).
 4. Records every input and output topic into an MCAP rosbag2.
 5. Prints the latency per output, writes an overview picture per frame and a video.
@@ -30,7 +31,7 @@ from hydranet_ros.inference.visualize import overview
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.data.kinds import SCENE_OF_LABEL_SPACE
-from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.discovery import keep_graph_private, use_large_data_transport
 from hydranet_ros.ros.frame_stats import FRAME_FATES
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE, message_types
 
@@ -328,6 +329,7 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
         else generated_camera(scene, frame_count, seed, rate)
 
     keep_graph_private()  # keep off other runs' topics, discovery on localhost
+    profile = use_large_data_transport()  # for the node and the recorder, as the launch file does
     # A deep output history: the demo records every output, and its Python subscriber can lag behind.
     node = start_node(model_path, backend, out / "node.log", {"output_qos_depth": 10})
     rclpy.init()
@@ -353,7 +355,7 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
         stop_node(node)
         recorder.close()
         rclpy.try_shutdown()
-    summary = latency_summary(recorder) | {"node": {f"frames_{key}": after[key] - before[key]
+    summary = latency_summary(recorder) | {"fastdds_profile": profile, "node": {f"frames_{key}": after[key] - before[key]
                                                     for key in ("received", "processed", "dropped")}}
     summary["node_latency_ms"] = {key[len("latency_"):-len("_ms")]: value for key, value in last_diagnostics.items()
                                   if key.startswith("latency_") and key.endswith("_ms")}
@@ -362,7 +364,7 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
     video = write_video(pictures, out / "demo.mp4", camera.rate_hz)
     (out / "latency.json").write_text(__import__("json").dumps(summary, indent=1))
     print(f"\ndelivery: from publishing an image to receiving each output here, over DDS "
-          f"({summary['frames_sent']} frames sent):")
+          f"({summary['frames_sent']} frames sent; Fast DDS profile {profile}):")
     for name in OUTPUTS:
         s = summary[name]
         print(f"  {name:<22} received {s['received']:>3}   median {s['median_ms']} ms   p90 {s['p90_ms']} ms")

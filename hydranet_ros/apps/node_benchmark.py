@@ -9,7 +9,6 @@ publishing) relative to inference.
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from hydranet_ros.inference.benchmark import camera_frame, network_input, percen
 from hydranet_ros.inference.graph import INPUT_NAME
 from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
-from hydranet_ros.ros.discovery import fastdds_profile_variable, keep_graph_private
+from hydranet_ros.ros.discovery import keep_graph_private, use_large_data_transport
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE
 
 
@@ -110,8 +109,7 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
     best-effort ones (Nav2's layers). Run in a fresh process: Fast DDS reads its profile when the
     first participant is created."""
     if transport == "large_data":
-        profile = str(Path(__file__).resolve().parents[2] / "config" / "fastdds_large_data.xml")
-        os.environ[fastdds_profile_variable()] = profile
+        use_large_data_transport()
     keep_graph_private()  # keep off other runs' topics, discovery on localhost
     import rclpy
     from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy

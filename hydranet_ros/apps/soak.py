@@ -18,7 +18,7 @@ from hydranet_ros.apps.demo import Recorder, generated_camera, start_node, stop_
 from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.benchmark import percentiles
 from hydranet_ros.model.model_file import load_model
-from hydranet_ros.ros.discovery import keep_graph_private
+from hydranet_ros.ros.discovery import keep_graph_private, use_large_data_transport
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE
 
 WARM_UP_S = 10.0
@@ -41,6 +41,7 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
          print_windows: bool = True) -> dict:
     import rclpy
     keep_graph_private()  # keep off other runs' topics, discovery on localhost
+    use_large_data_transport()  # as the launch file starts the node
     spec = load_model(model_path)[1]
     scene = "indoor" if spec.label_space.name == "nyud40" else "street"
     camera = generated_camera(scene, 20, 5, rate_hz)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hydranet_ros.model import official
 from hydranet_ros.model.model_file import DEFAULT_MODEL
+from hydranet_ros.shipped import shipped_file
 
 # The shipped models' licences, as models/README.md ("Licence") gives them: the code is Apache-2.0,
 # weights carry the terms of the data they learned from.
@@ -25,10 +26,5 @@ def resolve_model_path(value: str) -> Path:
     path = Path(value or DEFAULT_MODEL)
     if path.is_file() or path.parent != Path("."):
         return path
-    folders = [Path(__file__).resolve().parents[2] / "models"]
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        folders.insert(0, Path(get_package_share_directory("hydranet_ros")) / "models")
-    except (ImportError, LookupError, ValueError, OSError):  # not installed through colcon
-        pass
-    return next((folder / path for folder in folders if (folder / path).is_file()), path)
+    found = shipped_file("models", path)
+    return found if found.is_file() else path
