@@ -15,6 +15,8 @@ rolling); perception_node ends with its parent then (docs/install.md, "Start at 
 import tempfile
 from pathlib import Path
 
+import yaml
+
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnShutdown
@@ -22,6 +24,7 @@ from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import LifecycleNode, Node
 
+from hydranet_ros.ros import parameters
 from hydranet_ros.ros.discovery import fastdds_profile_variable
 from hydranet_ros.ros.rviz_view import follow_launch
 
@@ -33,13 +36,16 @@ ARGUMENTS = {
                                       "(outdoor_kitti6.yaml, indoor_nyud40.yaml)"),
     "model_path": ("", "model file; empty: the config's model_path"),
     "backend": ("", "auto, tensorrt, torch, onnxruntime or openvino; empty: the config's backend"),
+    "image_size": ("", "the camera's [height, width], e.g. '[720, 1280]': the backend (a TensorRT engine) is "
+                       "prepared for it at start; empty: the config's image_size, else the first camera_info's"),
     "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed)"),
     "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
     "use_sim_time": ("false", "use /clock, for bag playback"),
     "lifecycle": ("false", "start managed_perception_node, a lifecycle node that loads the model on configure "
                            "and subscribes on activate (for Nav2's lifecycle manager)"),
     "autostart": ("false", "with lifecycle:=true: the node configures and activates itself (no lifecycle manager)"),
-    "rviz": ("false", "also start rviz2 with config/perception.rviz, showing this launch's topics"),
+    "rviz": ("false", "also start rviz2 with config/perception.rviz, showing this launch's topics (and switch on "
+                      "segmentation/overlay, which it shows and the robot configs leave off)"),
     "frame": ("camera_optical_frame", "rviz's fixed frame: the camera's optical frame (the images' frame_id)"),
     "log_level": ("info", "the node's log level: debug, info, warn, error or fatal"),
     "use_respawn": ("false", "start the node again if it dies (not after a clean stop), as Nav2's bringup does"),
@@ -89,6 +95,10 @@ def _perception_node(value: dict):
     for name in ("model_path", "backend"):  # only when given, so the config file's values hold
         if value[name]:
             overrides[name] = value[name]
+    if value["image_size"]:
+        overrides["image_size"] = _image_size(value["image_size"])
+    if _flag(value, "rviz"):  # the view shows the overlay, which the robot configs leave off
+        overrides["publish_overlay"] = True
     image = value["image_topic"]
     managed = _flag(value, "lifecycle")
     node_action = LifecycleNode if managed else Node
@@ -107,6 +117,20 @@ def _perception_node(value: dict):
         output="screen",
         emulate_tty=True,
     )
+
+
+def _image_size(text: str) -> list:
+    """image_size:='[720, 1280]' (YAML, as in a parameter file) -> [720, 1280], or why not in one line."""
+    try:
+        size = yaml.safe_load(text)
+    except yaml.YAMLError:
+        size = None
+    problem = "must be [height, width], e.g. '[720, 1280]'" if not (
+        isinstance(size, list) and len(size) == 2 and all(type(v) is int for v in size)) \
+        else parameters.validate("image_size", size)
+    if problem:
+        raise ValueError(f"image_size:={text!r}: {problem}; nothing was started")
+    return size
 
 
 def _rviz_installed() -> bool:
@@ -133,10 +157,10 @@ def _actions(context):
     """Every check first, then the actions: a refused argument starts nothing."""
     value = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     with_rviz = _flag(value, "rviz")
+    node = _perception_node(value)
     if with_rviz and not _rviz_installed():
         raise RuntimeError("rviz:=true, but rviz2 is not installed (apt install ros-$ROS_DISTRO-rviz2); "
                            "nothing was started")
-    node = _perception_node(value)
     return [node] + (_rviz(value) if with_rviz else [])
 
 

@@ -30,7 +30,9 @@ def ros_arguments(model_path, parameters: dict | None, namespace: str, params_fi
     """The node's command line after the program name. Images travel reliably here: best-effort samples
     of megabytes are lost on this machine's loopback (its 208 KB default socket buffer holds a fraction
     of a frame)."""
-    parameters = {"image_qos_reliability": "reliable"} | (parameters or {})
+    # camera_info_wait 0: these tests publish no camera_info before the node starts, and each start would
+    # wait its 5 s for one (tested on its own in test_node.py).
+    parameters = {"image_qos_reliability": "reliable", "camera_info_wait": 0.0} | (parameters or {})
     args = ["--ros-args", "-r", f"__ns:={namespace}", "-p", f"model_path:={model_path}"] + \
         (["--params-file", str(params_file)] if params_file else [])
     for name, value in parameters.items():

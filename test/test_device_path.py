@@ -60,7 +60,8 @@ def test_device_post_matches_the_host_post_processing(organized, stride):
     rgb, labels, color, depth = _frame()
     sky = [0]
     intrinsics = Intrinsics(np.float64(70.0), 72.0, np.float64(44.5), 29.0, 90, 60)  # as CameraInfo gives them
-    request = CloudRequest(CloudSettings(stride, 20.0, (4,), organized), obstacle_classes=(2, 3))
+    request = CloudRequest(CloudSettings(stride, 20.0, (4,), organized), obstacle_classes=(2, 3),
+                           obstacles_organized=organized)
     frame = DeviceFrame(torch.from_numpy(rgb), tuple(torch.from_numpy(a) for a in (labels, color, labels, depth)))
     clock = StageClock(torch.device("cpu"))
     out = DevicePost("cpu", sky)(frame, 1.3, 0.4, intrinsics, request, clock)
@@ -72,7 +73,7 @@ def test_device_post_matches_the_host_post_processing(organized, stride):
     assert np.abs(out.overlay.astype(int) - overlay(rgb, color, 0.4)).max() <= 1  # float32 vs OpenCV's rounding
     host_cloud = build_cloud(host_depth, color, labels, intrinsics, request.settings)
     _assert_clouds_equal(out.cloud, host_cloud)
-    _assert_clouds_equal(out.obstacles, without_classes(host_cloud, (2, 3), request.settings.organized))
+    _assert_clouds_equal(out.obstacles, without_classes(host_cloud, (2, 3), organized))
 
 
 def test_an_unorganised_cloud_costs_one_boolean_selection():

@@ -95,15 +95,18 @@ def test_every_output_arrives_with_type_encoding_size_and_the_input_header(ros, 
     info = tester.received["depth/camera_info"][-1]
     assert (info.width, info.height) == (width, height) and np.isclose(info.k[0], intrinsics.fx)
     cloud = tester.received["points"][-1]
-    assert (cloud.height, cloud.width) == (-(-height // 2), -(-width // 2))  # points_stride 2, organised
+    # points_stride 2 counts network pixels: in camera pixels, 2 x the camera's width over the network's
+    from hydranet_ros.model.model_file import load_model
+    stride = round(2 * width / load_model(street_model_file)[1].network_size((height, width))[1])
+    assert stride > 2 and (cloud.height, cloud.width) == (-(-height // stride), -(-width // stride))  # organised
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "label"]
     points = pointcloud2_to_array(cloud)
     finite = np.isfinite(points["x"]) & np.isfinite(points["y"]) & np.isfinite(points["z"])
     assert cloud.is_dense == bool(finite.all())  # dense only when no point is NaN
     assert set(np.unique(points["label"])) <= set(range(6))
     obstacles = pointcloud2_to_array(tester.received["points/obstacles"][-1])
-    kept = np.isfinite(obstacles["z"])
-    assert not np.isin(obstacles["label"][kept], [0, 2, 3]).any()  # no sky, road or sidewalk
+    assert obstacles.shape[0] == 1 and np.isfinite(obstacles["z"]).all()  # only the obstacle points
+    assert not np.isin(obstacles["label"], [0, 2, 3]).any()  # no sky, road or sidewalk
     assert "HydraNet ready" in output
 
 
@@ -167,3 +170,120 @@ def test_outputs_take_rclpys_standard_per_topic_qos_overrides(ros, street_model_
         tester.destroy()
     assert [q.reliability for q in offered["points"]] == [ReliabilityPolicy.BEST_EFFORT]
     assert [q.reliability for q in offered["segmentation"]] == [ReliabilityPolicy.RELIABLE]
+
+
+def _node_status(tester):
+    """The node's latest /diagnostics status and its key values."""
+    for array in reversed(tester.diagnostics):
+        for status in array.status:
+            if "HydraNet" in status.name:
+                return status, {kv.key: kv.value for kv in status.values}
+    return None, {}
+
+
+@pytest.mark.parametrize("events", ["matched", "polled"])
+def test_the_camera_is_subscribed_only_while_an_output_has_a_subscriber(ros, street_model_file, monkeypatch, events):
+    """Nobody listens: the node does not subscribe to the image (no frame is copied into Python) and says
+    it is idle; an output subscriber comes: it subscribes and serves; it goes: unsubscribed again. With
+    rclpy's matched event, in a process of its own; polled, in this process with a PublisherEventCallbacks
+    that has no matched event, as Humble's rclpy."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from sensor_msgs.msg import Image
+    parameters = {"backend": "onnxruntime", "diagnostics_period": 0.3}
+    if events == "polled":
+        from hydranet_ros.ros import perception_node
+
+        class HumbleEventCallbacks(perception_node.SubscriptionEventCallbacks):
+            def __init__(self, **kwargs):
+                if "matched" in kwargs:
+                    raise TypeError("__init__() got an unexpected keyword argument 'matched'")
+                super().__init__(**kwargs)
+        monkeypatch.setattr(perception_node, "PublisherEventCallbacks", HumbleEventCallbacks)
+        started = InProcessNode(street_model_file, parameters)
+    else:
+        started = NodeProcess(street_model_file, parameters)
+    frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
+    with started as node:
+        tester = RosClient(topics=())
+        assert tester.wait_for(lambda: _node_status(tester)[0] is not None, 60), node.stop()[1]
+        tester.spin(1.0)
+        for index in range(5):
+            tester.image_pub.publish(image_message(frame, 1_000 + index))
+            tester.spin(0.1)
+        status, values = _node_status(tester)
+        assert status.level == DiagnosticStatus.OK and status.message.startswith("idle"), status.message
+        assert tester.image_pub.get_subscription_count() == 0 and values["frames_received"] == "0"
+
+        received = []
+        subscription = tester.node.create_subscription(Image, "/hydranet/segmentation", received.append, 10)
+        assert tester.wait_for(lambda: tester.image_pub.get_subscription_count() == 1, 10)
+        tester.spin(0.5)
+        stamp = 2_000
+        while not received and stamp < 2_100:
+            tester.image_pub.publish(image_message(frame, stamp))
+            tester.wait_for(lambda: bool(received), 1.0)
+            stamp += 1
+        assert received and stamp_ns(received[0].header) >= 2_000
+        assert tester.wait_for(lambda: _node_status(tester)[0].message == "running", 10), _node_status(tester)
+
+        tester.node.destroy_subscription(subscription)
+        assert tester.wait_for(lambda: tester.image_pub.get_subscription_count() == 0, 10)
+        assert tester.wait_for(lambda: _node_status(tester)[0].message.startswith("idle"), 10)
+        code, output, _ = node.stop()
+        tester.destroy()
+    assert code == 0 and "camera image unsubscribed" in output, output[-2000:]
+
+
+@pytest.mark.parametrize("case", ["streamed camera_info, plain node", "latched camera_info, managed node",
+                                  "no camera_info"])
+def test_the_backend_is_prepared_for_the_camera_at_start_from_its_camera_info(ros, street_model_file, tmp_path, case):
+    """image_size [0, 0]: the start (a managed node's configure) waits for a camera_info and prepares the
+    backend for that camera's size, so the first frame is not where an export (or a TensorRT engine
+    build) happens; without one the log says so, and /diagnostics says WARN "preparing" while the first
+    frame of the camera's size is prepared. A fresh engine_cache: every graph is exported anew."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo
+    from hydranet_ros.camera.intrinsics import Intrinsics
+    height, width = 120, 400
+    intrinsics = Intrinsics(300.0, 300.0, 199.5, 59.5, width, height)
+    frame = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    parameters = {"backend": "onnxruntime", "engine_cache": str(tmp_path / "cache"), "diagnostics_period": 0.1,
+                  "camera_info_wait": 1.0 if case == "no camera_info" else 30.0}
+    managed = case.endswith("managed node")
+    if managed:
+        parameters["autostart"] = True
+    tester = RosClient()
+    if case.startswith("latched"):
+        tester.node.destroy_publisher(tester.info_pub)
+        tester.info_pub = tester.node.create_publisher(CameraInfo, "/hydranet/camera_info", QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        tester.info_pub.publish(camera_info_message(intrinsics, image_message(frame, 1).header))
+    started = NodeProcess(street_model_file, parameters,
+                          module="hydranet_ros.ros.managed_perception_node" if managed else
+                          "hydranet_ros.ros.perception_node")
+    with started as node:
+        stamp = 1_000
+        while not (tester.image_pub.get_subscription_count() and tester.node.count_publishers("/hydranet/points")):
+            assert node.process.poll() is None and stamp < 1_000 + 600, node.stop()[1]  # 60 s at most
+            if case.startswith("streamed"):  # a driver: camera_info with every frame, before the node is up
+                tester.info_pub.publish(camera_info_message(intrinsics, image_message(frame, stamp).header))
+            tester.spin(0.1)
+            stamp += 1
+        tester.spin(1.0)
+        while not tester.received["points"] and stamp < 5_000:
+            message = image_message(frame, stamp)
+            tester.info_pub.publish(camera_info_message(intrinsics, message.header))
+            tester.image_pub.publish(message)
+            tester.wait_for(lambda: bool(tester.received["points"]), 0.3)
+            stamp += 1
+        messages = [status.message for array in tester.diagnostics for status in array.status]
+        code, output, _ = node.stop()
+    tester.destroy()
+    assert tester.received["points"] and code == 0, output[-3000:]
+    preparing = f"first {width}x{height} image: preparing the backend"
+    if case == "no camera_info":
+        assert "no camera_info on /hydranet/camera_info within camera_info_wait (1 s)" in output, output[-3000:]
+        assert preparing in output and f"preparing the backend for {width}x{height} images" in " ".join(messages)
+    else:
+        assert f"prepared for {width}x{height} camera images" in output, output[-3000:]
+        assert preparing not in output and not any("preparing" in m for m in messages), output[-3000:]

@@ -104,3 +104,38 @@ def test_depth_for_ros_marks_sky_as_out_of_range_and_bad_predictions_as_invalid(
     assert out[0, 0] == 10.0 and out[1, 2] == 4.0
     assert np.isposinf(out[0, 3]) and np.isposinf(out[1, 1])  # sky, whatever the network said
     assert np.isnan(out[0, 1]) and np.isnan(out[0, 2]) and np.isnan(out[1, 0]) and np.isnan(out[1, 3])
+
+
+def test_clouds_hold_a_point_per_stride_network_pixels_and_obstacles_only_their_points(street_model_file):
+    """The clouds sample what the network predicted, whatever the outputs' size: a 1242x375 camera's
+    outputs at its own size or at the network's give clouds of the same shape (points_stride in network
+    pixels), not four times the points from upsampled depth. points/obstacles holds only its points by
+    default (no NaN for Nav2's layers to transform); points_aligned stays pixel for pixel with
+    segmentation."""
+    from hydranet_ros.inference.backends import BackendOptions, create_backend
+    from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
+    from hydranet_ros.model.model_file import load_model
+    from hydranet_ros.ros.outputs import cloud_output_request
+    _, spec = load_model(street_model_file)
+    height, width = 375, 1242
+    network_height, network_width = spec.network_size((height, width))
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    camera = guess_intrinsics(spec, width, height)
+    wanted = frozenset({"points", "points/obstacles"})
+    shapes = {}
+    for output in ("input", "network"):
+        backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu",
+                                                                      output=output, camera_size=(height, width)))
+        perception = Perception(backend, spec)
+        request = cloud_output_request({}, spec.label_space, wanted)  # the node's defaults: stride 2
+        result = perception.process(image, "rgb8", camera=camera, clouds=request.clouds(perception))
+        shapes[output] = result.cloud.shape
+        assert result.obstacles.shape[0] == 1 and np.isfinite(result.obstacles["z"]).all()
+        assert 0 < result.obstacles.shape[1] <= np.isfinite(result.cloud["z"]).sum()
+        aligned = cloud_output_request({"points_aligned": True}, spec.label_space, wanted)
+        result = perception.process(image, "rgb8", camera=camera, clouds=aligned.clouds(perception))
+        assert result.cloud.shape == result.labels.shape == ((height, width) if output == "input"
+                                                             else (network_height, network_width))
+    assert shapes["network"] == ((network_height + 1) // 2, (network_width + 1) // 2)
+    # The stride in camera pixels is rounded (1242 / 320 x 2 = 7.76 -> 8): within 5 % per side.
+    assert np.allclose(shapes["input"], shapes["network"], rtol=0.05), shapes

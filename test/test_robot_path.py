@@ -20,9 +20,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, SHARED, shared_path
 from ros_harness import OUTPUTS, RosClient, camera_info_message, image_message
+from hydranet_ros.ros.output_topics import OUTPUTS as OUTPUT_TOPICS
 
 VENV_BIN = Path(sys.executable).parent
 SITE_PACKAGES = Path(sysconfig.get_paths()["purelib"])
@@ -165,11 +167,19 @@ def _kitti_camera():
     return rgb[..., ::-1].copy(), calibration.intrinsics(rgb.shape[1], rgb.shape[0])
 
 
-def _serves_every_output(namespace: str, image_topic: str, info_topic: str, ready=None, timeout=90.0):
-    """Publishes KITTI frames with their camera_info until every default output has answered one of them
-    with its header; returns the tester's received messages."""
+def _outputs_on_in(config: str) -> tuple[str, ...]:
+    """The outputs a shipped parameter file switches on."""
+    values = yaml.safe_load((REPO / "config" / config).read_text())["/**"]["ros__parameters"]
+    return tuple(topic.name for topic in OUTPUT_TOPICS if values[topic.toggle])
+
+
+def _serves_every_output(namespace: str, image_topic: str, info_topic: str, ready=None, timeout=90.0,
+                         topics=_outputs_on_in("outdoor_kitti6.yaml")):
+    """Publishes KITTI frames with their camera_info until every output of `topics` (default: those the
+    launch's default config switches on) has answered one of them with its header; returns the tester's
+    received messages."""
     bgr, intrinsics = _kitti_camera()
-    tester = RosClient(namespace)
+    tester = RosClient(namespace, topics=topics)
     try:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
@@ -181,16 +191,16 @@ def _serves_every_output(namespace: str, image_topic: str, info_topic: str, read
         sent = set()
         deadline = time.monotonic() + timeout
         stamp = 1_000_000_000
-        while time.monotonic() < deadline and not all(tester.stamps(t) & sent for t in OUTPUTS):
+        while time.monotonic() < deadline and not all(tester.stamps(t) & sent for t in topics):
             image = image_message(bgr, stamp, frame_id="camera_color_left")
             info_pub.publish(camera_info_message(intrinsics, image.header))
             image_pub.publish(image)
             sent.add(stamp)
             stamp += 100_000_000
             tester.spin(0.5)
-        missing = [t for t in OUTPUTS if not tester.stamps(t) & sent]
+        missing = [t for t in topics if not tester.stamps(t) & sent]
         assert not missing, f"no output on {missing} under {namespace or '/'} after {len(sent)} frames"
-        for topic in OUTPUTS:
+        for topic in topics:
             for msg in tester.received[topic]:
                 assert msg.header.frame_id == "camera_color_left"
         return tester.received
@@ -209,8 +219,9 @@ def _assert_stopped_cleanly(robot: Robot, job: Started, how: str):
 
 LAUNCHES = {
     "defaults": ([], "/hydranet", "/camera/image_raw", "/camera/camera_info", "ctrl-c"),
-    "remapped camera": (["image_topic:=/front/image_color", "camera_info_topic:=/front/camera_info"],
-                        "/hydranet", "/front/image_color", "/front/camera_info", "sigterm"),
+    "remapped camera, its size given": (["image_topic:=/front/image_color", "camera_info_topic:=/front/camera_info",
+                                         "image_size:=[375, 1242]"],
+                                        "/hydranet", "/front/image_color", "/front/camera_info", "sigterm"),
     "root namespace": (["namespace:=/"], "", "/camera/image_raw", "/camera/camera_info", "ctrl-c"),
     "indoor config": (["config:=indoor_nyud40.yaml"], "/hydranet", "/camera/image_raw", "/camera/camera_info",
                       "sigterm"),
@@ -222,14 +233,25 @@ def test_ros2_launch_serves_every_output_with_the_input_header_and_stops_cleanly
     arguments, namespace, image_topic, info_topic, stop = LAUNCHES[name]
     job = robot.start("ros2", "launch", "hydranet_ros", "perception.launch.py", *arguments)
     try:
-        received = _serves_every_output(namespace, image_topic, info_topic)
+        received = _serves_every_output(namespace, image_topic, info_topic,
+                                        topics=_outputs_on_in(next((a.split(":=")[1] for a in arguments
+                                                                    if a.startswith("config:=")),
+                                                                   "outdoor_kitti6.yaml")))
         if name == "indoor config":
             assert max(max(m.data) for m in received["segmentation"]) < 40
+        # The robot configs' outputs: at the network's size, depth/camera_info describing it, obstacles
+        # holding only their points (nothing for Nav2 to transform in vain).
+        segmentation, info = received["segmentation"][-1], received["depth/camera_info"][-1]
+        assert segmentation.width < 1242 and (info.width, info.height) == (segmentation.width, segmentation.height)
+        obstacles = received["points/obstacles"][-1]
+        assert obstacles.height == 1 and obstacles.is_dense and obstacles.width > 0
         output = _assert_stopped_cleanly(robot, job, stop)
     finally:
         job.kill()
     # The node ran from the workspace's install, never the source tree.
     assert f"{robot.install}/share/hydranet_ros/models/" in output
+    # KITTI's size, from image_size:= or from the camera_info the camera sends from the start
+    assert "prepared for 1242x375 camera images" in output, output[-3000:]
     assert "FASTRTPS_DEFAULT_PROFILES_FILE" not in output  # Kilted's Fast DDS warns when it is set
 
 
@@ -237,7 +259,7 @@ def test_ros2_run_starts_the_node_and_a_terminal_ctrl_c_stops_it(ros, robot):
     job = robot.start("ros2", "run", "hydranet_ros", "perception_node", "--ros-args", "-r", "__ns:=/hydranet",
                       "-r", "image:=/camera/image_raw", "-r", "camera_info:=/camera/camera_info")
     try:
-        _serves_every_output("/hydranet", "/camera/image_raw", "/camera/camera_info")
+        _serves_every_output("/hydranet", "/camera/image_raw", "/camera/camera_info", topics=tuple(OUTPUTS))
         _assert_stopped_cleanly(robot, job, "ctrl-c")
     finally:
         job.kill()
@@ -270,6 +292,7 @@ def _hydranet_rviz_copies() -> set[Path]:
     (["config:=outdoor_kiti6.yaml"], "config:=outdoor_kiti6.yaml: no such parameter file"),
     (["rviz:=true"], "rviz:=true, but rviz2 is not installed"),
     (["lifecycle:=yes"], "lifecycle:='yes' must be true or false"),
+    (["image_size:=[0, 5]"], "image_size:='[0, 5]': image_size must be [height, width] with each side in [32, 4096]"),
 ])
 def test_a_refused_launch_starts_nothing_and_says_why_in_one_line(robot, arguments, message):
     before = _hydranet_rviz_copies()

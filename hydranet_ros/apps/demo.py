@@ -331,7 +331,9 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
     keep_graph_private()  # keep off other runs' topics, discovery on localhost
     profile = use_large_data_transport()  # for the node and the recorder, as the launch file does
     # A deep output history: the demo records every output, and its Python subscriber can lag behind.
-    node = start_node(model_path, backend, out / "node.log", {"output_qos_depth": 10})
+    height, width = camera.frames[0].shape[:2]  # prepared at start, as image_size does on a robot
+    node = start_node(model_path, backend, out / "node.log",
+                      {"output_qos_depth": 10, "image_size": f"[{height},{width}]"})
     rclpy.init()
     recorder = Recorder(bag_path)
     stamps: list[int] = []
@@ -355,8 +357,8 @@ def run_demo(out: Path, model: str = "hydranet_street.pt", backend: str = "auto"
         stop_node(node)
         recorder.close()
         rclpy.try_shutdown()
-    summary = latency_summary(recorder) | {"fastdds_profile": profile, "node": {f"frames_{key}": after[key] - before[key]
-                                                    for key in ("received", "processed", "dropped")}}
+    counted = {f"frames_{key}": after[key] - before[key] for key in ("received", "processed", "dropped")}
+    summary = latency_summary(recorder) | {"fastdds_profile": profile, "node": counted}
     summary["node_latency_ms"] = {key[len("latency_"):-len("_ms")]: value for key, value in last_diagnostics.items()
                                   if key.startswith("latency_") and key.endswith("_ms")}
     counts = summary["node"]

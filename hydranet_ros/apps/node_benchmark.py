@@ -25,6 +25,7 @@ from hydranet_ros.model.model_file import load_model
 from hydranet_ros.ros.conversions import stamp_ns
 from hydranet_ros.ros.discovery import keep_graph_private, use_large_data_transport
 from hydranet_ros.ros.output_topics import DEPTH_IMAGE
+from hydranet_ros.ros.parameters import BY_NAME as PARAMETERS
 
 
 def bare_backend_ms(model_path: Path, size: tuple[int, int], iterations: int, model_budget: bool = False) -> dict:
@@ -117,8 +118,9 @@ def measure_delivery(model_path: Path, transport: str, frames: int, rate_hz: flo
     spec = load_model(model_path)[1]
     rclpy.init()
     log = Path(tempfile.mkdtemp()) / "node.log"
-    node = start_node(model_path, "onnxruntime", log, {"image_qos_reliability": "best_effort",
-                                                       "diagnostics_period": 0.5})
+    parameters = {"image_qos_reliability": "best_effort", "diagnostics_period": 0.5,
+                  "image_size": f"[{size[0]},{size[1]}]"}
+    node = start_node(model_path, "onnxruntime", log, parameters)
     recorder = Recorder(None)
     best_effort = {}
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -179,4 +181,57 @@ def benchmark_delivery(model_path: Path, frames: int = 100, rate_hz: float = 10.
     for transport in ("default", "large_data"):
         with context.Pool(1) as pool:
             results.append(pool.apply(measure_delivery, (model_path, transport, frames, rate_hz, size)))
+    return results
+
+
+def measure_first_output(model_path: Path, size: tuple[int, int], camera_info_wait: float, timeout: float = 300.0
+                         ) -> dict:
+    """A camera (images and camera_info at 10 Hz) running before perception_node starts, with image_size
+    [0, 0] and a fresh engine cache: the time from the node subscribing to the camera (it is active) to
+    its first output. camera_info_wait 0 prepares the camera's size on its first frame (as before the
+    node waited for a camera_info at start). Run in a fresh process, as measure_delivery."""
+    keep_graph_private()
+    use_large_data_transport()
+    import rclpy
+    rclpy.init()
+    height, width = size
+    frame, intrinsics = camera_frame(height, width), guess_intrinsics(load_model(model_path)[1], width, height)
+    cache = tempfile.mkdtemp()
+    log = Path(cache) / "node.log"
+    recorder = Recorder(None)
+    started = time.perf_counter()
+    node = start_node(model_path, "onnxruntime", log, {"camera_info_wait": camera_info_wait, "engine_cache": cache})
+    active = first = None
+    try:
+        index = 0
+        while first is None:
+            if node.poll() is not None or time.perf_counter() - started > timeout:
+                raise RuntimeError(f"perception_node gave no output; see {log}")
+            recorder.publish(frame, intrinsics, (index + 1) * 100_000_000)
+            index += 1
+            deadline = time.perf_counter() + 0.1
+            while time.perf_counter() < deadline and first is None:
+                recorder.spin_until(time.perf_counter() + 0.005)
+                if active is None and recorder.image_pub.get_subscription_count() > 0:
+                    active = time.perf_counter()
+                if recorder.arrival:
+                    first = min(recorder.arrival.values())
+    finally:
+        stop_node(node)
+        recorder.close()
+        rclpy.try_shutdown()
+    return {"camera": f"{width}x{height}", "camera_info_wait_s": camera_info_wait,
+            "node_start_to_active_s": round(active - started, 3),
+            "active_to_first_output_s": round(first - active, 3)}
+
+
+def benchmark_first_output(model_path: Path, size: tuple[int, int] = (720, 1280)) -> list[dict]:
+    """measure_first_output preparing on the first frame (camera_info_wait 0), then at start from the
+    camera_info (the default wait), each in a process of its own."""
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    results = []
+    for wait in (0.0, PARAMETERS["camera_info_wait"].default):
+        with context.Pool(1) as pool:
+            results.append(pool.apply(measure_first_output, (model_path, size, wait)))
     return results

@@ -45,7 +45,8 @@ def soak(model_path: Path, seconds: float, rate_hz: float, window_s: float, back
     spec = load_model(model_path)[1]
     scene = "indoor" if spec.label_space.name == "nyud40" else "street"
     camera = generated_camera(scene, 20, 5, rate_hz)
-    node = start_node(model_path, backend, log_path)
+    height, width = camera.frames[0].shape[:2]
+    node = start_node(model_path, backend, log_path, {"image_size": f"[{height},{width}]"})
     rclpy.init()
     recorder = Recorder(None)
     windows, rss_start = [], None

@@ -111,6 +111,12 @@ def add_benchmark_arguments(parser):
                         help="outputs delivered on time through ROS 2 at --rate Hz, with Fast DDS's default "
                              "transport and with config/fastdds_large_data.xml (one size, default 1242x375)")
     parser.add_argument("--rate", type=float, default=10.0, help="camera rate for --delivery (default 10 Hz)")
+    parser.add_argument("--output-volume", action="store_true",
+                        help="bytes per frame of every output, per camera size (default 1242x375 640x480 1280x720 "
+                             "1920x1080), with the node's defaults and with config/outdoor_kitti6.yaml")
+    parser.add_argument("--first-output", action="store_true",
+                        help="seconds from perception_node becoming active to its first output for a camera already "
+                             "running (one size, default 1280x720), preparing on the first frame and at start")
     parser.add_argument("--json", dest="json_path", help="also write the results to this file")
 
 
@@ -130,7 +136,8 @@ def format_benchmark_table(records: list[dict]) -> str:
 
 def run_benchmark(args):
     from tqdm import tqdm
-    from hydranet_ros.apps.node_benchmark import benchmark_delivery, benchmark_node
+    from hydranet_ros.apps.node_benchmark import benchmark_delivery, benchmark_first_output, benchmark_node
+    from hydranet_ros.apps.output_volume import SIZES as VOLUME_SIZES, output_volume
     from hydranet_ros.inference.backends import BackendError, auto_order
     from hydranet_ros.inference.benchmark import SIZES, benchmark_backend, compare_cpu, machine
     path = model_path(args.model)
@@ -142,6 +149,13 @@ def run_benchmark(args):
     if args.delivery:
         size = sizes[0] if args.sizes else (375, 1242)
         result = {"machine": machine(), "delivery": benchmark_delivery(path, args.iterations, args.rate, size)}
+        print(json.dumps(result, indent=1))
+    elif args.output_volume:
+        result = {"machine": machine(), "output_volume": output_volume(path, sizes if args.sizes else VOLUME_SIZES)}
+        print(json.dumps(result, indent=1))
+    elif args.first_output:
+        result = {"machine": machine(), "first_output": benchmark_first_output(path, sizes[0] if args.sizes
+                                                                               else (720, 1280))}
         print(json.dumps(result, indent=1))
     elif args.cpu:
         result = {"machine": machine(), "model": path.name,

@@ -109,17 +109,17 @@ class DevicePost:
         # rgb as 0x00RRGGBB little-endian (B, G, R, 0), the label, three bytes of padding
         tail = torch.cat([sub_color.flip(-1), zero, sub_labels[..., None], zero.expand(*z.shape, 3)], dim=-1)
 
-        def records(drop: torch.Tensor) -> torch.Tensor:
-            if settings.organized:
+        def records(drop: torch.Tensor, organized: bool) -> torch.Tensor:
+            if organized:
                 points = xyz.masked_fill(drop[..., None], float("nan"))
                 return torch.cat([points.contiguous().view(torch.uint8), tail], dim=-1)
             # One boolean selection per cloud (each waits for the device to count what it keeps)
             return torch.cat([xyz.contiguous().view(torch.uint8), tail], dim=-1)[~drop][None]
 
-        cloud = records(invalid)
+        cloud = records(invalid, settings.organized)
         obstacles = None
         if request.obstacle_classes is not None:
-            obstacles = records(invalid | labels_in(sub_labels, request.obstacle_classes))
+            obstacles = records(invalid | labels_in(sub_labels, request.obstacle_classes), request.obstacles_organized)
         return cloud, obstacles
 
     def __call__(self, frame: DeviceFrame, scale: float, overlay_alpha: float | None,

@@ -93,13 +93,18 @@ class Perception:
                              {}, scale, intrinsics, rectified)
         if clouds is not None and intrinsics is not None:
             width, height = result.output_size
+            clouds = self._on_outputs(clouds, width, rgb.shape[:2])
             result.cloud = build_cloud(depth, result.color, result.labels, intrinsics.scaled_to(width, height),
                                        clouds.settings)
             if clouds.obstacle_classes is not None:
-                result.obstacles = without_classes(result.cloud, clouds.obstacle_classes, clouds.settings.organized)
+                result.obstacles = without_classes(result.cloud, clouds.obstacle_classes, clouds.obstacles_organized)
         result.timings_ms = {"pre": pre_ms, "inference": (after_inference - after_pre) * 1e3,
                              "post": (time.perf_counter() - after_inference) * 1e3}
         return result
+
+    def _on_outputs(self, clouds: CloudRequest, output_width: int, image_size: tuple[int, int]) -> CloudRequest:
+        """The clouds' stride in output pixels, for outputs output_width wide of an image of image_size."""
+        return clouds.on_outputs(output_width, self.spec.network_size(image_size)[1])
 
     def _on_device(self, rgb, pre_ms, scale, overlay_alpha, intrinsics, rectified, clouds) -> FrameResult:
         clock = StageClock(self.device_post.device)
@@ -107,6 +112,7 @@ class Perception:
         frame = self.backend.infer_on_device(rgb)
         clock.mark()
         height, width = frame.outputs[0].shape
+        clouds = self._on_outputs(clouds, width, rgb.shape[:2]) if clouds is not None else None
         out = self.device_post(frame, scale, overlay_alpha,
                                intrinsics.scaled_to(width, height) if intrinsics is not None else None, clouds, clock)
         inference_ms, post_ms, copy_ms = clock.intervals_ms()

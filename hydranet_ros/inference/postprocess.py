@@ -4,7 +4,7 @@ Pure numpy/OpenCV; the ROS node wraps the results in messages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -58,23 +58,37 @@ def pack_rgb(color: np.ndarray) -> np.ndarray:
     return packed.view(np.float32)[..., 0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CloudSettings:
-    """How a cloud is sampled; the node's values come from its parameters (ros/outputs.py)."""
+    """How a cloud is sampled; the node's values come from its parameters (ros/outputs.py). stride is
+    in network pixels (what the network predicted), unless aligned: then one point per output pixel."""
 
     stride: int
     max_depth: float
     exclude_classes: tuple[int, ...] = ()
     organized: bool = True
+    aligned: bool = False
+
+    def on_outputs(self, output_width: int, network_width: int) -> "CloudSettings":
+        """The stride in output pixels: outputs at the camera's size are the network's depth upsampled,
+        and a point per upsampled pixel would repeat what the network predicted once (a 1080p camera:
+        518,400 points at stride 2 from about 107,000 predicted depths)."""
+        if self.aligned:
+            return replace(self, stride=1, organized=True)
+        return replace(self, stride=max(1, round(self.stride * output_width / network_width)))
 
 
 @dataclass(frozen=True)
 class CloudRequest:
     """The clouds a frame should come with: its points, and, unless obstacle_classes is None, the
-    same points without those classes (for costmaps)."""
+    same points without those classes (for costmaps), organised or only the obstacle points."""
 
     settings: CloudSettings
     obstacle_classes: tuple[int, ...] | None = None
+    obstacles_organized: bool = False
+
+    def on_outputs(self, output_width: int, network_width: int) -> "CloudRequest":
+        return replace(self, settings=self.settings.on_outputs(output_width, network_width))
 
 
 def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrinsics: Intrinsics,
@@ -102,11 +116,11 @@ def build_cloud(depth: np.ndarray, color: np.ndarray, labels: np.ndarray, intrin
 
 
 def without_classes(cloud: np.ndarray, classes: tuple[int, ...], organized: bool) -> np.ndarray:
-    """The cloud without points of the given classes: NaN in an organised cloud (also one of a single
-    row), dropped from a flat one."""
+    """The cloud without points of the given classes: NaN in an organised result (also one of a single
+    row); a flat result holds only the valid points left."""
     removed = labels_in(cloud["label"], classes)
     if not organized:
-        return cloud[~removed][None, :]
+        return cloud[~removed & np.isfinite(cloud["z"])][None, :]
     out = cloud.copy()
     for axis in ("x", "y", "z"):
         out[axis][removed] = np.nan

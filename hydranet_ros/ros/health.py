@@ -4,9 +4,11 @@ Rates come from a wall-clock window, not from the last N frames, so a camera tha
 0 FPS. The level:
   ERROR  no image ever arrived (after the grace time), every frame of the window was refused, or
          every frame of the window gave no valid depth (a broken model or input);
-  WARN   waiting for the first image, no frame for `stale_after_s`, some frames refused, a
-         camera_info that could not be used, or camera frames lost before they reached the node;
-  OK     frames arrive and are processed.
+  WARN   waiting for the first image, preparing the backend for a new image size, no frame for
+         `stale_after_s`, some frames refused, a camera_info that could not be used, or camera frames
+         lost before they reached the node;
+  OK     frames arrive and are processed, or the node is idle: nobody subscribes to any output and
+         the camera is unsubscribed (lazy_subscription).
 The message always says why.
 """
 from __future__ import annotations
@@ -54,6 +56,19 @@ class HealthMonitor:
         self.processed: deque[tuple[float, bool | None]] = deque()
         self.refused: deque[tuple[float, str]] = deque()
         self.camera_problems: deque[tuple[float, str]] = deque()
+        self.idle_since: float | None = None
+        self.preparing_for: str | None = None  # "WxH" while the backend builds its graph for that size
+
+    def idle(self) -> None:
+        """Nobody listens to any output and the camera is unsubscribed: not blind, idle."""
+        self.idle_since = self.clock()
+
+    def resume(self) -> None:
+        """Subscribed again: waiting for the first image, with a fresh grace time and window."""
+        self.idle_since = None
+        self.started = self.clock()
+        for events in (self.received, self.processed, self.refused, self.camera_problems):
+            events.clear()
 
     def frame_received(self) -> None:
         self.received.append((self.clock(), None))
@@ -75,6 +90,12 @@ class HealthMonitor:
 
     def report(self, topic: str, gaps: "InputLoss | None" = None) -> HealthReport:
         now = self.clock()
+        if self.idle_since is not None:
+            return HealthReport(OK, f"idle for {now - self.idle_since:.0f} s: no subscriber to any output, so "
+                                    f"{topic} is not subscribed (lazy_subscription)", 0.0)
+        if self.preparing_for is not None:
+            return HealthReport(WARN, f"preparing the backend for {self.preparing_for} images, the first of that "
+                                      "size (a TensorRT engine build takes minutes); outputs follow", 0.0)
         last_received = self.received[-1][0] if self.received else None
         last_processed = self.processed[-1][0] if self.processed else None
         self._trim(now)

@@ -73,7 +73,8 @@ class ManagedPerceptionNode(PerceptionCore, LifecycleNode):
 
     # Outputs are lifecycle publishers: they publish only while the node is active.
     def _output_publisher(self, message_type, topic: str, qos):
-        return self.create_lifecycle_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES)
+        return self.create_lifecycle_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES,
+                                               event_callbacks=self._matched_events())
 
     def _destroy_output_publisher(self, publisher) -> None:
         self.destroy_lifecycle_publisher(publisher)

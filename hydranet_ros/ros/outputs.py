@@ -15,7 +15,7 @@ from hydranet_ros.ros.output_topics import BY_NAME, CLOUD_TOPICS, DEPTH_IMAGE
 from hydranet_ros.ros.parameters import BY_NAME as PARAMETERS, GROUND_AND_SKY
 
 CLOUD_PARAMETERS = ("points_stride", "points_max_depth", "points_aligned", "points_organized",
-                    "points_exclude_classes", "obstacle_exclude_classes")
+                    "obstacles_organized", "points_exclude_classes", "obstacle_exclude_classes")
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,14 @@ class OutputRequest:
     cloud: CloudSettings
     obstacle_exclude: tuple[int, ...] | None = None  # None: the label space's ground and sky
     projection_column: tuple[float, float, float] = (0.0, 0.0, 0.0)  # P's last column (stereo baseline)
+    obstacles_organized: bool = False
 
     def clouds(self, perception: Perception) -> CloudRequest | None:
         """What Perception.process should make for the wanted cloud topics (one back-projection for both)."""
         if not self.wanted & CLOUD_TOPICS:
             return None
         obstacles = perception.obstacle_classes(self.obstacle_exclude) if "points/obstacles" in self.wanted else None
-        return CloudRequest(self.cloud, obstacles)
+        return CloudRequest(self.cloud, obstacles, self.obstacles_organized)
 
 
 def class_ids(names, label_space, parameter: str) -> tuple[int, ...]:
@@ -61,10 +62,10 @@ def cloud_output_request(values: dict, label_space, wanted: frozenset,
     parameters give the same clouds everywhere."""
     values = {name: values.get(name, PARAMETERS[name].default) for name in CLOUD_PARAMETERS}
     points_exclude, obstacle_exclude = cloud_filters(values, label_space)
-    aligned = values["points_aligned"]  # one point per segmentation pixel, as Nav2's semantic layer needs
-    settings = CloudSettings(1 if aligned else values["points_stride"], values["points_max_depth"], points_exclude,
-                             aligned or values["points_organized"])
-    return OutputRequest(wanted, settings, obstacle_exclude, projection_column)
+    # points_aligned: one point per segmentation pixel, as Nav2's semantic layer needs
+    settings = CloudSettings(values["points_stride"], values["points_max_depth"], points_exclude,
+                             values["points_organized"], values["points_aligned"])
+    return OutputRequest(wanted, settings, obstacle_exclude, projection_column, values["obstacles_organized"])
 
 
 def frame_messages(result: FrameResult, request: OutputRequest, factory) -> dict:

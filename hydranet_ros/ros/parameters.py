@@ -43,7 +43,12 @@ PARAMETERS = (
               "ratio and are scaled to about height x width pixels; [0, 0] uses the model file's."),
     Parameter("image_size", [0, 0], "The camera's resolution [height, width], when known: the backend prepares "
               "its graph for it at start (TensorRT engine, int8 graph, OpenVINO model) instead of on the first "
-              "frame; other sizes are still served, each prepared on its first frame. [0, 0]: the model's input size."),
+              "frame; other sizes are still served, each prepared on its first frame. [0, 0]: from camera_info "
+              "(camera_info_wait)."),
+    Parameter("camera_info_wait", 5.0, "With image_size [0, 0]: seconds the start (a managed node's configure) waits "
+              "for a camera_info to prepare the backend for that camera's size; none by then, or 0: the model's "
+              "input size is prepared and the camera's on its first frame (a TensorRT engine build: minutes).",
+              minimum=0.0, maximum=600.0),
     Parameter("output_resolution", "input", "Outputs at the camera image's size (input) or the network's (network).",
               choices=("input", "network")),
     Parameter("engine_cache", "", "Folder for ONNX exports and TensorRT engines; empty: ~/.cache/hydranet_ros."),
@@ -54,6 +59,9 @@ PARAMETERS = (
     Parameter("image_qos_reliability", "best_effort", "Reliability of the image and camera_info subscriptions.",
               choices=("best_effort", "reliable")),
     Parameter("image_qos_depth", 1, "History depth of the image subscription (keep last).", minimum=1, maximum=100),
+    Parameter("lazy_subscription", True, "Subscribe to the camera image only while an output has a subscriber "
+              "(matched events; polled every 0.5 s on Humble); false: always, e.g. to watch the camera's rate in "
+              "/diagnostics with nobody listening."),
     Parameter("output_qos_reliability", "reliable", "Reliability of the outputs: reliable reaches reliable and "
               "best-effort subscribers; best_effort only best-effort ones.", choices=("reliable", "best_effort")),
     Parameter("output_qos_depth", 2, "History depth of the outputs (keep last).", minimum=1, maximum=100),
@@ -69,16 +77,20 @@ PARAMETERS = (
               dynamic=True),
     Parameter("overlay_alpha", 0.5, "Weight of the colour mask in segmentation/overlay.", dynamic=True,
               minimum=0.0, maximum=1.0),
-    Parameter("points_stride", 2, "Take every n-th row and column of the depth image for the clouds.",
-              dynamic=True, minimum=1, maximum=16),
+    Parameter("points_stride", 2, "One point per n x n pixels of what the network predicted (its input size; "
+              "at output_resolution input, the matching n x scale output pixels).", dynamic=True, minimum=1,
+              maximum=16),
     Parameter("points_max_depth", 40.0, "Points farther than this (metres) are left out.", dynamic=True,
               minimum=0.1, maximum=1000.0),
     Parameter("points_aligned", False, "points is aligned pixel for pixel with segmentation: organised, one point "
               "per pixel (points_stride and points_organized are ignored), NaN where invalid or excluded.",
               dynamic=True),
     Parameter("points_organized", True,
-              "Organised clouds (NaN for invalid points, is_dense false) or only valid points.",
+              "points organised (NaN for invalid points, is_dense false) or only valid points.",
               dynamic=True),
+    Parameter("obstacles_organized", False, "points/obstacles organised like points (NaN for every point that is "
+              "not an obstacle) or only the obstacle points (Nav2's obstacle and voxel layers transform every "
+              "point they get, NaN ones too).", dynamic=True),
     Parameter("points_exclude_classes", ["sky"], "Class names left out of points.", dynamic=True),
     Parameter("obstacle_exclude_classes", ["__ground_and_sky__"],
               "Class names left out of points/obstacles; __ground_and_sky__ means the model's ground and sky classes.",

@@ -25,9 +25,9 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 try:  # Iron and later; Humble has the same names in rclpy.qos_event
-    from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
+    from rclpy.event_handler import PublisherEventCallbacks, SubscriptionEventCallbacks, UnsupportedEventTypeError
 except ImportError:
-    from rclpy.qos_event import SubscriptionEventCallbacks, UnsupportedEventTypeError
+    from rclpy.qos_event import PublisherEventCallbacks, SubscriptionEventCallbacks, UnsupportedEventTypeError
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
@@ -55,6 +55,8 @@ WORKER_JOIN_S = 5.0  # how long a stop waits for the frame in flight
 ERROR_LOG_THROTTLE_S = 5.0
 # How long the worker waits for a late camera_info when the calibration changes over time.
 CAMERA_INFO_WAIT_S = 0.1
+# Without publisher matched events (Humble), how often the outputs' subscriber counts are polled.
+SUBSCRIBER_POLL_S = 0.5
 
 
 class StartupError(RuntimeError):
@@ -73,7 +75,8 @@ class PerceptionCore:
     def _setup(self):
         """Parameters, declared once for the node's life (both variants, at construction)."""
         self._lock = threading.Condition()
-        self._camera_subscriptions = []
+        self._image_subscription = self._camera_info_subscription = None
+        self._subscriber_poll_timer = None
         self._worker = None
         self._diagnostics_timer = None
         self.perception = None
@@ -83,7 +86,16 @@ class PerceptionCore:
 
     def _output_publisher(self, message_type, topic: str, qos):
         """A publisher of an output; the managed node's publish only while it is active."""
-        return self.create_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES)
+        return self.create_publisher(message_type, topic, qos, qos_overriding_options=OUTPUT_QOS_OVERRIDES,
+                                     event_callbacks=self._matched_events())
+
+    def _matched_events(self):
+        """Publisher events that call _follow_subscribers when an output gains or loses a subscriber
+        (rclpy's matched event, Iron and later); None on Humble, where _start polls instead."""
+        try:
+            return PublisherEventCallbacks(matched=lambda _: self._follow_subscribers())
+        except TypeError:  # Humble's PublisherEventCallbacks has no matched event
+            return None
 
     def _destroy_output_publisher(self, publisher) -> None:
         self.destroy_publisher(publisher)
@@ -95,12 +107,14 @@ class PerceptionCore:
             model_path = resolve_model_path(p("model_path"))
             _, spec = load_model(model_path)
             input_size = tuple(p("input_size")) if any(p("input_size")) else None
+            camera_size = tuple(p("image_size")) if any(p("image_size")) else \
+                self._camera_size_from_camera_info(p("camera_info_wait"))
             if p("engine_cache"):
                 os.environ["HYDRANET_CACHE"] = p("engine_cache")  # read by the backends' caches
             backend, skipped = create_backend(model_path, BackendOptions(
                 backend=p("backend"), device=p("device"), precision=p("precision"), output=p("output_resolution"),
                 input_size=input_size, calibration=p("int8_calibration") or None,
-                camera_size=tuple(p("image_size")) if any(p("image_size")) else None))
+                camera_size=camera_size))
         except (ModelFileError, BackendError) as error:
             raise StartupError(str(error)) from None
         if input_size:
@@ -123,13 +137,55 @@ class PerceptionCore:
                     for topic in OUTPUTS}
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._label_info_pub = self._label_info_publisher()
+        prepared = f"{camera_size[1]}x{camera_size[0]} camera images" if camera_size else \
+            "the model's input size (the camera's size is prepared on its first frame)"
         h, w = spec.input_size
         size = "the camera's own size" if spec.native_resolution else f"about {w}x{h} pixels, aspect ratio kept"
         camera = f"{spec.focal_length_px:.1f} px" if spec.focal_length_px else "not recorded: depth is not rescaled"
         self.get_logger().info(
             f"HydraNet ready: model {model_path} ({spec.label_space.name}, {spec.num_classes} classes), backend "
-            f"{backend.describe()}, network input {size}, training camera focal length {camera}, outputs at "
-            f"{p('output_resolution')} resolution")
+            f"{backend.describe()}, prepared for {prepared}, network input {size}, training camera focal length "
+            f"{camera}, outputs at {p('output_resolution')} resolution")
+
+    def _camera_size_from_camera_info(self, timeout: float) -> tuple[int, int] | None:
+        """(height, width) of the images camera_info describes, waiting up to timeout seconds for one;
+        None when none arrives (or it is unusable). The message is taken from the subscription directly:
+        a managed node's configure runs in the executor, which cannot deliver to a callback meanwhile."""
+        if timeout <= 0:
+            return None
+        topic = self.resolve_topic_name("camera_info")
+        deadline, subscription, latched, message = time.monotonic() + timeout, None, None, None
+        try:
+            while message is None and time.monotonic() < deadline:
+                if subscription is None or self._camera_info_publishers_latched() != latched:
+                    if subscription is not None:  # a latched publisher discovered: match its durability
+                        self.destroy_subscription(subscription)
+                    latched = self._camera_info_publishers_latched()
+                    subscription = self.create_subscription(CameraInfo, "camera_info", lambda _: None, QoSProfile(
+                        history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.RELIABLE if latched else ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE))
+                with subscription.handle:
+                    taken = subscription.handle.take_message(CameraInfo, False)
+                if taken is not None:
+                    message = taken[0]
+                else:
+                    time.sleep(0.02)
+        finally:
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        if message is None:
+            self.get_logger().info(f"no camera_info on {topic} within camera_info_wait ({timeout:g} s) and "
+                                   "image_size is not set: the camera's size is prepared on its first frame "
+                                   "(seconds on a CPU, minutes for a TensorRT engine)")
+            return None
+        try:
+            width, height = camera_info_to_calibration(message).image_size()
+        except CalibrationError as error:
+            self.get_logger().warning(f"camera_info on {topic} is unusable ({error}): the camera's size is "
+                                      "prepared on its first frame")
+            return None
+        return height, width
 
     def _label_info_publisher(self):
         """The publisher of vision_msgs/LabelInfo on segmentation/label_info, reliable and transient local
@@ -171,21 +227,46 @@ class PerceptionCore:
         self.input_loss = InputLoss(p("camera_rate_hz"))
         self._worker = threading.Thread(target=self._work, name="hydranet_worker")
         self._worker.start()
-        compressed = p("image_transport") == "compressed" or p("subscribe_compressed")
+        self._input_qos = input_qos
+        self._camera_info_reliability = reliability
+        self._camera_info_subscription = self._subscribe_camera_info()
+        # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics, clock=steady)
+        if p("lazy_subscription") and self._matched_events() is None:
+            self._subscriber_poll_timer = self.create_timer(SUBSCRIBER_POLL_S, self._follow_subscribers, clock=steady)
+        self._follow_subscribers()
+
+    def _follow_subscribers(self):
+        """With lazy_subscription, the camera image is subscribed only while an output has a subscriber
+        (as depth_image_proc's nodes do): nobody listening, no frame is copied into Python."""
+        if self._worker is None or self._stopping:  # not started: _start subscribes
+            return
+        if self._wanted() or not self._value("lazy_subscription"):
+            if self._image_subscription is None:
+                self._subscribe_image()
+            return
+        if self._image_subscription is not None:
+            self.destroy_subscription(self._image_subscription)
+            self._image_subscription = None
+        if self.health.idle_since is None:
+            self.health.idle()
+            self.get_logger().info("no subscriber to any output: camera image unsubscribed until one comes")
+
+    def _subscribe_image(self):
+        compressed = self._value("image_transport") == "compressed" or self._value("subscribe_compressed")
         topic, message_type = ("image/compressed", CompressedImage) if compressed else ("image", Image)
+        self.input_loss = InputLoss(self._value("camera_rate_hz"))  # a new subscription: a new count
+        self.health.resume()
         events = SubscriptionEventCallbacks(message_lost=lambda status: self.input_loss.middleware_reported(
             status.total_count))
         try:  # the middleware's count of lost samples: evidence of transport loss
-            image = self.create_subscription(message_type, topic, self._on_image, input_qos, event_callbacks=events)
+            self._image_subscription = self.create_subscription(message_type, topic, self._on_image, self._input_qos,
+                                                                event_callbacks=events)
         except UnsupportedEventTypeError:  # an rmw without the message_lost event
-            image = self.create_subscription(message_type, topic, self._on_image, input_qos)
-        self._camera_info_reliability = reliability
-        self._camera_subscriptions = [image, self._camera_info_subscription()]
-        # A steady clock: with use_sim_time and no /clock a ROS-time timer would never fire.
-        self._diagnostics_timer = self.create_timer(period, self._publish_diagnostics,
-                                                    clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self._image_subscription = self.create_subscription(message_type, topic, self._on_image, self._input_qos)
 
-    def _camera_info_subscription(self):
+    def _subscribe_camera_info(self):
         """camera_info with the durability its publishers offer, as a latched calibration needs: a
         driver that publishes it once as transient-local reaches only a transient-local subscription
         (a volatile one never gets the message sent before it), while a transient-local subscription
@@ -207,21 +288,23 @@ class PerceptionCore:
     def _match_camera_info_durability(self):
         """Until a camera_info arrives: a publisher discovered after the subscription was made may be a
         latched one, and the subscription is made again to match it."""
-        if len(self._camera_subscriptions) != 2 or self._camera_infos.has_any or self._camera_info_latched:
+        if self._camera_info_subscription is None or self._camera_infos.has_any or self._camera_info_latched:
             return
         if self._camera_info_publishers_latched():
-            self.destroy_subscription(self._camera_subscriptions.pop())
-            self._camera_subscriptions.append(self._camera_info_subscription())
+            self.destroy_subscription(self._camera_info_subscription)
+            self._camera_info_subscription = self._subscribe_camera_info()
             self.get_logger().info("camera_info is published transient-local (latched): subscribed to match")
 
     def _stop(self):
         """No more frames: subscriptions and the diagnostics timer go, the worker finishes its frame."""
-        for subscription in self._camera_subscriptions:
-            self.destroy_subscription(subscription)
-        self._camera_subscriptions = []
-        if self._diagnostics_timer is not None:
-            self.destroy_timer(self._diagnostics_timer)
-            self._diagnostics_timer = None
+        for subscription in (self._image_subscription, self._camera_info_subscription):
+            if subscription is not None:
+                self.destroy_subscription(subscription)
+        self._image_subscription = self._camera_info_subscription = None
+        for timer in (self._diagnostics_timer, self._subscriber_poll_timer):
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._diagnostics_timer = self._subscriber_poll_timer = None
         if self._worker is not None:
             with self._lock:
                 self._stopping = True
@@ -353,6 +436,8 @@ class PerceptionCore:
                     return  # shutting down: publishers are gone, nothing went wrong with the frame
                 self.stats.counts["errors"] += 1
                 self._report("errors", f"processing failed: {error.__class__.__name__}: {error}", refused_frame=True)
+            finally:
+                self.health.preparing_for = None
 
     def _wanted(self) -> frozenset:
         """The outputs switched on and subscribed to."""
@@ -409,6 +494,11 @@ class PerceptionCore:
         start = time.perf_counter()
         image, encoding = input_image_to_array(msg, max_pixels)
         decoded = time.perf_counter()
+        height, width = image.shape[:2]
+        if not self.perception.backend.prepared_for((height, width)):  # told in /diagnostics until done
+            self.health.preparing_for = f"{width}x{height}"
+            self.get_logger().info(f"first {width}x{height} image: preparing the backend for this size "
+                                   "(image_size or a camera_info at start prepares it before the first frame)")
         alpha = self._value("overlay_alpha") if "segmentation/overlay" in wanted else None
         header = msg.header
         camera = self._camera(header, image.shape[1], image.shape[0])
@@ -438,6 +528,7 @@ class PerceptionCore:
     # Diagnostics and shutdown -----------------------------------------------------------------
     def _publish_diagnostics(self):
         self._match_camera_info_durability()
+        self._follow_subscribers()  # a publish_* switched off or on changes what is wanted
         report = self.health.report(self.resolve_topic_name("image"), self.input_loss)
         levels = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
         # The fully qualified name (diagnostic_updater's use_fqn): two nodes of one name in two namespaces

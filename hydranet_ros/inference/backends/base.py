@@ -48,6 +48,10 @@ class Backend:
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
 
+    def prepared_for(self, size: tuple[int, int]) -> bool:
+        """Whether an image of this size (height, width) runs without first building a graph for it."""
+        return True
+
 
 class PerResolution(Backend):
     """One backend per camera resolution, made on first use: exported graphs (ONNX, TensorRT
@@ -68,6 +72,9 @@ class PerResolution(Backend):
             if len(self._backends) > self.limit:
                 self._backends.popitem(last=False)
         return self._backends[size]
+
+    def prepared_for(self, size: tuple[int, int]) -> bool:
+        return tuple(size) in self._backends
 
     def infer(self, rgb: np.ndarray) -> Prediction:
         return self.for_size(tuple(rgb.shape[:2])).infer(rgb)
