@@ -24,7 +24,9 @@ from launch.substitutions import LaunchConfiguration
 from ament_index_python.packages import get_package_share_directory
 from launch_ros.actions import LifecycleNode, Node
 
+from hydranet_ros.errors import UserError
 from hydranet_ros.ros import parameters
+from hydranet_ros.ros.camera_stream import camera_topics
 from hydranet_ros.ros.discovery import fastdds_profile_variable
 from hydranet_ros.ros.rviz_view import follow_launch
 
@@ -38,8 +40,12 @@ ARGUMENTS = {
     "backend": ("", "auto, tensorrt, torch, onnxruntime or openvino; empty: the config's backend"),
     "image_size": ("", "the camera's [height, width], e.g. '[720, 1280]': the backend (a TensorRT engine) is "
                        "prepared for it at start; empty: the config's image_size, else the first camera_info's"),
-    "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed)"),
-    "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic"),
+    "cameras": ("", "several cameras served by one node, e.g. front,rear: each gets <name>/image, <name>/camera_info "
+                    "and its outputs under <namespace>/<name>/; empty: one camera (the config's cameras)"),
+    "image_topic": ("/camera/image_raw", "the camera's image topic (image/compressed is this + /compressed); with "
+                                         "cameras, {camera} stands for each name (default /{camera}/image_raw)"),
+    "camera_info_topic": ("/camera/camera_info", "the camera's CameraInfo topic; with cameras, {camera} stands for "
+                                                 "each name (default /{camera}/camera_info)"),
     "use_sim_time": ("false", "use /clock, for bag playback"),
     "lifecycle": ("false", "start managed_perception_node, a lifecycle node that loads the model on configure "
                            "and subscribes on activate (for Nav2's lifecycle manager)"),
@@ -99,7 +105,7 @@ def _perception_node(value: dict):
         overrides["image_size"] = _image_size(value["image_size"])
     if _flag(value, "rviz"):  # the view shows the overlay, which the robot configs leave off
         overrides["publish_overlay"] = True
-    image = value["image_topic"]
+    remappings = _camera_remappings(value, overrides)  # sets the cameras parameter too
     managed = _flag(value, "lifecycle")
     node_action = LifecycleNode if managed else Node
     return node_action(
@@ -108,8 +114,7 @@ def _perception_node(value: dict):
         name="perception_node",
         namespace=value["namespace"],
         parameters=[config, overrides],
-        remappings=[("image", image), ("image/compressed", f"{image}/compressed"),
-                    ("camera_info", value["camera_info_topic"])],
+        remappings=remappings,
         additional_env=_process_environment(value),
         ros_arguments=["--log-level", value["log_level"]],
         respawn=_flag(value, "use_respawn"),
@@ -117,6 +122,34 @@ def _perception_node(value: dict):
         output="screen",
         emulate_tty=True,
     )
+
+
+def _camera_remappings(value: dict, overrides: dict) -> list:
+    """The node's camera inputs remapped to the camera topics; with cameras:=a,b one pair per camera (and
+    the cameras parameter set)."""
+    cameras = _cameras(value)
+    if not cameras[0][0]:
+        _, image, info = cameras[0]
+        return [("image", image), ("image/compressed", f"{image}/compressed"), ("camera_info", info)]
+    overrides["cameras"] = [name for name, _, _ in cameras]
+    remappings = []
+    for name, image, info in cameras:
+        remappings += [(f"{name}/image", image), (f"{name}/image/compressed", f"{image}/compressed"),
+                       (f"{name}/camera_info", info)]
+    return remappings
+
+
+def _cameras(value: dict) -> list[tuple[str, str, str]]:
+    """(name, image topic, camera_info topic) of each camera: one unnamed camera, or with cameras:=a,b the
+    topics from templates where {camera} stands for the name."""
+    names = [name.strip() for name in value["cameras"].split(",") if name.strip()]
+    problem = parameters.validate("cameras", names) if names else None
+    if problem:
+        raise ValueError(f"cameras:={value['cameras']!r}: {problem}; nothing was started")
+    try:
+        return camera_topics(names, value["image_topic"], value["camera_info_topic"])
+    except UserError as error:
+        raise ValueError(f"{error}; nothing was started") from None
 
 
 def _image_size(text: str) -> list:
@@ -142,8 +175,9 @@ def _rviz_installed() -> bool:
 
 
 def _rviz(value: dict) -> list:
+    cameras = [(name, image) for name, image, _ in _cameras(value) if name]
     view = follow_launch(Path(_share("config", "perception.rviz")).read_text(), value["namespace"],
-                         value["image_topic"], value["frame"])
+                         value["image_topic"], value["frame"], cameras)
     with tempfile.NamedTemporaryFile("w", prefix="hydranet_", suffix=".rviz", delete=False) as handle:
         handle.write(view)
     copy = Path(handle.name)

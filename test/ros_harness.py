@@ -195,6 +195,15 @@ class RosClient:
         self.node.destroy_node()
 
 
+def node_status(tester):
+    """The node's latest /diagnostics status received by a RosClient, and its key values."""
+    for array in reversed(tester.diagnostics):
+        for status in array.status:
+            if "HydraNet" in status.name:
+                return status, {kv.key: kv.value for kv in status.values}
+    return None, {}
+
+
 def image_message(bgr: np.ndarray, stamp_ns_value: int, frame_id: str = "camera_optical"):
     from sensor_msgs.msg import Image
     msg = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3)

@@ -3,24 +3,17 @@ import numpy as np
 import pytest
 import torch
 
-from ros_harness import InProcessNode, RosClient, image_message
+from ros_harness import InProcessNode, RosClient, image_message, node_status
 from hydranet_ros.ros.health import ERROR, OK, WARN, HealthMonitor, InputLoss
 
 rclpy = pytest.importorskip("rclpy")
 
 
-def _latest(tester):
-    for array in reversed(tester.diagnostics):
-        for status in array.status:
-            if "HydraNet" in status.name:
-                return status, {kv.key: kv.value for kv in status.values}
-    return None, {}
-
-
 def _wait_for_level(tester, level: bytes, timeout: float):
-    assert tester.wait_for(lambda: _latest(tester)[0] is not None and _latest(tester)[0].level == level, timeout), \
-        _latest(tester)[0]
-    return _latest(tester)
+    reached = tester.wait_for(lambda: node_status(tester)[0] is not None and node_status(tester)[0].level == level,
+                              timeout)
+    assert reached, node_status(tester)[0]
+    return node_status(tester)
 
 
 def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clock(ros, street_model_file):
@@ -42,7 +35,7 @@ def test_diagnostics_say_blind_stopped_and_running_also_with_sim_time_and_no_clo
         status, values = _wait_for_level(tester, DiagnosticStatus.WARN, 30.0)  # the camera stopped
         assert "no frame processed for" in status.message
         tester.spin(6.0)  # past the rate window
-        assert float(_latest(tester)[1]["fps"]) == 0.0
+        assert float(node_status(tester)[1]["fps"]) == 0.0
         node.stop()
         tester.destroy()
 

@@ -134,6 +134,24 @@ def test_rviz_follows_the_namespace_image_topic_and_frame(launch_module):
     assert len(launch_module._actions(_context(launch_module))) == 1  # rviz:=false starts the node alone
 
 
+def test_cameras_give_each_camera_its_topics_in_the_node_and_in_rviz(launch_module):
+    node = launch_module._perception_node(_context(launch_module, cameras="front, rear"))
+    assert node.kwargs["parameters"][1]["cameras"] == ["front", "rear"]
+    assert dict(node.kwargs["remappings"]) == {
+        "front/image": "/front/image_raw", "front/image/compressed": "/front/image_raw/compressed",
+        "front/camera_info": "/front/camera_info", "rear/image": "/rear/image_raw",
+        "rear/image/compressed": "/rear/image_raw/compressed", "rear/camera_info": "/rear/camera_info"}
+    templated = launch_module._perception_node(_context(launch_module, cameras="left", image_topic="/{camera}/color",
+                                                        camera_info_topic="/{camera}/color/info"))
+    assert dict(templated.kwargs["remappings"])["left/camera_info"] == "/left/color/info"
+    topics, _ = _rviz_view(launch_module, cameras="front,rear")
+    assert topics["Camera image (front)"] == "/front/image_raw" and topics["Camera image (rear)"] == "/rear/image_raw"
+    assert topics["Segmentation overlay (rear)"] == "/hydranet/rear/segmentation/overlay"
+    assert topics["Points (rgb) (front)"] == "/hydranet/front/points"
+    with pytest.raises(ValueError, match="write {camera} where each name goes"):
+        launch_module._perception_node(_context(launch_module, cameras="front,rear", image_topic="/cam/image_raw"))
+
+
 NODE_CONFIGS = [p for p in sorted((REPO / "config").glob("*.yaml")) if not p.name.startswith("train_")]
 
 
@@ -211,6 +229,27 @@ def test_foxglove_layout_shows_the_node_outputs_and_colours_the_cloud_by_rgb_and
                    if topic == "/hydranet/points" and settings["visible"]}
     assert coloured_by == {("rgb", "rgb"), ("label", "colormap")}
     assert panels["DiagnosticSummary!diagnostics"]["topicToRender"] == "/diagnostics"
+
+
+def test_foxglove_layout_for_a_nodes_cameras_places_every_panel_with_its_cameras_topics(tmp_path):
+    import json
+    from hydranet_ros.cli.main import main as hydranet
+    assert hydranet(["foxglove-layout", "--out", str(tmp_path / "two.json"), "--cameras", "front,rear",
+                     "--namespace", "robot1/perception"]) == 0
+    layout = json.loads((tmp_path / "two.json").read_text())
+    panels = layout["configById"]
+    assert sorted(_layout_panels(layout["layout"])) == sorted(panels)
+    for camera in ("front", "rear"):
+        assert panels[f"Image!camera_{camera}"]["imageMode"]["imageTopic"] == f"/{camera}/image_raw"
+        assert panels[f"Image!overlay_{camera}"]["imageMode"]["imageTopic"] == \
+            f"/robot1/perception/{camera}/segmentation/overlay"
+        assert f"/robot1/perception/{camera}/points" in panels[f"3D!points_rgb_{camera}"]["topics"]
+    assert hydranet(["foxglove-layout", "--out", str(tmp_path / "one.json")]) == 0  # the shipped layout itself
+    shipped = json.loads((REPO / "config" / "foxglove_layout.json").read_text())
+    assert json.loads((tmp_path / "one.json").read_text()) == shipped
+    assert hydranet(["foxglove-layout", "--out", str(tmp_path / "x.json"), "--cameras", "a,b",
+                     "--image-topic", "/x/image"]) == 2  # one topic for two cameras: refused in one line
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_package_xml_declares_the_ros_packages_the_code_imports_and_only_rosdep_keys():

@@ -391,9 +391,9 @@ def test_one_worker_even_when_a_deactivate_returns_with_a_frame_in_flight(ros, s
         assert tester.wait_for(lambda: tester.node.count_publishers(f"{NODE}/transition_event"), 60)
         assert _lifecycle(tester, "configure") == (True, "inactive")
         perception = node.node.perception
-        process, running, overlaps, first = perception.process, [], [], threading.Event()
+        process, running, overlaps, first = perception.process_batch, [], [], threading.Event()
 
-        def slow_process(*args, **kwargs):
+        def slow_process(*args, **kwargs):  # the backend's part of a round of frames
             running.append(1)
             overlaps.append(len(running))
             try:
@@ -403,7 +403,7 @@ def test_one_worker_even_when_a_deactivate_returns_with_a_frame_in_flight(ros, s
                 return process(*args, **kwargs)
             finally:
                 running.pop()
-        monkeypatch.setattr(perception, "process", slow_process)
+        monkeypatch.setattr(perception, "process_batch", slow_process)
         assert _lifecycle(tester, "activate") == (True, "active")
         assert tester.wait_for(lambda: tester.image_pub.get_subscription_count() > 0, 30)
         tester.image_pub.publish(image_message(frame, 1))

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import REPO, shared_path
 from ros_harness import (InProcessNode, NodeProcess, OUTPUTS, RosClient, camera_encoded, camera_info_message,
-                         image_message)
+                         image_message, node_status)
 from hydranet_ros.data.kitti import read_tracking_calibration
 from hydranet_ros.ros.conversions import pointcloud2_to_array, stamp_ns
 
@@ -172,15 +172,6 @@ def test_outputs_take_rclpys_standard_per_topic_qos_overrides(ros, street_model_
     assert [q.reliability for q in offered["segmentation"]] == [ReliabilityPolicy.RELIABLE]
 
 
-def _node_status(tester):
-    """The node's latest /diagnostics status and its key values."""
-    for array in reversed(tester.diagnostics):
-        for status in array.status:
-            if "HydraNet" in status.name:
-                return status, {kv.key: kv.value for kv in status.values}
-    return None, {}
-
-
 @pytest.mark.parametrize("events", ["matched", "polled"])
 def test_the_camera_is_subscribed_only_while_an_output_has_a_subscriber(ros, street_model_file, monkeypatch, events):
     """Nobody listens: the node does not subscribe to the image (no frame is copied into Python) and says
@@ -205,12 +196,12 @@ def test_the_camera_is_subscribed_only_while_an_output_has_a_subscriber(ros, str
     frame = np.random.default_rng(0).integers(0, 256, (96, 320, 3), dtype=np.uint8)
     with started as node:
         tester = RosClient(topics=())
-        assert tester.wait_for(lambda: _node_status(tester)[0] is not None, 60), node.stop()[1]
+        assert tester.wait_for(lambda: node_status(tester)[0] is not None, 60), node.stop()[1]
         tester.spin(1.0)
         for index in range(5):
             tester.image_pub.publish(image_message(frame, 1_000 + index))
             tester.spin(0.1)
-        status, values = _node_status(tester)
+        status, values = node_status(tester)
         assert status.level == DiagnosticStatus.OK and status.message.startswith("idle"), status.message
         assert tester.image_pub.get_subscription_count() == 0 and values["frames_received"] == "0"
 
@@ -224,11 +215,11 @@ def test_the_camera_is_subscribed_only_while_an_output_has_a_subscriber(ros, str
             tester.wait_for(lambda: bool(received), 1.0)
             stamp += 1
         assert received and stamp_ns(received[0].header) >= 2_000
-        assert tester.wait_for(lambda: _node_status(tester)[0].message == "running", 10), _node_status(tester)
+        assert tester.wait_for(lambda: node_status(tester)[0].message == "running", 10), node_status(tester)
 
         tester.node.destroy_subscription(subscription)
         assert tester.wait_for(lambda: tester.image_pub.get_subscription_count() == 0, 10)
-        assert tester.wait_for(lambda: _node_status(tester)[0].message.startswith("idle"), 10)
+        assert tester.wait_for(lambda: node_status(tester)[0].message.startswith("idle"), 10)
         code, output, _ = node.stop()
         tester.destroy()
     assert code == 0 and "camera image unsubscribed" in output, output[-2000:]

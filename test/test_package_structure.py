@@ -9,7 +9,7 @@ PACKAGE = REPO / "hydranet_ros"
 RCLPY_MODULES = {"hydranet_ros.ros.perception_node", "hydranet_ros.ros.managed_perception_node",
                  "hydranet_ros.ros.bond",
                  "hydranet_ros.apps.demo", "hydranet_ros.apps.soak",
-                 "hydranet_ros.apps.node_benchmark"}
+                 "hydranet_ros.apps.node_benchmark", "hydranet_ros.apps.cameras_benchmark"}
 
 
 def module_name(path: Path) -> str:

@@ -232,3 +232,50 @@ def test_the_kitti_bag_holds_images_camera_info_scans_and_the_transform_that_pro
         assert seen.sum() > 10_000
         assert np.abs(pixels[:2, front][:, seen] / pixels[2, front][seen] - np.stack([u, v])[:, seen]).max() < 1e-3
         assert (project_lidar(expected_scan, calibration, info.width, info.height) > 0).sum() > 10_000
+
+
+def test_several_cameras_each_get_their_outputs_under_their_name(tmp_path, street_model_file):
+    """Two cameras in one bag (--image-topic /front/image_raw /rear/image_raw): each image's outputs
+    under /hydranet/<camera>/, with its header, paired with its own camera_info, and the same as a
+    one-camera run gives for the same frames."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+    stamps = kitti_bag(shared_path("data", "kitti_tracking_0001"), tmp_path / "one", count=2)
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    cameras = {"front": 1.0, "rear": 1.5}  # the rear camera's focal length is 1.5 times the front's
+    with AnyReader([tmp_path / "one"], default_typestore=typestore) as reader, \
+            Writer(tmp_path / "two", version=9) as writer:
+        connections = {}
+        for connection, timestamp, raw in reader.messages():
+            if connection.topic not in (IMAGE_TOPIC, CAMERA_INFO_TOPIC):
+                continue
+            for camera, focal in cameras.items():
+                topic = f"/{camera}/{'image_raw' if connection.topic == IMAGE_TOPIC else 'camera_info'}"
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, connection.msgtype, typestore=typestore)
+                msg = reader.deserialize(raw, connection.msgtype)
+                msg.header.frame_id = f"{camera}_optical"
+                if connection.topic == CAMERA_INFO_TOPIC:
+                    msg.k, msg.p = msg.k.copy(), msg.p.copy()
+                    msg.k[[0, 4]] *= focal
+                    msg.p[[0, 5]] *= focal
+                writer.write(connections[topic], timestamp, typestore.serialize_cdr(msg, connection.msgtype))
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu"))
+    perception = Perception(backend, load_model(street_model_file)[1])
+    counts = process_bag(tmp_path / "two", tmp_path / "out", ["/front/image_raw", "/rear/image_raw"],
+                         ["/front/camera_info", "/rear/camera_info"], perception, progress=False)
+    assert counts["images"] == 4
+    process_bag(tmp_path / "one", tmp_path / "single", IMAGE_TOPIC, CAMERA_INFO_TOPIC, perception, progress=False)
+    two, single = _read(tmp_path / "out"), _read(tmp_path / "single")
+    for camera, focal in cameras.items():
+        for name in OUTPUT_TYPES:
+            outputs = two[f"/hydranet/{camera}/{name}"]
+            assert [_stamp(m) for _, m in outputs] == stamps, (camera, name)
+            assert all(m.header.frame_id == f"{camera}_optical" for _, m in outputs), (camera, name)
+        info = two[f"/hydranet/{camera}/depth/camera_info"][0][1]
+        assert np.isclose(info.k[0], single["/hydranet/depth/camera_info"][0][1].k[0] * focal)
+    front, alone = two["/hydranet/front/segmentation"][0][1], single["/hydranet/segmentation"][0][1]
+    assert np.array_equal(front.data, alone.data)
+    with pytest.raises(CommandError, match="do not name their cameras apart"):
+        process_bag(tmp_path / "two", tmp_path / "refused", ["/front/image_raw", "/front/image_raw"], None, perception)

@@ -225,6 +225,8 @@ LAUNCHES = {
     "root namespace": (["namespace:=/"], "", "/camera/image_raw", "/camera/camera_info", "ctrl-c"),
     "indoor config": (["config:=indoor_nyud40.yaml"], "/hydranet", "/camera/image_raw", "/camera/camera_info",
                       "sigterm"),
+    "two cameras": (["cameras:=front,rear"], "/hydranet/{camera}", "/{camera}/image_raw", "/{camera}/camera_info",
+                    "ctrl-c"),
 }
 
 
@@ -233,10 +235,10 @@ def test_ros2_launch_serves_every_output_with_the_input_header_and_stops_cleanly
     arguments, namespace, image_topic, info_topic, stop = LAUNCHES[name]
     job = robot.start("ros2", "launch", "hydranet_ros", "perception.launch.py", *arguments)
     try:
-        received = _serves_every_output(namespace, image_topic, info_topic,
-                                        topics=_outputs_on_in(next((a.split(":=")[1] for a in arguments
-                                                                    if a.startswith("config:=")),
-                                                                   "outdoor_kitti6.yaml")))
+        config = next((a.split(":=")[1] for a in arguments if a.startswith("config:=")), "outdoor_kitti6.yaml")
+        for camera in ("front", "rear") if name == "two cameras" else ("",):  # each under its own name
+            received = _serves_every_output(namespace.format(camera=camera), image_topic.format(camera=camera),
+                                            info_topic.format(camera=camera), topics=_outputs_on_in(config))
         if name == "indoor config":
             assert max(max(m.data) for m in received["segmentation"]) < 40
         # The robot configs' outputs: at the network's size, depth/camera_info describing it, obstacles
@@ -293,6 +295,8 @@ def _hydranet_rviz_copies() -> set[Path]:
     (["rviz:=true"], "rviz:=true, but rviz2 is not installed"),
     (["lifecycle:=yes"], "lifecycle:='yes' must be true or false"),
     (["image_size:=[0, 5]"], "image_size:='[0, 5]': image_size must be [height, width] with each side in [32, 4096]"),
+    (["cameras:=front,front"], "cameras:='front,front': cameras must be distinct"),
+    (["cameras:=front,rear", "image_topic:=/front/image_color"], "write {camera} where each name goes"),
 ])
 def test_a_refused_launch_starts_nothing_and_says_why_in_one_line(robot, arguments, message):
     before = _hydranet_rviz_copies()

@@ -89,7 +89,7 @@ print(json.dumps({"heavy": heavy, "helps": helps}))
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     result = json.loads(process.stdout)
     assert result["heavy"] == [], result["heavy"]
-    assert len(result["helps"]) == 21 and all("usage: hydranet" in text for text in result["helps"].values())
+    assert len(result["helps"]) == 22 and all("usage: hydranet" in text for text in result["helps"].values())
     assert "quantize" in result["helps"]["hydranet"] and "--calibration" in result["helps"]["quantize"]
 
 

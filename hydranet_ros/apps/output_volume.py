@@ -26,7 +26,7 @@ GIGABIT_BYTES_PER_S = 125e6
 
 
 def parameter_set(name: str) -> dict:
-    """The node's parameter values: its defaults, overridden by a shipped config file's."""
+    """The node's parameter values: its defaults (NODE_DEFAULTS), overridden by a shipped config file's."""
     values = {spec.name: spec.default for spec in PARAMETERS}
     if name != NODE_DEFAULTS:
         values |= yaml.safe_load(shipped_file("config", name).read_text())["/**"]["ros__parameters"]

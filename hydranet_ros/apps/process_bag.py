@@ -59,10 +59,24 @@ class BagMessages:
         return self.types["sensor_msgs/msg/PointCloud2"](header=self.header, fields=fields, **pointcloud2_fields(cloud))
 
 
-def process_bag(source: Path, destination: Path, image_topic: str, camera_info_topic: str | None, perception,
+def camera_names(image_topics: list[str]) -> list[str]:
+    """Each camera's name for its outputs (<prefix>/<name>/...): "" for one camera, else the namespace
+    segment of its image topic (/front/image_raw -> front), as a node's cameras parameter names them."""
+    if len(image_topics) == 1:
+        return [""]
+    names = [topic.strip("/").split("/")[-2] if topic.strip("/").count("/") else "" for topic in image_topics]
+    if "" in names or len(set(names)) != len(names):
+        raise CommandError(f"the image topics {image_topics} do not name their cameras apart: each needs its own "
+                           "namespace (/front/image_raw, /rear/image_raw), which names its outputs")
+    return names
+
+
+def process_bag(source: Path, destination: Path, image_topic: str | list[str], camera_info_topic, perception,
                 prefix: str = "/hydranet", storage: str = "mcap", cloud_parameters: dict | None = None,
                 progress: bool = True) -> dict:
-    """cloud_parameters: the node's cloud parameters (points_stride, points_max_depth, ...); those not
+    """image_topic: one topic, or several (cameras, each paired with the camera_info_topic at its place
+    in that list; outputs under <prefix>/<camera>/, camera_names). cloud_parameters: the node's cloud
+    parameters (points_stride, points_max_depth, ...); those not
     given take the node's defaults, so the clouds are the node's for the same parameters. Returns counts:
     images processed, images skipped as unreadable, messages copied, and whether Ctrl-C interrupted it
     (the bag is then closed properly and holds the frames processed so far)."""
@@ -70,38 +84,48 @@ def process_bag(source: Path, destination: Path, image_topic: str, camera_info_t
     from rosbags.typesys import Stores, get_typestore
 
     check_paths(source, destination)
+    image_topics = [image_topic] if isinstance(image_topic, str) else list(image_topic)
+    info_topics = camera_info_topic if isinstance(camera_info_topic, (list, tuple)) else \
+        [camera_info_topic] * len(image_topics)
+    if len(info_topics) != len(image_topics):
+        raise CommandError(f"{len(image_topics)} image topics and {len(info_topics)} camera_info topics: give one "
+                           "camera_info topic per image topic, in the same order, or none")
+    names = camera_names(image_topics)
     typestore = get_typestore(Stores.ROS2_HUMBLE)
     cloud_parameters = cloud_parameters or {}
     cloud_output_request(cloud_parameters, perception.spec.label_space, frozenset())  # unknown classes: at once
     counts = {"images": 0, "unreadable_images": 0, "copied": 0, "interrupted": False}
     reader = open_bag(source, typestore)
     try:
-        check_topics(reader, source, image_topic, camera_info_topic)
-        total = sum(c.msgcount for c in reader.connections if c.topic == image_topic)
+        for image, info in zip(image_topics, info_topics):
+            check_topics(reader, source, image, info)
+        total = sum(c.msgcount for c in reader.connections if c.topic in image_topics)
         plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
         with Writer(destination, version=9, storage_plugin=plugin) as writer:
             copies = {c.id: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore,
                                                   msgdef=c.msgdef.data if c.msgdef else None,
                                                   rihs01=getattr(c.msgdef, "rihs01", None))
                       for c in reader.connections}
-            outputs = {name: writer.add_connection(f"{prefix}/{name}", msgtype, typestore=typestore)
-                       for name, msgtype in OUTPUT_TYPES.items()}
+            outputs = {(camera, name): writer.add_connection(
+                "/".join(part for part in (prefix.rstrip("/"), camera, name) if part), msgtype, typestore=typestore)
+                for camera in names for name, msgtype in OUTPUT_TYPES.items()}
             worker = InferenceWorker(lambda frame: _output_messages(perception, typestore, cloud_parameters, frame))
             bar = tqdm(total=total, desc="process-bag", unit="frame", disable=not progress)
 
             def write_results(block: bool) -> None:
-                for timestamp, messages in worker.results(block):
+                for timestamp, camera, messages in worker.results(block):
                     for name, data in messages.items():
-                        writer.write(outputs[name], timestamp, data)
+                        writer.write(outputs[(camera, name)], timestamp, data)
                     counts["images"] += 1
                     bar.update(1)
 
-            inputs = InputFrames(image_topic, camera_info_topic)
+            inputs = [InputFrames(image, info, camera) for image, info, camera in zip(image_topics, info_topics, names)]
             try:
                 for connection, timestamp, raw in reader.messages():
                     writer.write(copies[connection.id], timestamp, raw)
                     counts["copied"] += 1
-                    frame = inputs.read(reader, connection, timestamp, raw)
+                    frame = next((frame for camera in inputs
+                                  if (frame := camera.read(reader, connection, timestamp, raw)) is not None), None)
                     if frame is InputFrames.UNREADABLE:
                         counts["unreadable_images"] += 1
                     elif frame is not None:
@@ -128,6 +152,7 @@ def check_topics(reader, source: Path, image_topic: str, camera_info_topic: str 
 
 @dataclass
 class Frame:
+    camera: str
     timestamp: int
     header: object
     array: object
@@ -141,7 +166,8 @@ class InputFrames:
 
     UNREADABLE = object()
 
-    def __init__(self, image_topic: str, camera_info_topic: str | None):
+    def __init__(self, image_topic: str, camera_info_topic: str | None, camera: str = ""):
+        self.camera = camera
         self.image_topic = image_topic
         self.camera_info_topic = camera_info_topic
         self.camera_infos = CameraInfoBuffer(CAMERA_INFO_TOLERANCE_S)
@@ -163,7 +189,8 @@ class InputFrames:
             array, encoding = input_image_to_array(msg)
         except ImageFormatError:
             return self.UNREADABLE
-        return Frame(timestamp, msg.header, array, encoding, self.camera_infos.match(stamp_ns(msg.header)).calibration)
+        return Frame(self.camera, timestamp, msg.header, array, encoding,
+                     self.camera_infos.match(stamp_ns(msg.header)).calibration)
 
 
 class InferenceWorker:
@@ -180,7 +207,7 @@ class InferenceWorker:
     def _run(self) -> None:
         try:
             while (frame := self.frames.get()) is not None:
-                self.finished.put((frame.timestamp, self.build(frame)))
+                self.finished.put((frame.timestamp, frame.camera, self.build(frame)))
         except BaseException as error:  # handed to the main thread, which raises it
             self.finished.put(error)
         self.finished.put(None)
@@ -196,7 +223,7 @@ class InferenceWorker:
                     return
 
     def results(self, block: bool):
-        """The (timestamp, messages) pairs finished so far; with block, all of them until the worker ends."""
+        """The (timestamp, camera, messages) finished so far; with block, all of them until the worker ends."""
         while True:
             try:
                 item = self.finished.get(block=block)

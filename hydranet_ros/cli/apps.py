@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 from hydranet_ros.cli.common import (DEFAULT_MODEL, add_calibration_argument, add_model_arguments, existing_path,
-                                     model_path, open_perception)
+                                     model_path, open_perception, positive_int)
 from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.choices import BACKENDS, PRECISIONS
-from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
+from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS, validate as validate_parameter
 
 
 def add_demo_arguments(parser):
@@ -67,8 +67,13 @@ def run_infer(args):
 def add_process_bag_arguments(parser):
     parser.add_argument("input", type=existing_path, help="rosbag2 folder or file (SQLite3 or MCAP)")
     parser.add_argument("output", help="new rosbag2 folder to write")
-    parser.add_argument("--image-topic", required=True, help="sensor_msgs/Image or CompressedImage topic")
-    parser.add_argument("--camera-info-topic", help="CameraInfo topic (without it the intrinsics are guessed)")
+    parser.add_argument("--image-topic", required=True, nargs="+", metavar="TOPIC",
+                        help="sensor_msgs/Image or CompressedImage topic; several for several cameras, each in a "
+                             "namespace of its own (/front/image_raw /rear/image_raw: outputs under <prefix>/front/ "
+                             "and <prefix>/rear/)")
+    parser.add_argument("--camera-info-topic", nargs="+", metavar="TOPIC",
+                        help="CameraInfo topic, one per --image-topic in its order (without it the intrinsics are "
+                             "guessed)")
     parser.add_argument("--prefix", default="/hydranet", help="namespace of the added topics (default /hydranet)")
     parser.add_argument("--storage", choices=["mcap", "sqlite3"], default="mcap", help="output format (default mcap)")
     add_cloud_arguments(parser)
@@ -114,6 +119,11 @@ def add_benchmark_arguments(parser):
     parser.add_argument("--output-volume", action="store_true",
                         help="bytes per frame of every output, per camera size (default 1242x375 640x480 1280x720 "
                              "1920x1080), with the node's defaults and with config/outdoor_kitti6.yaml")
+    parser.add_argument("--cameras", type=positive_int, metavar="N",
+                        help="one node serving N cameras (batched, and one frame at a time) against N single-camera "
+                             "nodes: frames per second, latency per camera, resident memory (camera --rate Hz each, "
+                             "--seconds long, one size, default 640x480)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the --cameras run (default 20)")
     parser.add_argument("--first-output", action="store_true",
                         help="seconds from perception_node becoming active to its first output for a camera already "
                              "running (one size, default 1280x720), preparing on the first frame and at start")
@@ -152,6 +162,11 @@ def run_benchmark(args):
         print(json.dumps(result, indent=1))
     elif args.output_volume:
         result = {"machine": machine(), "output_volume": output_volume(path, sizes if args.sizes else VOLUME_SIZES)}
+        print(json.dumps(result, indent=1))
+    elif args.cameras:
+        from hydranet_ros.apps.cameras_benchmark import benchmark_cameras
+        result = {"machine": machine()} | benchmark_cameras(path, args.cameras, args.rate, args.seconds,
+                                                            sizes[0] if args.sizes else (480, 640))
         print(json.dumps(result, indent=1))
     elif args.first_output:
         result = {"machine": machine(), "first_output": benchmark_first_output(path, sizes[0] if args.sizes
@@ -205,6 +220,32 @@ def run_soak(args):
     return 0
 
 
+def add_foxglove_layout_arguments(parser):
+    parser.add_argument("--out", required=True, help="the layout file to write (JSON; Foxglove: Layouts, Import)")
+    parser.add_argument("--namespace", default="hydranet", help="the node's namespace (default hydranet)")
+    parser.add_argument("--cameras", default="", help="the node's cameras, e.g. front,rear: a row of panels each "
+                                                      "(default: one camera on the node's own topics)")
+    parser.add_argument("--image-topic", default="/camera/image_raw",
+                        help="the camera image; with --cameras {camera} stands for each name (default "
+                             "/camera/image_raw, with --cameras /{camera}/image_raw), as the launch file's image_topic")
+
+
+def run_foxglove_layout(args):
+    from hydranet_ros.cache import write_atomically
+    from hydranet_ros.ros.camera_stream import DEFAULT_TOPICS, camera_topics
+    from hydranet_ros.ros.foxglove_layout import layout_for
+    from hydranet_ros.shipped import shipped_file
+    names = [name.strip() for name in args.cameras.split(",") if name.strip()]
+    problem = validate_parameter("cameras", names) if names else None
+    if problem:
+        raise CommandError(f"--cameras {args.cameras}: {problem}")
+    cameras = [(name, image) for name, image, _ in camera_topics(names, args.image_topic, DEFAULT_TOPICS[1])]
+    layout = layout_for(json.loads(shipped_file("config", "foxglove_layout.json").read_text()), args.namespace,
+                        cameras)
+    write_atomically(Path(args.out), json.dumps(layout, indent=1).encode())
+    print(f"wrote {args.out}: {len(cameras)} camera(s) under /{args.namespace.strip('/')}")
+
+
 VERBS = {
     "demo": ("play a generated camera sequence through the ROS 2 node; record a bag, pictures and a video",
              add_demo_arguments, run_demo),
@@ -216,4 +257,6 @@ VERBS = {
                   add_benchmark_arguments, run_benchmark),
     "soak": ("feed perception_node at the camera rate for minutes; latency and memory over time",
              add_soak_arguments, run_soak),
+    "foxglove-layout": ("write a Foxglove layout for a node's namespace and cameras (config/foxglove_layout.json "
+                        "renamed, a row of panels per camera)", add_foxglove_layout_arguments, run_foxglove_layout),
 }

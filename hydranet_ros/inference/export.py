@@ -39,9 +39,10 @@ LOG = logging.getLogger("hydranet_ros.export")
 
 
 def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input", raw: bool = False,
-                image_size: tuple[int, int] | None = None, half: bool = False) -> Path:
+                image_size: tuple[int, int] | None = None, half: bool = False, dynamic_batch: bool = False) -> Path:
     """Writes the ONNX file and returns its path. image_size=(H, W): the camera resolution of the
-    post-processed graph (default: the model's pixel budget); for raw=True it fixes the input size."""
+    post-processed graph (default: the model's pixel budget); for raw=True it fixes the input size.
+    dynamic_batch: the post-processed graph takes any number of images of that size at once."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
@@ -60,6 +61,8 @@ def export_onnx(model, spec: ModelSpec, path: str | Path, output: str = "input",
         module = InferenceGraph(model, spec, output).eval()
         example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
         input_name, output_names = INPUT_NAME, list(OUTPUT_NAMES)
+        if dynamic_batch:
+            dynamic = {name: {0: "batch"} for name in [input_name] + output_names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=output_names,
@@ -85,10 +88,12 @@ def load_for_inference(model_path: str | Path, input_size: tuple[int, int] | Non
 
 
 def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, int],
-                   input_size: tuple[int, int] | None = None, precision: str = "fp32") -> Path:
+                   input_size: tuple[int, int] | None = None, precision: str = "fp32",
+                   dynamic_batch: bool = False) -> Path:
     """The post-processed ONNX export of a model file for camera images of image_size (height, width),
     made once and cached by content hash. precision fp16 writes the network's weights and activations
-    in fp16 (the graph a strongly typed TensorRT network builds in fp16); fp32 otherwise."""
+    in fp16 (the graph a strongly typed TensorRT network builds in fp16); fp32 otherwise. dynamic_batch:
+    a batch axis of any size (ONNX Runtime and OpenVINO serve several cameras of one size at once)."""
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"an ONNX export is fp32 or fp16, not {precision!r}")
     model, spec = load_for_inference(model_path, input_size)
@@ -96,7 +101,8 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
     net_height, net_width = spec.network_size(image_size)
     # The graph code, the opset and the exporter (torch) shape the file as much as the weights do.
     name = (f"{file_sha256(model_path)[:16]}-{height}x{width}-net{net_height}x{net_width}-{output}"
-            f"-{precision}-graph{GRAPH_VERSION}-opset{OPSET}-torch{torch.__version__}.onnx")
+            f"-{precision}{'-batch' if dynamic_batch else ''}-graph{GRAPH_VERSION}-opset{OPSET}"
+            f"-torch{torch.__version__}.onnx")
     path = cache_dir() / "onnx" / name
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,7 +112,8 @@ def onnx_for_model(model_path: str | Path, output: str, image_size: tuple[int, i
 
     def export(temporary: Path) -> None:
         LOG.info("exporting %s to ONNX for %dx%d images at %s", model_path, width, height, path)
-        export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16")
+        export_onnx(model, spec, temporary, output, image_size=image_size, half=precision == "fp16",
+                    dynamic_batch=dynamic_batch)
     return make_cached(path, export, "ONNX export")
 
 

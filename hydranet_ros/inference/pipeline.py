@@ -29,6 +29,17 @@ from hydranet_ros.ros.conversions import to_rgb
 
 
 @dataclass
+class PreparedFrame:
+    """One frame after the pre stage, ready for the backend."""
+
+    rgb: np.ndarray                   # RGB, rectified when its calibration asked
+    intrinsics: Intrinsics | None     # pinhole camera of rgb
+    rectified: bool
+    scale: float                      # applied to the network's depth for this camera
+    pre_ms: float
+
+
+@dataclass
 class FrameResult:
     rgb: np.ndarray                 # the input, RGB (rectified when it was distorted)
     labels: np.ndarray
@@ -69,6 +80,12 @@ class Perception:
         """camera: the image's calibration (from CameraInfo) or plain pinhole intrinsics. Without it,
         depth is for the camera the model was trained with and no cloud can be made. clouds: the
         point clouds to make (in the optical frame of the camera, rectified when it was rectified)."""
+        return self.process_batch([self.prepare(image, encoding, camera, rectify)], [overlay_alpha], [clouds])[0]
+
+    def prepare(self, image: np.ndarray, encoding: str = "rgb8", camera: CameraCalibration | Intrinsics | None = None,
+                rectify: str = "auto") -> PreparedFrame:
+        """The pre stage of one frame: RGB, rectified when its calibration asks; raises CalibrationError
+        (or ValueError for plain intrinsics) when the camera does not fit the image."""
         start = time.perf_counter()
         rgb = np.ascontiguousarray(to_rgb(image, encoding))
         intrinsics, rectified = camera, False
@@ -80,17 +97,30 @@ class Perception:
         elif camera is not None and (camera.width, camera.height) != (rgb.shape[1], rgb.shape[0]):
             raise ValueError(f"intrinsics are for {camera.width}x{camera.height}, the image is "
                              f"{rgb.shape[1]}x{rgb.shape[0]}")
-        pre_ms = (time.perf_counter() - start) * 1e3
         scale = depth_scale(intrinsics, self.spec.network_size(rgb.shape[:2]), self.spec.focal_length_px)
+        return PreparedFrame(rgb, intrinsics, rectified, scale, (time.perf_counter() - start) * 1e3)
+
+    def process_batch(self, frames: list[PreparedFrame], overlay_alphas: list, clouds: list) -> list[FrameResult]:
+        """Prepared frames of one size through the backend as one batch (Backend.infer_batch; one at a
+        time where the backend runs on its device), then each frame's post stage. Each result's
+        inference time is the batch's."""
         if self.device_post is not None:
-            return self._on_device(rgb, pre_ms, scale, overlay_alpha, intrinsics, rectified, clouds)
+            return [self._on_device(frame, alpha, request)
+                    for frame, alpha, request in zip(frames, overlay_alphas, clouds)]
         after_pre = time.perf_counter()
-        prediction: Prediction = self.backend.infer(rgb)
-        after_inference = time.perf_counter()
-        depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids, scale=scale)
+        predictions = self.backend.infer_batch([frame.rgb for frame in frames])
+        inference_ms = (time.perf_counter() - after_pre) * 1e3
+        return [self._host_post(frame, prediction, alpha, request, inference_ms)
+                for frame, prediction, alpha, request in zip(frames, predictions, overlay_alphas, clouds)]
+
+    def _host_post(self, frame: PreparedFrame, prediction: Prediction, overlay_alpha: float | None,
+                   clouds: CloudRequest | None, inference_ms: float) -> FrameResult:
+        start = time.perf_counter()
+        rgb, intrinsics = frame.rgb, frame.intrinsics
+        depth = depth_for_ros(prediction.depth, prediction.labels, self.sky_ids, scale=frame.scale)
         blended = overlay(rgb, prediction.color, overlay_alpha) if overlay_alpha is not None else None
         result = FrameResult(rgb, prediction.labels, prediction.color, depth, prediction.confidence, blended,
-                             {}, scale, intrinsics, rectified)
+                             {}, frame.scale, intrinsics, frame.rectified)
         if clouds is not None and intrinsics is not None:
             width, height = result.output_size
             clouds = self._on_outputs(clouds, width, rgb.shape[:2])
@@ -98,15 +128,17 @@ class Perception:
                                        clouds.settings)
             if clouds.obstacle_classes is not None:
                 result.obstacles = without_classes(result.cloud, clouds.obstacle_classes, clouds.obstacles_organized)
-        result.timings_ms = {"pre": pre_ms, "inference": (after_inference - after_pre) * 1e3,
-                             "post": (time.perf_counter() - after_inference) * 1e3}
+        result.timings_ms = {"pre": frame.pre_ms, "inference": inference_ms,
+                             "post": (time.perf_counter() - start) * 1e3}
         return result
 
     def _on_outputs(self, clouds: CloudRequest, output_width: int, image_size: tuple[int, int]) -> CloudRequest:
         """The clouds' stride in output pixels, for outputs output_width wide of an image of image_size."""
         return clouds.on_outputs(output_width, self.spec.network_size(image_size)[1])
 
-    def _on_device(self, rgb, pre_ms, scale, overlay_alpha, intrinsics, rectified, clouds) -> FrameResult:
+    def _on_device(self, frame: PreparedFrame, overlay_alpha, clouds) -> FrameResult:
+        rgb, pre_ms, scale, intrinsics, rectified = frame.rgb, frame.pre_ms, frame.scale, frame.intrinsics, \
+            frame.rectified
         clock = StageClock(self.device_post.device)
         clock.mark()
         frame = self.backend.infer_on_device(rgb)

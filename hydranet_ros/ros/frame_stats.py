@@ -2,7 +2,8 @@
 
 Every frame the node receives is counted once more by what became of it (FRAME_FATES): processed,
 dropped (replaced by a newer frame before the worker took it), bad_input (refused), errors (processing
-failed) or skipped_no_subscribers. The camera_info counters count problems with the frames' calibration.
+failed) or skipped_no_subscribers. The camera_info counters count problems with the frames' calibration;
+batched counts the processed frames that went through the backend with another camera's.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ LATENCY_WINDOW = 100  # frames the latency medians are taken over
 
 class FrameStats:
     def __init__(self):
-        self.counts = dict.fromkeys(("received",) + FRAME_FATES + CAMERA_INFO_COUNTERS, 0)
+        self.counts = dict.fromkeys(("received",) + FRAME_FATES + CAMERA_INFO_COUNTERS + ("batched",), 0)
         self.latency = {stage: deque(maxlen=LATENCY_WINDOW) for stage in LATENCY_STAGES}
 
     def frame_timed(self, pipeline_ms: dict, received_at: float, start: float, decoded: float, end: float) -> None:

@@ -6,6 +6,7 @@ dynamic=False parameters are read-only after start: changing them needs a restar
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from hydranet_ros.camera.intrinsics import FOCAL_PER_SIDE_RANGE
@@ -30,6 +31,11 @@ class Parameter:
 
 
 PARAMETERS = (
+    Parameter("cameras", [""], "Cameras this node serves with one model: [\"\"] is one camera on image, camera_info "
+              "and outputs in the node's namespace; names (e.g. [front, rear]) give each camera its own "
+              "<name>/image, <name>/camera_info and outputs under <name>/, and its own /diagnostics status."),
+    Parameter("batch_cameras", True, "With several cameras: frames of one size taken in one round go through the "
+              "backend as one batch (ONNX Runtime, OpenVINO; the others run them in turn); false: one at a time."),
     Parameter("model_path", "", "Model file (.pt), or the name of a shipped one (hydranet_street.pt, "
               "hydranet_indoor.pt); empty: hydranet_street.pt."),
     Parameter("backend", "auto", "Inference backend; auto picks the fastest available and logs why.",
@@ -133,6 +139,8 @@ def validate(name: str, value) -> str | None:
         return f"{name} must be one of {list(spec.choices)}, not {value!r}"
     if spec.minimum is not None and not (spec.minimum <= value <= spec.maximum):
         return f"{name} must be within [{spec.minimum}, {spec.maximum}], not {value}"
+    if name == "cameras":
+        return camera_names_problem(value)
     if name in ("input_size", "image_size") and list(value) != [0, 0]:
         problem = input_size_problem(value)
         if problem:
@@ -145,6 +153,24 @@ def validate(name: str, value) -> str | None:
         if any(value) and not fallback_fits_an_image(value):
             return (f"fallback_intrinsics {list(value)} are no camera's: no image of at most {MAX_INPUT_PIXELS} "
                     "pixels has that principal point with those focal lengths (every frame would be refused)")
+    return None
+
+
+# A ROS name token: what a namespace segment may be (letters, digits, underscores; no leading digit).
+CAMERA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def camera_names_problem(names) -> str | None:
+    """Why a `cameras` value cannot be used, or None: [""] (one unnamed camera) or distinct ROS names."""
+    names = list(names)
+    if names == [""]:
+        return None
+    bad = [name for name in names if not CAMERA_NAME.fullmatch(name)]
+    if not names or bad:
+        return (f"cameras must be [\"\"] (one camera, the node's own topics) or names of letters, digits and "
+                f"underscores, not starting with a digit; not {bad or names}")
+    if len(set(names)) != len(names):
+        return f"cameras must be distinct, not {names}"
     return None
 
 

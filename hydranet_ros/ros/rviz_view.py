@@ -6,6 +6,8 @@ fixed frame only from its config, so the launch file writes a copy with the actu
 """
 from __future__ import annotations
 
+import copy
+
 import yaml
 
 DEFAULT_NAMESPACE = "/hydranet"
@@ -19,18 +21,30 @@ def absolute_namespace(namespace: str) -> str:
     return f"/{stripped}" if stripped else ""
 
 
-def follow_launch(view_text: str, namespace: str, image_topic: str, frame: str) -> str:
+def follow_launch(view_text: str, namespace: str, image_topic: str, frame: str,
+                  cameras: list[tuple[str, str]] = ()) -> str:
     """The rviz config with the node's topics under `namespace`, the camera image on `image_topic`
-    (relative names resolve in the root namespace, as rviz2 resolves them) and `frame` as fixed frame."""
+    (relative names resolve in the root namespace, as rviz2 resolves them) and `frame` as fixed frame.
+    cameras: (name, image topic) of a node's named cameras: each camera's displays once per camera,
+    named after it, with its outputs under namespace/<name>/."""
     view = yaml.safe_load(view_text)
     manager = view["Visualization Manager"]
+    displays = []
     for display in manager["Displays"]:
-        topic = display.get("Topic")
-        if not topic:
+        if not display.get("Topic"):
+            displays.append(display)
             continue
-        if topic["Value"] == DEFAULT_IMAGE_TOPIC:
-            topic["Value"] = "/" + image_topic.lstrip("/")
-        elif topic["Value"].startswith(DEFAULT_NAMESPACE + "/"):
-            topic["Value"] = absolute_namespace(namespace) + topic["Value"][len(DEFAULT_NAMESPACE):]
+        for name, camera_image in cameras or [("", image_topic)]:
+            shown = copy.deepcopy(display)
+            topic = shown["Topic"]
+            if topic["Value"] == DEFAULT_IMAGE_TOPIC:
+                topic["Value"] = "/" + camera_image.lstrip("/")
+            elif topic["Value"].startswith(DEFAULT_NAMESPACE + "/"):
+                prefix = absolute_namespace(namespace) + (f"/{name}" if name else "")
+                topic["Value"] = prefix + topic["Value"][len(DEFAULT_NAMESPACE):]
+            if name:
+                shown["Name"] = f"{shown['Name']} ({name})"
+            displays.append(shown)
+    manager["Displays"] = displays
     manager["Global Options"]["Fixed Frame"] = frame
     return yaml.safe_dump(view, sort_keys=False)

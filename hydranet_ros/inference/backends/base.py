@@ -45,12 +45,19 @@ class Backend:
     def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
         raise NotImplementedError(f"{self.name} returns host arrays only")
 
+    def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
+        """Images of one size; one at a time unless the backend runs them as one batch."""
+        return [self.infer(rgb) for rgb in rgbs]
+
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
 
     def prepared_for(self, size: tuple[int, int]) -> bool:
         """Whether an image of this size (height, width) runs without first building a graph for it."""
         return True
+
+    def prepare(self, size: tuple[int, int]) -> None:
+        """Builds what an image of this size (height, width) needs, ahead of its first frame."""
 
 
 class PerResolution(Backend):
@@ -76,11 +83,17 @@ class PerResolution(Backend):
     def prepared_for(self, size: tuple[int, int]) -> bool:
         return tuple(size) in self._backends
 
+    def prepare(self, size: tuple[int, int]) -> None:
+        self.for_size(tuple(size))
+
     def infer(self, rgb: np.ndarray) -> Prediction:
         return self.for_size(tuple(rgb.shape[:2])).infer(rgb)
 
     def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
         return self.for_size(tuple(rgb.shape[:2])).infer_on_device(rgb)
+
+    def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
+        return self.for_size(tuple(rgbs[0].shape[:2])).infer_batch(rgbs)
 
     def describe(self) -> str:
         return next(reversed(self._backends.values())).describe()

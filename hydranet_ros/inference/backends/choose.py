@@ -124,7 +124,9 @@ def _build(name: str, device: str, model_path: str | Path, options: BackendOptio
     export_precision = "fp16" if precision == "fp16" and device == "cuda" else "fp32"
 
     def graph(size):  # the fp16 export on a GPU, the fp32 one, or its calibrated int8 version
-        onnx_path = onnx_for_model(model_path, output, size, input_size, export_precision)
+        # One graph for one camera and for several of one size (batched): the same outputs either way
+        # (a fixed-batch export rounds depth differently, by up to 4e-6 m).
+        onnx_path = onnx_for_model(model_path, output, size, input_size, export_precision, dynamic_batch=True)
         return int8_onnx(onnx_path, calibration, size, "cpu") if precision == "int8" else onnx_path
     if name == "onnxruntime":
         from hydranet_ros.inference.backends.onnxruntime_backend import OnnxRuntimeBackend

@@ -47,3 +47,10 @@ class OnnxRuntimeBackend(Backend):
     def infer(self, rgb: np.ndarray) -> Prediction:
         outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(rgb)[None]})
         return Prediction(*(output[0] for output in outputs))
+
+    def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
+        """One session.run for the batch when the graph has a batch axis (export dynamic_batch)."""
+        if len(rgbs) == 1 or not isinstance(self.session.get_inputs()[0].shape[0], str):
+            return super().infer_batch(rgbs)
+        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.stack(rgbs)})
+        return [Prediction(*(output[index] for output in outputs)) for index in range(len(rgbs))]

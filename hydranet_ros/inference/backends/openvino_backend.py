@@ -89,3 +89,11 @@ class OpenVinoBackend(Backend):
     def infer(self, rgb: np.ndarray) -> Prediction:
         results = self.request.infer({INPUT_NAME: np.ascontiguousarray(rgb)[None]})
         return Prediction(*(results[self.compiled.output(name)][0] for name in OUTPUT_NAMES))
+
+    def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
+        """One inference for the batch when the compiled model has a batch axis (export dynamic_batch)."""
+        if len(rgbs) == 1 or not self.compiled.input(INPUT_NAME).get_partial_shape()[0].is_dynamic:
+            return super().infer_batch(rgbs)
+        results = self.request.infer({INPUT_NAME: np.stack(rgbs)})
+        outputs = [results[self.compiled.output(name)] for name in OUTPUT_NAMES]
+        return [Prediction(*(output[index].copy() for output in outputs)) for index in range(len(rgbs))]
