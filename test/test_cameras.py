@@ -189,3 +189,31 @@ def test_one_node_serves_several_cameras_each_output_with_its_own_header_size_an
         node.stop()
     rig.node.destroy_node()
     single.node.destroy_node()
+
+
+def test_each_named_camera_may_have_its_own_fallback_intrinsics(ros, street_model_file):
+    """No camera_info: front takes front.fallback_intrinsics, rear the node's fallback_intrinsics; a wrong
+    per-camera value stops the start in one line."""
+    frame = np.random.default_rng(0).integers(0, 256, (120, 400, 3), dtype=np.uint8)
+    parameters = {"backend": "onnxruntime", "cameras": "[front,rear]",
+                  "fallback_intrinsics": "[300.0,300.0,199.5,59.5]",
+                  "front.fallback_intrinsics": "[500.0,500.0,199.5,59.5]"}
+    rig = Cameras(["front", "rear"])
+    with NodeProcess(street_model_file, parameters) as node:
+        assert rig.wait_for(lambda: all(pub.get_subscription_count() for pub in rig.image_pub.values()), 60), \
+            node.stop()[1]
+        rig.spin(1.0)
+        for index in range(50):
+            for camera_index, name in enumerate(("front", "rear")):
+                rig.image_pub[name].publish(image_message(frame, _stamp(index, camera_index), f"{name}_optical"))
+            rig.spin(0.2)
+            if all(rig.received[name]["depth/camera_info"] for name in ("front", "rear")):
+                break
+        node.stop()
+    rig.node.destroy_node()
+    assert rig.received["front"]["depth/camera_info"][-1].k[0] == 500.0
+    assert rig.received["rear"]["depth/camera_info"][-1].k[0] == 300.0
+    with NodeProcess(street_model_file, parameters | {"rear.fallback_intrinsics": "[0.0,500.0,1.0,1.0]"}) as node:
+        node.process.wait(timeout=60)  # it ends by itself
+        code, output, _ = node.stop()
+    assert code == 1 and "rear.fallback_intrinsics must be finite [fx, fy, cx, cy]" in output, output[-2000:]

@@ -246,3 +246,32 @@ def test_pinned_staging_reuses_one_buffer_per_shape_and_uploads_every_frame():
     for height in (10, 20, 30):
         staging.upload(frames[0][:height], torch.empty((height, 60, 3), dtype=torch.uint8, device="cuda"))
     assert len(staging._buffers) == 2
+
+
+def test_frames_of_one_size_run_through_the_torch_graph_at_once_and_equal_one_at_a_time(street_model_file):
+    """Several cameras of one size (issue 45) on a device backend: one graph call for the batch, then each
+    frame's post-processing on the device; outputs equal to the frames run one at a time."""
+    from hydranet_ros.inference.backends import BackendOptions, create_backend
+    from hydranet_ros.inference.pipeline import Perception, guess_intrinsics
+    from hydranet_ros.model.model_file import load_model
+    from hydranet_ros.ros.outputs import cloud_output_request
+    _, spec = load_model(street_model_file)
+    backend, _ = create_backend(street_model_file, BackendOptions(backend="torch", device="cpu"))
+    perception = Perception(backend, spec)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (120, 400, 3), dtype=np.uint8) for _ in range(3)]
+    camera = guess_intrinsics(spec, 400, 120)
+    clouds = cloud_output_request({}, spec.label_space, frozenset({"points", "points/obstacles"})).clouds(perception)
+    alone = [perception.process(image, "rgb8", 0.5, camera, clouds=clouds) for image in images]
+    graph, calls = backend.graph, []
+    backend.graph = lambda batch: calls.append(tuple(batch.shape)) or graph(batch)
+    together = perception.process_batch([perception.prepare(image, "rgb8", camera) for image in images],
+                                        [0.5] * 3, [clouds] * 3)
+    assert calls == [(3, 120, 400, 3)]
+    for one, batched in zip(alone, together):
+        for name in ("labels", "color", "confidence", "overlay"):
+            np.testing.assert_array_equal(getattr(one, name), getattr(batched, name))
+        np.testing.assert_array_equal(one.depth, batched.depth)
+        _assert_clouds_equal(batched.cloud, one.cloud)
+        _assert_clouds_equal(batched.obstacles, one.obstacles)
+        assert set(batched.timings_ms) == {"pre", "inference", "post", "copy"}

@@ -318,3 +318,31 @@ def test_auto_tries_the_next_backend_after_any_failure(street_model_file, monkey
     with pytest.raises(BackendError, match="onnxruntime/cpu: RuntimeError: export failed"):
         # asked for by name: one line
         choose.create_backend(street_model_file, BackendOptions(backend="onnxruntime", device="cpu", precision="fp32"))
+
+
+def test_an_engine_for_cameras_of_one_size_is_built_for_batches_up_to_their_number(tmp_path, monkeypatch):
+    """Several cameras of one size (issue 45): the export has a batch axis and the engine's profile runs
+    1..N images at once, tuned for N; a one-image export is refused for batches; the key (and so the
+    cached file) differs from the one-image engine's."""
+    import sys
+    from hydranet_ros.inference.backends import tensorrt_backend
+    from hydranet_ros.inference.export import export_onnx
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space
+    spec = ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (96, 128))
+    batched = export_onnx(HydraNet(6), spec, tmp_path / "batched.onnx", image_size=(480, 640), dynamic_batch=True)
+    single = export_onnx(HydraNet(6), spec, tmp_path / "single.onnx", image_size=(480, 640))
+    fake = _FakeTensorRT()
+    monkeypatch.setitem(sys.modules, "tensorrt", fake.module)
+    monkeypatch.setattr(tensorrt_backend, "current_platform", lambda: ("10.13.0", "NVIDIA H100 80GB HBM3", "90"))
+    engine = tensorrt_backend.engine_for_onnx(batched, "fp16", directory=tmp_path / "engines", max_batch=4)
+    assert ("set_shape", "image", (1, 480, 640, 3), (4, 480, 640, 3), (4, 480, 640, 3)) in fake.calls
+    key = tensorrt_backend.read_key(engine)
+    assert key.profile == ShapeProfile((480, 640), (480, 640), (480, 640), max_batch=4)
+    assert EngineKey.from_dict(key.to_dict()) == key
+    assert key.file_name() != _key(profile=ShapeProfile((480, 640), (480, 640), (480, 640))).file_name()
+    with pytest.raises(BackendError, match="takes one image at a time"):
+        tensorrt_backend.engine_for_onnx(single, "fp16", directory=tmp_path / "engines", max_batch=4)
+    assert ShapeProfile((480, 640), (480, 640), (480, 640)).fixed and not key.profile.fixed
+    with pytest.raises(ValueError, match="max_batch >= 1"):
+        ShapeProfile(max_batch=0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hydranet_ros.inference.backends.base import Backend, Prediction
+from hydranet_ros.inference.backends.base import Backend, DeviceFrame, Prediction
 from hydranet_ros.camera.calibration import CameraCalibration, Rectifier
 from hydranet_ros.camera.intrinsics import FOCAL_PER_WIDTH, Intrinsics
 from hydranet_ros.camera.network_input import depth_scale
@@ -105,6 +105,13 @@ class Perception:
         time where the backend runs on its device), then each frame's post stage. Each result's
         inference time is the batch's."""
         if self.device_post is not None:
+            if 1 < len(frames) <= self.backend.device_batch_limit(frames[0].rgb.shape[:2]):
+                clock = StageClock(self.device_post.device)
+                clock.mark()
+                device_frames = self.backend.infer_batch_on_device([frame.rgb for frame in frames])
+                clock.mark()
+                return [self._on_device(frame, alpha, request, device_frame, clock)
+                        for frame, alpha, request, device_frame in zip(frames, overlay_alphas, clouds, device_frames)]
             return [self._on_device(frame, alpha, request)
                     for frame, alpha, request in zip(frames, overlay_alphas, clouds)]
         after_pre = time.perf_counter()
@@ -136,18 +143,24 @@ class Perception:
         """The clouds' stride in output pixels, for outputs output_width wide of an image of image_size."""
         return clouds.on_outputs(output_width, self.spec.network_size(image_size)[1])
 
-    def _on_device(self, frame: PreparedFrame, overlay_alpha, clouds) -> FrameResult:
+    def _on_device(self, frame: PreparedFrame, overlay_alpha, clouds, device_frame: DeviceFrame | None = None,
+                   batch_clock: StageClock | None = None) -> FrameResult:
+        """One frame's inference (or its part of a batch's, device_frame, timed by batch_clock) and
+        post-processing on the device."""
         rgb, pre_ms, scale, intrinsics, rectified = frame.rgb, frame.pre_ms, frame.scale, frame.intrinsics, \
             frame.rectified
         clock = StageClock(self.device_post.device)
         clock.mark()
-        frame = self.backend.infer_on_device(rgb)
-        clock.mark()
-        height, width = frame.outputs[0].shape
+        if device_frame is None:
+            device_frame = self.backend.infer_on_device(rgb)
+            clock.mark()
+        height, width = device_frame.outputs[0].shape
         clouds = self._on_outputs(clouds, width, rgb.shape[:2]) if clouds is not None else None
-        out = self.device_post(frame, scale, overlay_alpha,
+        out = self.device_post(device_frame, scale, overlay_alpha,
                                intrinsics.scaled_to(width, height) if intrinsics is not None else None, clouds, clock)
-        inference_ms, post_ms, copy_ms = clock.intervals_ms()
+        intervals = clock.intervals_ms()
+        inference_ms, post_ms, copy_ms = intervals if batch_clock is None else \
+            (batch_clock.intervals_ms()[0], *intervals)
         return FrameResult(rgb, out.labels, out.color, out.depth, out.confidence, out.overlay,
                            {"pre": pre_ms, "inference": inference_ms, "post": post_ms + copy_ms, "copy": copy_ms},
                            scale, intrinsics, rectified, out.cloud, out.obstacles)

@@ -111,7 +111,8 @@ PARAMETERS = (
     Parameter("camera_info_tolerance", 0.01, "Seconds by which a camera_info stamp may differ from its image's; "
               "beyond it a changing calibration is reported as unmatched.", minimum=0.0, maximum=1.0),
     Parameter("fallback_intrinsics", [0.0, 0.0, 0.0, 0.0],
-              "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none.", dynamic=True),
+              "[fx, fy, cx, cy] of the input image used when no camera_info arrives; zeros: none. A named camera "
+              "of cameras takes <name>.fallback_intrinsics when that is set.", dynamic=True),
     Parameter("max_image_pixels", 8_294_400, "Images with more pixels are refused (default 3840x2160).",
               dynamic=True, minimum=1, maximum=100_000_000),
     Parameter("camera_rate_hz", 0.0, "The camera's frame rate, when the driver declares one: /diagnostics then also "
@@ -128,10 +129,14 @@ PARAMETERS = (
 )
 BY_NAME = {p.name: p for p in PARAMETERS}
 GROUND_AND_SKY = "__ground_and_sky__"
+PER_CAMERA = "fallback_intrinsics"  # the parameter a named camera may set for itself: <name>.fallback_intrinsics
 
 
 def validate(name: str, value) -> str | None:
     """None when the value is acceptable, else the reason."""
+    if name.endswith("." + PER_CAMERA):  # <camera>.fallback_intrinsics: checked as the node's own
+        problem = validate(PER_CAMERA, value)
+        return problem and f"{name.rsplit('.', 1)[0]}.{problem}"
     spec = BY_NAME.get(name)
     if spec is None:
         return None  # parameters such as use_sim_time belong to rclpy

@@ -131,7 +131,7 @@ class PerceptionCore:
             backend, skipped = create_backend(model_path, BackendOptions(
                 backend=p("backend"), device=p("device"), precision=p("precision"), output=p("output_resolution"),
                 input_size=input_size, calibration=p("int8_calibration") or None,
-                camera_size=sizes[0] if sizes else None))
+                camera_size=sizes[0] if sizes else None, batch=len(cameras) if p("batch_cameras") else 1))
             for size in sizes[1:]:  # the other cameras' sizes
                 backend.prepare(size)
         except (ModelFileError, BackendError) as error:
@@ -154,6 +154,13 @@ class PerceptionCore:
         classes = {"Image": Image, "CameraInfo": CameraInfo, "PointCloud2": PointCloud2}
         self.cameras = cameras
         for camera in cameras:
+            own = f"{camera.name}.{parameters.PER_CAMERA}"
+            if camera.name and not self.has_parameter(own):  # a parameter file's front.fallback_intrinsics
+                self.declare_parameter(own, [0.0] * 4, ParameterDescriptor(
+                    description=f"{parameters.PER_CAMERA} of camera {camera.name}; zeros: the node's"))
+                reason = parameters.validate(own, self._value(own))
+                if reason:
+                    raise StartupError(f"parameter {reason}")
             camera.pub = {topic.name: self._output_publisher(classes[topic.type_name], camera.topic(topic.name),
                                                              output_qos) for topic in OUTPUTS}
             camera.label_info_pub = self._label_info_publisher(camera)
@@ -539,9 +546,12 @@ class PerceptionCore:
         return self._fallback_camera(camera, width, height)
 
     def _fallback_camera(self, camera: CameraStream, width: int, height: int) -> Intrinsics | None:
-        """fallback_intrinsics for an image of this size, or None when they are not set."""
+        """The camera's <name>.fallback_intrinsics, else the node's fallback_intrinsics, for an image of
+        this size; None when neither is set."""
+        own = f"{camera.name}.{parameters.PER_CAMERA}"
+        values = self._value(own) if camera.name and self.has_parameter(own) else []
         try:
-            return fallback_intrinsics(self._value("fallback_intrinsics"), width, height)
+            return fallback_intrinsics(values if any(values) else self._value(parameters.PER_CAMERA), width, height)
         except CalibrationError as error:
             self._report(camera, "fallback_intrinsics", str(error))
             return None

@@ -49,6 +49,15 @@ class Backend:
         """Images of one size; one at a time unless the backend runs them as one batch."""
         return [self.infer(rgb) for rgb in rgbs]
 
+    def device_batch_limit(self, size: tuple[int, int]) -> int:
+        """How many images of this size infer_batch_on_device runs at once (1: one at a time)."""
+        return 1
+
+    def infer_batch_on_device(self, rgbs: list[np.ndarray]) -> list[DeviceFrame]:
+        """Images of one size in one run on the device, for backends that can (TensorRT built for
+        batches, device_batch_limit); the frames stay valid until the next call."""
+        raise NotImplementedError(f"{self.name} runs one image at a time on its device")
+
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
 
@@ -94,6 +103,12 @@ class PerResolution(Backend):
 
     def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
         return self.for_size(tuple(rgbs[0].shape[:2])).infer_batch(rgbs)
+
+    def infer_batch_on_device(self, rgbs: list[np.ndarray]) -> list[DeviceFrame]:
+        return self.for_size(tuple(rgbs[0].shape[:2])).infer_batch_on_device(rgbs)
+
+    def device_batch_limit(self, size: tuple[int, int]) -> int:
+        return self.for_size(tuple(size)).device_batch_limit(size)
 
     def describe(self) -> str:
         return next(reversed(self._backends.values())).describe()

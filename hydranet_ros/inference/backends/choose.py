@@ -65,6 +65,7 @@ class BackendOptions:
     input_size: tuple[int, int] | None = None
     calibration: str | Path | None = None
     camera_size: tuple[int, int] | None = None
+    batch: int = 1  # the most images of one size run at once (cameras of a node); TensorRT builds for it
 
 
 def create_backend(model_path: str | Path, options: BackendOptions = BackendOptions()) -> tuple[Backend, list[str]]:
@@ -119,8 +120,9 @@ def _build(name: str, device: str, model_path: str | Path, options: BackendOptio
     if name == "tensorrt":
         from hydranet_ros.inference.backends.tensorrt_backend import TensorRTBackend, engine_for_onnx, onnx_for_engine
         return PerResolution(lambda size: TensorRTBackend(engine_for_onnx(
-            onnx_for_engine(model_path, output, size, precision, calibration, input_size), precision,
-            **(options.engine_options or {}))), first_size)
+            onnx_for_engine(model_path, output, size, precision, calibration, input_size,
+                            dynamic_batch=options.batch > 1), precision,
+            max_batch=options.batch, **(options.engine_options or {}))), first_size)
     export_precision = "fp16" if precision == "fp16" and device == "cuda" else "fp32"
 
     def graph(size):  # the fp16 export on a GPU, the fp32 one, or its calibrated int8 version

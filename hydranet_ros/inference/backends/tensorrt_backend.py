@@ -40,22 +40,33 @@ OLDEST_TENSORRT = 10  # strongly typed networks, named I/O tensors and execute_a
 
 @dataclass(frozen=True)
 class ShapeProfile:
-    """Input image sizes (height, width) the engine accepts: min <= opt <= max per dimension."""
+    """Input image sizes (height, width) the engine accepts: min <= opt <= max per dimension; and up to
+    max_batch images at once (cameras of one size, batched), tuned for max_batch."""
 
     min: tuple[int, int] = (64, 64)
     opt: tuple[int, int] = (375, 1242)
     max: tuple[int, int] = (1080, 1920)
+    max_batch: int = 1
 
     def __post_init__(self):
         for low, mid, high in zip(self.min, self.opt, self.max):
             if not 0 < low <= mid <= high:
                 raise ValueError(f"shape profile needs 0 < min <= opt <= max, got {self.min} {self.opt} {self.max}")
+        if self.max_batch < 1:
+            raise ValueError(f"shape profile needs max_batch >= 1, got {self.max_batch}")
 
     def accepts(self, height: int, width: int) -> bool:
         return self.min[0] <= height <= self.max[0] and self.min[1] <= width <= self.max[1]
 
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
-        return tuple((1, h, w, 3) for h, w in (self.min, self.opt, self.max))
+        """TensorRT's min, opt and max input shapes: batch 1 at the least, max_batch for opt and max."""
+        batches = (1, self.max_batch, self.max_batch)
+        return tuple((batch, h, w, 3) for batch, (h, w) in zip(batches, (self.min, self.opt, self.max)))
+
+    @property
+    def fixed(self) -> bool:
+        """One input shape only (what a fixed-size export of batch 1 takes)."""
+        return self.min == self.max and self.max_batch == 1
 
 
 @dataclass(frozen=True)
@@ -75,12 +86,12 @@ class EngineKey:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["profile"] = {k: list(v) for k, v in data["profile"].items()}
+        data["profile"] = {k: v if isinstance(v, int) else list(v) for k, v in data["profile"].items()}
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "EngineKey":
-        profile = ShapeProfile(**{k: tuple(v) for k, v in data["profile"].items()})
+        profile = ShapeProfile(**{k: v if isinstance(v, int) else tuple(v) for k, v in data["profile"].items()})
         return cls(**{**data, "profile": profile})
 
 
@@ -142,24 +153,31 @@ def current_platform() -> tuple[str, str, str]:
     return trt.__version__, torch.cuda.get_device_name(), f"{major}{minor}"
 
 
-def fixed_input_size(onnx_path: Path) -> tuple[int, int] | None:
-    """(height, width) of a post-processed export's fixed image input, None when it is dynamic."""
+def input_dims(onnx_path: Path) -> list[int | None]:
+    """The image input's dimensions (batch, height, width, 3) of a post-processed export; None where dynamic."""
     import onnx
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
     for value in graph.input:
         if value.name == INPUT_NAME:
-            dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
-            return (dims[1], dims[2]) if len(dims) == 4 and None not in dims[1:3] else None
+            return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
     raise BackendError(f"{onnx_path} has no input {INPUT_NAME!r}: not a post-processed hydranet export")
 
 
+def fixed_input_size(onnx_path: Path) -> tuple[int, int] | None:
+    """(height, width) of a post-processed export's fixed image input, None when it is dynamic."""
+    dims = input_dims(onnx_path)
+    return (dims[1], dims[2]) if len(dims) == 4 and None not in dims[1:3] else None
+
+
 def onnx_for_engine(model_path: str | Path, output: str, image_size: tuple[int, int], precision: str,
-                    calibration=None, input_size: tuple[int, int] | None = None) -> Path:
+                    calibration=None, input_size: tuple[int, int] | None = None, dynamic_batch: bool = False) -> Path:
     """The graph an engine of `precision` builds from: the fp32 export, the fp16 export, or for int8 the
-    fp16 export quantized for TensorRT (quantize.py, target tensorrt), so that its float layers run fp16."""
+    fp16 export quantized for TensorRT (quantize.py, target tensorrt), so that its float layers run fp16.
+    dynamic_batch: with a batch axis, for an engine that runs several cameras of one size at once."""
     if precision not in ENGINE_PRECISIONS:
         raise BackendError(f"TensorRT precision must be one of {ENGINE_PRECISIONS}, not {precision!r}")
-    float_onnx = onnx_for_model(model_path, output, image_size, input_size, "fp32" if precision == "fp32" else "fp16")
+    float_onnx = onnx_for_model(model_path, output, image_size, input_size, "fp32" if precision == "fp32" else "fp16",
+                                dynamic_batch=dynamic_batch)
     return int8_onnx(float_onnx, calibration, image_size, "tensorrt") if precision == "int8" else float_onnx
 
 
@@ -172,17 +190,22 @@ def engine_key(onnx_path: Path, precision: str, profile: ShapeProfile) -> Engine
 
 def engine_for_onnx(onnx_path: str | Path, precision: str = "fp16", profile: ShapeProfile | None = None,
                     workspace_gib: float = 2.0,
-                    directory: str | Path | None = None) -> Path:
+                    directory: str | Path | None = None, max_batch: int = 1) -> Path:
     """The cached engine for this ONNX file, GPU and TensorRT; built first when missing or stale. A
     fixed-size export (every post-processed one) is built for exactly its size: profile defaults to
-    it, and another profile is refused."""
+    it (with up to max_batch images at once, for an export with a batch axis), and another profile is
+    refused."""
     onnx_path = Path(onnx_path)
     fixed = fixed_input_size(onnx_path)
+    if max_batch > 1 and input_dims(onnx_path)[0] is not None:
+        raise BackendError(f"{onnx_path.name} takes one image at a time; an engine for batches of {max_batch} "
+                           "needs an export with a batch axis (export.onnx_for_model dynamic_batch)")
     if fixed is not None:
-        if profile is not None and profile != ShapeProfile(fixed, fixed, fixed):
+        own = ShapeProfile(fixed, fixed, fixed, max_batch)
+        if profile is not None and profile != own:
             raise BackendError(f"{onnx_path.name} takes only {fixed[1]}x{fixed[0]} images; the shape profile "
                                f"{profile.min}..{profile.max} would build an engine its graph cannot run")
-        profile = ShapeProfile(fixed, fixed, fixed)
+        profile = own
     key = engine_key(onnx_path, precision, profile or ShapeProfile())
     folder = Path(directory or cache_dir() / "engines")
     path = folder / key.file_name()
@@ -210,7 +233,7 @@ def build_engine(onnx_path: Path, engine_path: Path, key: EngineKey, workspace_g
     from tqdm import tqdm
 
     check_tensorrt_version(trt.__version__)
-    findings = tensorrt_findings(onnx_path, fixed_shape=key.profile.min == key.profile.max)
+    findings = tensorrt_findings(onnx_path, fixed_shape=key.profile.fixed)
     if findings:
         raise BackendError(f"{onnx_path} breaks TensorRT's ONNX rules, so no engine would build: {report(findings)}")
     logger = trt.Logger(trt.Logger.WARNING)
@@ -322,17 +345,33 @@ class TensorRTBackend(DeviceBackend):
             self._bound_shape = shape
 
     def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
+        return self.infer_batch_on_device([rgb])[0]
+
+    @property
+    def max_batch(self) -> int:
+        return self.profile.max_batch if self.profile is not None else 1
+
+    def device_batch_limit(self, size: tuple[int, int]) -> int:
+        return self.max_batch
+
+    def infer_batch_on_device(self, rgbs: list[np.ndarray]) -> list[DeviceFrame]:
+        """Images of one size in one execution (up to the profile's max_batch); every frame is valid
+        until the next call, which may reuse the tensors."""
         torch = self.torch
-        height, width = rgb.shape[:2]
+        height, width = rgbs[0].shape[:2]
         if self.profile is not None and not self.profile.accepts(height, width):
             raise BackendError(f"image {width}x{height} is outside the engine's shape profile "
                                f"{self.profile.min}..{self.profile.max} (height, width); rebuild with a wider profile")
+        if len(rgbs) > self.max_batch:
+            raise BackendError(f"{len(rgbs)} images at once, the engine takes at most {self.max_batch}")
         caller = torch.cuda.current_stream()
         self.stream.wait_stream(caller)
         with torch.cuda.stream(self.stream):
-            self._bind((1,) + rgb.shape)
-            self.staging.upload(rgb, self._input[0])
+            self._bind((len(rgbs),) + rgbs[0].shape)
+            for index, rgb in enumerate(rgbs):
+                self.staging.upload(rgb, self._input[index])
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise BackendError("TensorRT execution failed")
         caller.wait_stream(self.stream)  # the caller's stream takes the outputs from here, no host sync
-        return DeviceFrame(self._input[0], tuple(self._outputs[name][0] for name in OUTPUT_NAMES))
+        return [DeviceFrame(self._input[index], tuple(self._outputs[name][index] for name in OUTPUT_NAMES))
+                for index in range(len(rgbs))]

@@ -12,6 +12,7 @@ from hydranet_ros.inference.graph import InferenceGraph, fold_batchnorm, half_ne
 from hydranet_ros.model.model_file import ModelSpec
 
 CUDA_GRAPHS_KEPT = 4  # input shapes whose CUDA graph the torch backend keeps (a node sees one or two)
+MAX_BATCH = 8  # the most images of one size in one run (a node's cameras of that size)
 
 
 class TorchBackend(DeviceBackend):
@@ -76,18 +77,27 @@ class TorchBackend(DeviceBackend):
         return self._captured[shape]
 
     def infer_on_device(self, rgb: np.ndarray) -> DeviceFrame:
+        return self.infer_batch_on_device([rgb])[0]
+
+    def device_batch_limit(self, size: tuple[int, int]) -> int:
+        return MAX_BATCH
+
+    def infer_batch_on_device(self, rgbs: list[np.ndarray]) -> list[DeviceFrame]:
+        """Images of one size through the graph at once (a CUDA graph is captured per batch shape)."""
         torch = self.torch
+        shape = (len(rgbs),) + rgbs[0].shape
         with torch.inference_mode():
-            image = torch.from_numpy(np.ascontiguousarray(rgb))[None]
             if self.device == "cpu":
+                image = torch.from_numpy(np.stack(rgbs))
                 outputs = self.graph(image)
             elif not self.cuda_graphs:
-                image = torch.empty(tuple(image.shape), dtype=torch.uint8, device=self.device)
-                self.staging.upload(rgb, image[0])
+                image = torch.empty(shape, dtype=torch.uint8, device=self.device)
+                for index, rgb in enumerate(rgbs):
+                    self.staging.upload(rgb, image[index])
                 outputs = self.graph(image)
             else:  # straight from pinned host memory into the captured graph's input
-                static_input, outputs, cuda_graph = self._captured_for(tuple(image.shape))
-                self.staging.upload(rgb, static_input[0])
+                image, outputs, cuda_graph = self._captured_for(shape)
+                for index, rgb in enumerate(rgbs):
+                    self.staging.upload(rgb, image[index])
                 cuda_graph.replay()
-                image = static_input
-        return DeviceFrame(image[0], tuple(output[0] for output in outputs))
+        return [DeviceFrame(image[index], tuple(output[index] for output in outputs)) for index in range(len(rgbs))]
