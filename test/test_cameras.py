@@ -194,10 +194,11 @@ def test_one_node_serves_several_cameras_each_output_with_its_own_header_size_an
 def test_each_named_camera_may_have_its_own_fallback_intrinsics(ros, street_model_file):
     """No camera_info: front takes front.fallback_intrinsics, rear the node's fallback_intrinsics; a wrong
     per-camera value stops the start in one line."""
-    frame = np.random.default_rng(0).integers(0, 256, (120, 400, 3), dtype=np.uint8)
+    # 416x128: a size no other test exports into the shared cache (test_nav2_and_lifecycle looks for its own)
+    frame = np.random.default_rng(0).integers(0, 256, (128, 416, 3), dtype=np.uint8)
     parameters = {"backend": "onnxruntime", "cameras": "[front,rear]",
-                  "fallback_intrinsics": "[300.0,300.0,199.5,59.5]",
-                  "front.fallback_intrinsics": "[500.0,500.0,199.5,59.5]"}
+                  "fallback_intrinsics": "[300.0,300.0,207.5,63.5]",
+                  "front.fallback_intrinsics": "[500.0,500.0,207.5,63.5]"}
     rig = Cameras(["front", "rear"])
     with NodeProcess(street_model_file, parameters) as node:
         assert rig.wait_for(lambda: all(pub.get_subscription_count() for pub in rig.image_pub.values()), 60), \
