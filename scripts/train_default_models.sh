@@ -98,7 +98,11 @@ $hydranet average runs/street_kitti/best.pt runs/street_ground_plane_light/best.
 $hydranet train config/train_street_semantics144.yaml --stop-after 4
 $hydranet train config/train_street_semantics144.yaml --stop-after 5 --resume  # stopped after epoch 5
 $hydranet train config/train_street_semantics144_geometric.yaml
-# Shipped: round 2, A's epoch 5 and B, a third each.
+# The first round-3 model: round 2, A's epoch 5 and B, a third each.
 $hydranet average runs/street_round2_shipped.pt runs/street_semantics144/last.pt \
-  runs/street_semantics144_geometric/best.pt --out models/hydranet_street.pt
+  runs/street_semantics144_geometric/best.pt --out runs/street_round3_shipped.pt
+# C: that model with the KITTI frames half of every epoch; shipped: 0.6 x the first round-3 model + 0.4 x C.
+$hydranet train config/train_street_semantics144_kitti_heavy.yaml
+$hydranet average runs/street_round3_shipped.pt runs/street_semantics144_kitti_heavy/best.pt \
+  --weights 0.6 0.4 --out models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py
