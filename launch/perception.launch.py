@@ -142,12 +142,8 @@ def _camera_remappings(value: dict, overrides: dict) -> list:
 def _cameras(value: dict) -> list[tuple[str, str, str]]:
     """(name, image topic, camera_info topic) of each camera: one unnamed camera, or with cameras:=a,b the
     topics from templates where {camera} stands for the name."""
-    names = [name.strip() for name in value["cameras"].split(",") if name.strip()]
-    problem = parameters.validate("cameras", names) if names else None
-    if problem:
-        raise ValueError(f"cameras:={value['cameras']!r}: {problem}; nothing was started")
     try:
-        return camera_topics(names, value["image_topic"], value["camera_info_topic"])
+        return camera_topics(value["cameras"], value["image_topic"], value["camera_info_topic"])
     except UserError as error:
         raise ValueError(f"{error}; nothing was started") from None
 

@@ -9,7 +9,7 @@ from hydranet_ros.cli.common import (DEFAULT_MODEL, add_calibration_argument, ad
                                      model_path, open_perception, positive_int)
 from hydranet_ros.errors import CommandError
 from hydranet_ros.inference.choices import BACKENDS, PRECISIONS
-from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS, validate as validate_parameter
+from hydranet_ros.ros.parameters import BY_NAME as NODE_PARAMETERS
 
 
 def add_demo_arguments(parser):
@@ -235,11 +235,8 @@ def run_foxglove_layout(args):
     from hydranet_ros.ros.camera_stream import DEFAULT_TOPICS, camera_topics
     from hydranet_ros.ros.foxglove_layout import layout_for
     from hydranet_ros.shipped import shipped_file
-    names = [name.strip() for name in args.cameras.split(",") if name.strip()]
-    problem = validate_parameter("cameras", names) if names else None
-    if problem:
-        raise CommandError(f"--cameras {args.cameras}: {problem}")
-    cameras = [(name, image) for name, image, _ in camera_topics(names, args.image_topic, DEFAULT_TOPICS[1])]
+    topics = camera_topics(args.cameras, args.image_topic, DEFAULT_TOPICS[1], given_as="--cameras ")
+    cameras = [(name, image) for name, image, _ in topics]
     layout = layout_for(json.loads(shipped_file("config", "foxglove_layout.json").read_text()), args.namespace,
                         cameras)
     write_atomically(Path(args.out), json.dumps(layout, indent=1).encode())

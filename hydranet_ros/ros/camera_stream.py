@@ -10,17 +10,25 @@ from hydranet_ros.camera.pairing import CameraInfoBuffer
 from hydranet_ros.errors import UserError
 from hydranet_ros.ros.frame_stats import FrameStats
 from hydranet_ros.ros.health import HealthMonitor, InputLoss
+from hydranet_ros.ros.parameters import validate
 
 
 DEFAULT_TOPICS = ("/camera/image_raw", "/camera/camera_info")  # one camera, the launch file's defaults
 
 
-def camera_topics(names: list[str], image_topic: str, camera_info_topic: str) -> list[tuple[str, str, str]]:
-    """(name, image topic, camera_info topic) of each camera, for the launch file and the tools that
-    follow it: one unnamed camera on the topics given, or named cameras whose topics come from templates
-    where {camera} stands for the name (the defaults become /{camera}/image_raw, /{camera}/camera_info)."""
+def camera_topics(cameras: str, image_topic: str, camera_info_topic: str,
+                  given_as: str = "cameras:=") -> list[tuple[str, str, str]]:
+    """(name, image topic, camera_info topic) of each camera of `cameras` ("front,rear"; "": one unnamed
+    camera), for the launch file and the tools that follow it: the unnamed camera on the topics given,
+    named ones on templates where {camera} stands for the name (the defaults become /{camera}/image_raw,
+    /{camera}/camera_info). Raises UserError, in one line, for names or templates that cannot work
+    (given_as: how the user wrote the cameras, to name it there)."""
+    names = [name.strip() for name in cameras.split(",") if name.strip()]
     if not names:
         return [("", image_topic, camera_info_topic)]
+    problem = validate("cameras", names)
+    if problem:
+        raise UserError(f"{given_as}{cameras!r}: {problem}")
     templates = []
     for topic, default, argument in zip((image_topic, camera_info_topic), DEFAULT_TOPICS,
                                         ("image_topic", "camera_info_topic")):
@@ -47,10 +55,9 @@ class CameraStream:
         """A topic of this camera, relative to the node's namespace."""
         return f"{self.name}/{relative}" if self.name else relative
 
-    @property
-    def label(self) -> str:
-        """How logs and /diagnostics name it."""
-        return self.name or "camera"
+    def parameter(self, name: str) -> str:
+        """This named camera's own value of a node parameter: <camera>.<name>."""
+        return f"{self.name}.{name}"
 
     def reset(self, camera_info_tolerance: float, window_s: float, stale_after_s: float, rate_hz: float) -> None:
         """Fresh counters, pairing and health, at each start."""

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import copy
 
-from hydranet_ros.ros.rviz_view import DEFAULT_IMAGE_TOPIC, DEFAULT_NAMESPACE, absolute_namespace
+from hydranet_ros.ros.rviz_view import absolute_namespace, renamed_topic
 
 DIAGNOSTICS_PANEL = "DiagnosticSummary!diagnostics"
-
-
-def _renamed(topic: str, outputs: str, image_topic: str) -> str:
-    if topic == DEFAULT_IMAGE_TOPIC:
-        return "/" + image_topic.lstrip("/")
-    if topic.startswith(DEFAULT_NAMESPACE + "/"):
-        return outputs + topic[len(DEFAULT_NAMESPACE):]
-    return topic
 
 
 def _split(panels: list, direction: str):
@@ -43,9 +35,10 @@ def layout_for(layout: dict, namespace: str, cameras: list[tuple[str, str]]) -> 
         for panel, config in panels.items():
             shown = copy.deepcopy(config)
             if "imageMode" in shown:
-                shown["imageMode"]["imageTopic"] = _renamed(shown["imageMode"]["imageTopic"], prefix, image_topic)
+                shown["imageMode"]["imageTopic"] = renamed_topic(shown["imageMode"]["imageTopic"], prefix,
+                                                                 image_topic)
             if "topics" in shown:
-                shown["topics"] = {_renamed(topic, prefix, image_topic): settings
+                shown["topics"] = {renamed_topic(topic, prefix, image_topic): settings
                                    for topic, settings in shown["topics"].items()}
             panel_id = f"{panel}_{name}" if name else panel
             result["configById"][panel_id] = shown

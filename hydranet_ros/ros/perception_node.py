@@ -74,6 +74,14 @@ class FrameJob:
     decoded: float
 
 
+def camera_info_qos(latched: bool, reliability, depth: int) -> QoSProfile:
+    """camera_info's subscription QoS: transient local for latched publishers, and then reliable (a late
+    joiner gets the stored sample only over a reliable reader); volatile with `reliability` otherwise."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE if latched else reliability,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+
+
 class StartupError(RuntimeError):
     """The node cannot start; the message names the file or parameter and the fix."""
 
@@ -154,7 +162,7 @@ class PerceptionCore:
         classes = {"Image": Image, "CameraInfo": CameraInfo, "PointCloud2": PointCloud2}
         self.cameras = cameras
         for camera in cameras:
-            own = f"{camera.name}.{parameters.PER_CAMERA}"
+            own = camera.parameter(parameters.PER_CAMERA)
             if camera.name and not self.has_parameter(own):  # a parameter file's front.fallback_intrinsics
                 self.declare_parameter(own, [0.0] * 4, ParameterDescriptor(
                     description=f"{parameters.PER_CAMERA} of camera {camera.name}; zeros: the node's"))
@@ -195,11 +203,8 @@ class PerceptionCore:
                         if entry[0] is not None:
                             self.destroy_subscription(entry[0])
                         entry[0], entry[1] = self.create_subscription(
-                            CameraInfo, camera.topic("camera_info"), lambda _: None, QoSProfile(
-                                history=HistoryPolicy.KEEP_LAST, depth=1,
-                                reliability=ReliabilityPolicy.RELIABLE if latched else ReliabilityPolicy.BEST_EFFORT,
-                                durability=DurabilityPolicy.TRANSIENT_LOCAL if latched
-                                else DurabilityPolicy.VOLATILE)), latched
+                            CameraInfo, camera.topic("camera_info"), lambda _: None,
+                            camera_info_qos(latched, ReliabilityPolicy.BEST_EFFORT, depth=1)), latched
                     with entry[0].handle:
                         taken = entry[0].handle.take_message(CameraInfo, False)
                     entry[2] = taken[0] if taken is not None else None
@@ -316,12 +321,9 @@ class PerceptionCore:
         (a volatile one never gets the message sent before it), while a transient-local subscription
         would not match a volatile publisher. Several are kept: each image takes the one of its stamp."""
         latched = camera.camera_info_latched = self._camera_info_publishers_latched(camera)
-        return self.create_subscription(
-            CameraInfo, camera.topic("camera_info"), lambda msg: self._on_camera_info(camera, msg),
-            QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10,
-                       # a late joiner gets the stored sample only over a reliable reader
-                       reliability=ReliabilityPolicy.RELIABLE if latched else self._camera_info_reliability,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE))
+        return self.create_subscription(CameraInfo, camera.topic("camera_info"),
+                                        lambda msg: self._on_camera_info(camera, msg),
+                                        camera_info_qos(latched, self._camera_info_reliability, depth=10))
 
     def _camera_info_publishers_latched(self, camera: CameraStream) -> bool:
         """Whether the camera's camera_info has publishers and every one of them is transient-local."""
@@ -548,7 +550,7 @@ class PerceptionCore:
     def _fallback_camera(self, camera: CameraStream, width: int, height: int) -> Intrinsics | None:
         """The camera's <name>.fallback_intrinsics, else the node's fallback_intrinsics, for an image of
         this size; None when neither is set."""
-        own = f"{camera.name}.{parameters.PER_CAMERA}"
+        own = camera.parameter(parameters.PER_CAMERA)
         values = self._value(own) if camera.name and self.has_parameter(own) else []
         try:
             return fallback_intrinsics(values if any(values) else self._value(parameters.PER_CAMERA), width, height)

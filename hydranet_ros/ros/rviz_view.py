@@ -21,6 +21,16 @@ def absolute_namespace(namespace: str) -> str:
     return f"/{stripped}" if stripped else ""
 
 
+def renamed_topic(topic: str, outputs: str, image_topic: str) -> str:
+    """A topic of a shipped view (the launch defaults) for this launch: the camera image on image_topic,
+    the node's outputs under the namespace `outputs` (absolute; "" for the root)."""
+    if topic == DEFAULT_IMAGE_TOPIC:
+        return "/" + image_topic.lstrip("/")
+    if topic.startswith(DEFAULT_NAMESPACE + "/"):
+        return outputs + topic[len(DEFAULT_NAMESPACE):]
+    return topic
+
+
 def follow_launch(view_text: str, namespace: str, image_topic: str, frame: str,
                   cameras: list[tuple[str, str]] = ()) -> str:
     """The rviz config with the node's topics under `namespace`, the camera image on `image_topic`
@@ -36,12 +46,8 @@ def follow_launch(view_text: str, namespace: str, image_topic: str, frame: str,
             continue
         for name, camera_image in cameras or [("", image_topic)]:
             shown = copy.deepcopy(display)
-            topic = shown["Topic"]
-            if topic["Value"] == DEFAULT_IMAGE_TOPIC:
-                topic["Value"] = "/" + camera_image.lstrip("/")
-            elif topic["Value"].startswith(DEFAULT_NAMESPACE + "/"):
-                prefix = absolute_namespace(namespace) + (f"/{name}" if name else "")
-                topic["Value"] = prefix + topic["Value"][len(DEFAULT_NAMESPACE):]
+            outputs = absolute_namespace(namespace) + (f"/{name}" if name else "")
+            shown["Topic"]["Value"] = renamed_topic(shown["Topic"]["Value"], outputs, camera_image)
             if name:
                 shown["Name"] = f"{shown['Name']} ({name})"
             displays.append(shown)

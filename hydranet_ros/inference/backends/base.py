@@ -34,6 +34,15 @@ class DeviceFrame:
     outputs: tuple    # labels, color, confidence, depth, as in Prediction
 
 
+def stacked(rgbs: list[np.ndarray]) -> np.ndarray:
+    """Images of one size as one N x H x W x 3 batch with the usual strides (a[None] would give the new
+    axis stride 0, and torch may then pick other kernels); a single image without a copy when it is
+    contiguous."""
+    if len(rgbs) == 1:
+        return np.ascontiguousarray(rgbs[0]).reshape((1,) + rgbs[0].shape)
+    return np.stack(rgbs)
+
+
 class Backend:
     name = "base"
     device = "cpu"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hydranet_ros.inference.backends.base import Backend, BackendError, PerResolution, Prediction
+from hydranet_ros.inference.backends.base import Backend, BackendError, PerResolution, Prediction, stacked
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
 
@@ -45,12 +45,11 @@ class OnnxRuntimeBackend(Backend):
         return f"onnxruntime on {self.device} ({self.precision})"
 
     def infer(self, rgb: np.ndarray) -> Prediction:
-        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(rgb)[None]})
-        return Prediction(*(output[0] for output in outputs))
+        return self.infer_batch([rgb])[0]
 
     def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
         """One session.run for the batch when the graph has a batch axis (export dynamic_batch)."""
-        if len(rgbs) == 1 or not isinstance(self.session.get_inputs()[0].shape[0], str):
+        if len(rgbs) > 1 and not isinstance(self.session.get_inputs()[0].shape[0], str):
             return super().infer_batch(rgbs)
-        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.stack(rgbs)})
+        outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: stacked(rgbs)})
         return [Prediction(*(output[index] for output in outputs)) for index in range(len(rgbs))]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from hydranet_ros.cache import cache_dir, write_atomically
-from hydranet_ros.inference.backends.base import Backend, BackendError, Prediction
+from hydranet_ros.inference.backends.base import Backend, BackendError, Prediction, stacked
 from hydranet_ros.cache import file_sha256
 from hydranet_ros.inference.graph import INPUT_NAME, OUTPUT_NAMES
 
@@ -87,13 +87,14 @@ class OpenVinoBackend(Backend):
         return f"openvino on cpu ({self.precision})"
 
     def infer(self, rgb: np.ndarray) -> Prediction:
-        results = self.request.infer({INPUT_NAME: np.ascontiguousarray(rgb)[None]})
-        return Prediction(*(results[self.compiled.output(name)][0] for name in OUTPUT_NAMES))
+        return self.infer_batch([rgb])[0]
 
     def infer_batch(self, rgbs: list[np.ndarray]) -> list[Prediction]:
-        """One inference for the batch when the compiled model has a batch axis (export dynamic_batch)."""
-        if len(rgbs) == 1 or not self.compiled.input(INPUT_NAME).get_partial_shape()[0].is_dynamic:
-            return super().infer_batch(rgbs)
-        results = self.request.infer({INPUT_NAME: np.stack(rgbs)})
+        """One inference for the batch when the compiled model has a batch axis (export dynamic_batch). The
+        outputs are the request's and valid until its next inference, as the pipeline uses them."""
+        if len(rgbs) > 1 and not self.compiled.input(INPUT_NAME).get_partial_shape()[0].is_dynamic:
+            # one at a time: each frame's outputs copied out before the next inference overwrites them
+            return [Prediction(*(np.copy(output) for output in vars(self.infer(rgb)).values())) for rgb in rgbs]
+        results = self.request.infer({INPUT_NAME: stacked(rgbs)})
         outputs = [results[self.compiled.output(name)] for name in OUTPUT_NAMES]
-        return [Prediction(*(output[index].copy() for output in outputs)) for index in range(len(rgbs))]
+        return [Prediction(*(output[index] for output in outputs)) for index in range(len(rgbs))]

@@ -6,7 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from hydranet_ros.inference.backends.base import BackendError, DeviceFrame
+from hydranet_ros.inference.backends.base import BackendError, DeviceFrame, stacked
 from hydranet_ros.inference.backends.device import DeviceBackend, PinnedStaging
 from hydranet_ros.inference.graph import InferenceGraph, fold_batchnorm, half_network
 from hydranet_ros.model.model_file import ModelSpec
@@ -88,7 +88,7 @@ class TorchBackend(DeviceBackend):
         shape = (len(rgbs),) + rgbs[0].shape
         with torch.inference_mode():
             if self.device == "cpu":
-                image = torch.from_numpy(np.stack(rgbs))
+                image = torch.from_numpy(stacked(rgbs))
                 outputs = self.graph(image)
             elif not self.cuda_graphs:
                 image = torch.empty(shape, dtype=torch.uint8, device=self.device)
