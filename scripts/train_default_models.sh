@@ -101,8 +101,19 @@ $hydranet train config/train_street_semantics144_geometric.yaml
 # The first round-3 model: round 2, A's epoch 5 and B, a third each.
 $hydranet average runs/street_round2_shipped.pt runs/street_semantics144/last.pt \
   runs/street_semantics144_geometric/best.pt --out runs/street_round3_shipped.pt
-# C: that model with the KITTI frames half of every epoch; shipped: 0.6 x the first round-3 model + 0.4 x C.
+# C: that model with the KITTI frames half of every epoch; shipped before: 0.6 x the first round-3 model + 0.4 x C.
 $hydranet train config/train_street_semantics144_kitti_heavy.yaml
 $hydranet average runs/street_round3_shipped.pt runs/street_semantics144_kitti_heavy/best.pt \
-  --weights 0.6 0.4 --out models/hydranet_street.pt
+  --weights 0.6 0.4 --out runs/street_round3_60_C_40.pt
+# D: C without the teacher's labels on tracking 0001 (its LiDAR only); E: KITTI alone; F: E at three times
+# the learning rate for 8 epochs; H: F for 12 epochs, for the first round-3 model's camera.
+[ -f datasets/kitti_0001_lidar/dataset.yaml ] || $hydranet convert kitti $kitti/image_2/0001 \
+  --velodyne $kitti/velodyne/0001 --calib $kitti/calib/0001.txt --frames 0 20 --out datasets/kitti_0001_lidar
+$hydranet train config/train_street_semantics144_no_teacher.yaml
+$hydranet train config/train_street_semantics144_kitti_only.yaml
+$hydranet train config/train_street_semantics144_kitti_fit.yaml
+$hydranet train config/train_street_semantics144_kitti_long.yaml
+# Shipped: the first round-3 model and H's last epoch, half each.
+$hydranet average runs/street_round3_shipped.pt runs/street_semantics144_kitti_long/last.pt \
+  --out models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py

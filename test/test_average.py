@@ -49,7 +49,7 @@ def test_average_is_the_weighted_mean_of_every_stored_weight(tmp_path, capsys):
 
 def test_equal_weights_by_default_stored_in_float16(tmp_path):
     first = _model_file(tmp_path / "a.pt", 0, {})
-    second = _model_file(tmp_path / "b.pt", 1, {})
+    second = _model_file(tmp_path / "b.pt", 1, {}, focal_length_px=300.0002)  # one camera, written rounded
     out = tmp_path / "mean.pt"
     assert main(["average", str(first), str(second), "--out", str(out)]) == 0
     a, b, averaged = _stored_state(first), _stored_state(second), _stored_state(out)

@@ -225,15 +225,23 @@ def test_median_frequency_class_weights_are_counted_from_the_label_files(tmp_pat
         segmentation_class_weights([1, 2], [FolderDataset(root)], [1.0], 6)
 
 
-def test_init_from_fine_tunes_a_trained_model_and_refuses_another_label_space(tmp_path):
+def test_init_from_fine_tunes_a_trained_model_for_its_camera_and_refuses_another_label_space(tmp_path):
     import torch
     from hydranet_ros.model.model_file import load_model
-    from hydranet_ros.training.train import FolderDataset, build_model, build_spec
+    from hydranet_ros.training.train import FolderDataset, build_model, build_spec, training_focal_length
     config_path = _tiny_config(tmp_path)
-    train(load_config(config_path), stop_after=1)
+    config = load_config(config_path)
+    config["model"]["focal_length_px"] = 123.0  # not the camera of the data
+    train(config, stop_after=1)
     config = load_config(config_path)
     config["model"]["init_from"] = str(tmp_path / "run" / "last.pt")
     spec = build_spec(config, [FolderDataset(tmp_path / "data")])
+    # The fine-tune keeps the camera of the model it starts from, not its data's median.
+    assert spec.focal_length_px == 123.0
+    assert training_focal_length([FolderDataset(tmp_path / "data")], spec) not in (None, 123.0)
+    config["model"]["focal_length_px"] = 200.0
+    assert build_spec(config, [FolderDataset(tmp_path / "data")]).focal_length_px == 200.0
+    config["model"]["focal_length_px"] = None
     trained, _ = load_model(tmp_path / "run" / "last.pt")
     model = build_model(spec, config["model"], "cpu")
     for name, value in trained.state_dict().items():

@@ -18,9 +18,13 @@ from hydranet_ros.model.hydranet import HydraNet
 from hydranet_ros.model.model_file import ModelSpec, load_model
 
 
-def _comparable(spec: ModelSpec) -> dict:
-    """What must agree between averaged models: everything but how each was made."""
-    return {k: v for k, v in dataclasses.asdict(spec).items() if k != "provenance"}
+def _differences(spec: ModelSpec, other: ModelSpec) -> list[str]:
+    """What disagrees between two models to be averaged: anything but how each was made. Cameras within
+    1e-5 of each other are one camera (a config writes the start model's focal length with 3 decimals)."""
+    mine, theirs = dataclasses.asdict(spec), dataclasses.asdict(other)
+    return sorted(k for k in mine if k != "provenance" and mine[k] != theirs[k]
+                  and not (k == "focal_length_px" and None not in (mine[k], theirs[k])
+                           and math.isclose(mine[k], theirs[k], rel_tol=1e-5)))
 
 
 def average_models(paths: list[Path], weights: list[float] | None = None) -> tuple[HydraNet, ModelSpec]:
@@ -37,7 +41,7 @@ def average_models(paths: list[Path], weights: list[float] | None = None) -> tup
     loaded = [load_model(path) for path in paths]
     model, spec = loaded[0]
     for path, (_, other) in zip(paths[1:], loaded[1:]):
-        differ = sorted(k for k, v in _comparable(spec).items() if _comparable(other)[k] != v)
+        differ = _differences(spec, other)
         if differ:
             raise ModelFileError(f"{path} differs from {paths[0]} in {', '.join(differ)}: only models of one "
                                  "architecture, label space, input and camera can be averaged")

@@ -218,8 +218,15 @@ def build_spec(config: dict, folders: list[FolderDataset]) -> ModelSpec:
                      input_size=tuple(model_cfg["input_size"]),
                      provenance={"trained_on": [Path(e["path"]).name for e in config["data"]["train"]],
                                  "config": json.loads(json.dumps(config))})
-    spec.focal_length_px = model_cfg["focal_length_px"] or training_focal_length(folders, spec)
+    spec.focal_length_px = model_cfg["focal_length_px"] or model_camera(model_cfg["init_from"]) \
+        or training_focal_length(folders, spec)
     return spec
+
+
+def model_camera(init_from: str | None) -> float | None:
+    """The camera of the model a fine-tune starts from: its depth keeps its scale whatever cameras the
+    fine-tune's data has, and models fine-tuned from one start can be averaged."""
+    return load_model(init_from)[1].focal_length_px if init_from else None
 
 
 def build_model(spec: ModelSpec, model_cfg: dict, device: torch.device) -> HydraNet:
