@@ -9,7 +9,8 @@ the epoch) and datasets/synth_*_test
 (seed 3, used for nothing else).
 --precision-gate prints the int8 accuracy gate of both models (docs/benchmarks.md) and writes nothing.
 --unseen MODEL prints the figures that judge a candidate street model (held-back KITTI drives, other-drive
-LiDAR, tracking 0001 frames 20-30, CamVid val) and writes nothing.
+LiDAR, tracking 0001 frames 20-30, CamVid val), and how well it fits the 115 KITTI semantics frames the
+round-3 runs train on beside them, and writes nothing.
 """
 import argparse
 import json
@@ -31,7 +32,7 @@ from hydranet_ros.model.model_file import load_model  # noqa: E402
 from hydranet_ros.training.evaluate import evaluate_model  # noqa: E402
 from real_frames import (  # noqa: E402
     LIDAR_HELD_OUT, camvid_val, kitti_000099, kitti_lidar, kitti_other_drives, kitti_semantics, nyud_examples,
-    precision_gate, street_calibration_folder)
+    kitti_semantics_trained_on, precision_gate, street_calibration_folder)
 
 
 def generated(model, spec, kind, max_depth):
@@ -65,13 +66,15 @@ def street_at_gpu_budget(path):
 
 
 def unseen(path):
-    """The real-frame figures that decide whether a street model ships."""
+    """The real-frame figures that decide whether a street model ships, and its fit on its KITTI frames."""
     perception = street_perception(path)
     return strip_per_class({
         "kitti_semantics_heldback_segmentation": kitti_semantics(perception, SHARED),
         "kitti_object_other_drives_lidar": kitti_other_drives(perception, SHARED),
         "kitti_tracking_0001_lidar_heldout": kitti_lidar(perception, SHARED, LIDAR_HELD_OUT),
-        "camvid_val_segmentation": camvid_val(perception, SHARED)})
+        "camvid_val_segmentation": camvid_val(perception, SHARED),
+        "kitti_semantics_training_frames_segmentation": kitti_semantics(perception, SHARED,
+                                                                        kitti_semantics_trained_on(SHARED))})
 
 
 def street(path):

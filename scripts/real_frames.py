@@ -60,6 +60,12 @@ def kitti_000099(perception: Perception, data: Path) -> dict:
     return summary(segmentation)
 
 
+def kitti_semantics_trained_on(data: Path) -> tuple[int, ...]:
+    """The KITTI semantics frames the round-3 runs train on: every one not held back (115)."""
+    names = (data / "kitti_semantics" / "image_2").glob("*_10.png")
+    return tuple(sorted(set(int(p.name[:6]) for p in names) - set(KITTI_SEMANTICS_HELD_BACK)))
+
+
 def kitti_semantics(perception: Perception, data: Path, frames=KITTI_SEMANTICS_HELD_BACK) -> dict:
     segmentation = SegmentationMetrics(perception.spec.num_classes)
     root = data / "kitti_semantics"

@@ -10,7 +10,7 @@ from hydranet_ros.data.from_bag import FromBagOptions, dataset_from_bags
 from hydranet_ros.data.synth.robot_bag import IMAGE_TOPIC, LIDAR_TOPIC, write_robot_bag
 from hydranet_ros.model.catalog import resolve_model_path
 from hydranet_ros.model.model_file import load_model
-from hydranet_ros.training.adapt import adapt
+from hydranet_ros.training.adapt import adapt, validation_metrics
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +54,12 @@ def test_adapt_fits_the_street_model_to_the_robots_camera(robot_dataset, tmp_pat
     assert not math.isclose(spec.focal_length_px, shipped_spec.focal_length_px, rel_tol=0.05)
     assert spec.provenance["adapted_from"] == "hydranet_street.pt"
     assert spec.provenance["adapt_validation"] == metrics
+    # Trained for the street model's camera, recorded for the robot's: the depth it gives is the same.
+    _, trained_spec = load_model(tmp_path / "run" / "last.pt")
+    assert trained_spec.focal_length_px == shipped_spec.focal_length_px
+    recorded = validation_metrics(tmp_path / "robot.pt", robot_dataset / "dataset", 80.0)["depth"]
+    assert recorded["abs_rel"] == pytest.approx(after["abs_rel"], rel=2e-3), (recorded, after)
+    assert recorded["rmse"] == pytest.approx(after["rmse"], rel=2e-3), (recorded, after)
 
 
 def test_adapt_says_in_one_line_what_is_wrong_with_its_dataset(tmp_path, capsys, robot_dataset):

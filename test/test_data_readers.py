@@ -157,7 +157,7 @@ def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training(t
     older ones pick frames of 0-31 (positions there equal the file numbers) outside them."""
     import re
     from conftest import REPO
-    from real_frames import KITTI_SEMANTICS_HELD_BACK
+    from real_frames import KITTI_SEMANTICS_HELD_BACK, kitti_semantics_trained_on
     from hydranet_ros.cli.main import main as hydranet
     script = (REPO / "scripts" / "train_default_models.sh").read_text().replace("\\\n", " ")
     held_back = {int(n) for n in re.search(r'held_back="([\d ]+)"', script).group(1).split()}
@@ -174,3 +174,4 @@ def test_the_kitti_semantics_frames_held_back_are_never_converted_for_training(t
     written = {int(p.name[:6]) for p in (tmp_path / "train" / "rgb").glob("*.png")}
     everything = {int(p.name[:6]) for p in (root / "image_2").glob("*.png")}
     assert written == everything - set(KITTI_SEMANTICS_HELD_BACK) and len(written) == 115
+    assert kitti_semantics_trained_on(shared_path("data")) == tuple(sorted(written))  # what --unseen scores as fit

@@ -172,6 +172,19 @@ class ModelSpec:
         return HydraNet(self.num_classes, tuple(self.tasks))
 
 
+def for_camera(model: HydraNet, spec: ModelSpec, focal_length_px: float) -> ModelSpec:
+    """Re-expresses a model's depth for another camera: the node publishes depth x f_camera / f_model, so
+    scaling the depth head's last convolution (depth is its absolute value) by f_new / f_old keeps every
+    published depth. Changes the model in place; returns the spec with the new camera."""
+    if spec.focal_length_px is None or "depth" not in spec.tasks:
+        return dataclasses.replace(spec, focal_length_px=focal_length_px)
+    scale = focal_length_px / spec.focal_length_px
+    with torch.no_grad():
+        model.depth.weight.mul_(scale)
+        model.depth.bias.mul_(scale)
+    return dataclasses.replace(spec, focal_length_px=focal_length_px)
+
+
 def save_model(path: str | Path, model: HydraNet, spec: ModelSpec, half: bool = False) -> Path:
     """Writes a model file. half=True stores float weights as float16 (half the size)."""
     state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()

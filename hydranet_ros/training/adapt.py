@@ -18,9 +18,9 @@ import torch
 
 from hydranet_ros.camera.network_input import SIZE_MULTIPLE
 from hydranet_ros.data.dataset import DatasetError, FolderDataset
-from hydranet_ros.model.model_file import load_model, save_model
+from hydranet_ros.model.model_file import for_camera, load_model, save_model
 from hydranet_ros.training.evaluate import evaluate_model
-from hydranet_ros.training.train import DEFAULTS, TrainingError, train
+from hydranet_ros.training.train import DEFAULTS, TrainingError, train, training_focal_length
 
 ADAPT_OPTIM = {"name": "adam", "lr": 1e-4, "encoder_lr_factor": 1.0, "weight_decay": 1e-5, "schedule": "poly"}
 CROP_FRACTION = 0.8     # training crops are this part of the network's view of a frame (random zoom around it)
@@ -71,6 +71,11 @@ def adapt(dataset: Path, model: Path, out: Path, run_dir: Path, epochs: int = 6,
     metrics = {"before": validation_metrics(model, dataset, max_depth),
                "after": validation_metrics(last, dataset, max_depth)}
     adapted, spec = load_model(last)
+    # Trained for the start's camera (no jump in depth scale to learn); recorded for the robot's, which
+    # the node then assumes without camera_info.
+    robot_camera = training_focal_length([FolderDataset(dataset / "train")], spec)
+    if robot_camera is not None:
+        spec = for_camera(adapted, spec, robot_camera)
     spec.provenance = {**spec.provenance, "adapted_from": Path(model).name, "adapt_validation": metrics}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(out, adapted, spec, half=config["train"]["save_half"])
