@@ -176,12 +176,11 @@ def for_camera(model: HydraNet, spec: ModelSpec, focal_length_px: float) -> Mode
     """Re-expresses a model's depth for another camera: the node publishes depth x f_camera / f_model, so
     scaling the depth head's last convolution (depth is its absolute value) by f_new / f_old keeps every
     published depth. Changes the model in place; returns the spec with the new camera."""
-    if spec.focal_length_px is None or "depth" not in spec.tasks:
-        return dataclasses.replace(spec, focal_length_px=focal_length_px)
-    scale = focal_length_px / spec.focal_length_px
-    with torch.no_grad():
-        model.depth.weight.mul_(scale)
-        model.depth.bias.mul_(scale)
+    if spec.focal_length_px is not None and "depth" in spec.tasks:
+        scale = focal_length_px / spec.focal_length_px
+        with torch.no_grad():
+            model.depth.weight.mul_(scale)
+            model.depth.bias.mul_(scale)
     return dataclasses.replace(spec, focal_length_px=focal_length_px)
 
 
