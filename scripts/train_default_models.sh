@@ -113,7 +113,16 @@ $hydranet train config/train_street_semantics144_no_teacher.yaml
 $hydranet train config/train_street_semantics144_kitti_only.yaml
 $hydranet train config/train_street_semantics144_kitti_fit.yaml
 $hydranet train config/train_street_semantics144_kitti_long.yaml
-# Shipped: the first round-3 model and H's last epoch, half each.
-$hydranet average runs/street_round3_shipped.pt runs/street_semantics144_kitti_long/last.pt \
-  --out models/hydranet_street.pt
+# I: H carried to epoch 20 on a 20-epoch schedule, in its own folder; K: I with CamVid back in the mix,
+# 6 epochs at 1e-4; L: K with wider training crops (176 x 480); M: K with encoder stages 7-8 from ImageNet
+# (they had died under Adam's L2 decay) and AdamW.
+rm -rf runs/street_semantics144_kitti_long20
+cp -r runs/street_semantics144_kitti_long runs/street_semantics144_kitti_long20
+$hydranet train config/train_street_semantics144_kitti_long.yaml --epochs 20 --resume \
+  --out runs/street_semantics144_kitti_long20
+$hydranet train config/train_street_semantics144_kitti_camvid.yaml
+$hydranet train config/train_street_semantics144_kitti_camvid_wide.yaml
+$hydranet train config/train_street_semantics144_kitti_camvid_revived.yaml
+# Shipped: M's last epoch.
+cp runs/street_semantics144_kitti_camvid_revived/last.pt models/hydranet_street.pt
 .venv/bin/python scripts/model_card_metrics.py

@@ -104,6 +104,34 @@ def test_int8_graph_is_calibrated_once_keeps_the_sensitive_convolutions_float_an
             .describe() == "openvino on cpu (int8)"
 
 
+def test_int8_keeps_all_zero_convolutions_float_so_openvino_compiles_dead_blocks(tmp_path, calibration_folder):
+    """Training can leave whole weight tensors at zero (round 3's K had five); with two equal ones quantized,
+    which the exporter shares through an Identity, OpenVINO refused the int8 graph ("No suitable
+    implementations")."""
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
+    torch.manual_seed(0)
+    model = HydraNet(6)
+    dead = ("layer7.1", "layer7.2")
+    with torch.no_grad():
+        for block in dead:
+            model.get_submodule(f"{block}.output.0.0").weight.zero_()  # the expansion
+    path = save_model(tmp_path / "dead_blocks.pt", model,
+                      ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (96, 320)))
+    fp32 = onnx_for_model(path, "input", (96, 320))
+    assert any(node.op_type == "Identity" for node in onnx.load(str(fp32)).graph.node)
+    kept_float = float_convolutions(fp32)
+    for block in dead:
+        assert f"/model/layer7/{block}/output/output.0/output.0.0/Conv" in kept_float
+    assert not any(name.startswith(("/model/layer6/", "/model/layer8/")) for name in kept_float)
+    frame = camera_frame(96, 320)
+    reference = cpu_backend(path, "openvino").infer(frame)
+    backend = cpu_backend(path, "openvino", "int8", calibration=calibration_folder)
+    assert backend.describe() == "openvino on cpu (int8)"
+    labels_agree, depth_change = _agreement(backend.infer(frame), reference)
+    assert labels_agree > 0.9 and depth_change < 0.1, (labels_agree, depth_change)
+
+
 def test_quantize_command_writes_the_graph_and_refuses_a_missing_folder(street_model_file, calibration_folder,
                                                                         tmp_path):
     out = tmp_path / "street_int8.onnx"

@@ -170,6 +170,56 @@ def _tiny_config(tmp_path, **train):
     return path
 
 
+def test_imagenet_stages_bring_dead_encoder_stages_back_over_init_from(tmp_path):
+    import torch
+    from conftest import shared_path
+    from hydranet_ros.model.hydranet import HydraNet
+    from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
+    from hydranet_ros.model.model_file import ModelSpec, load_label_space, save_model
+    from hydranet_ros.training.train import DEFAULTS, build_model
+    tflite = shared_path("weights", "coral_tf2_mobilenet_v2_1.0_224_ptq.tflite")
+    torch.manual_seed(0)
+    trained = HydraNet(6)
+    with torch.no_grad():
+        for block in trained.layer7:
+            block.output[0][0].weight.zero_()  # an expansion that training left dead
+    spec = ModelSpec(["segmentation", "depth"], load_label_space("kitti6"), (64, 96))
+    model_cfg = dict(DEFAULTS["model"], init_from=str(save_model(tmp_path / "trained.pt", trained, spec)),
+                     imagenet_init=str(tflite), imagenet_stages=[7, 8])
+    model = build_model(spec, model_cfg, "cpu")
+    imagenet = HydraNet(6)
+    init_encoder_from_tflite(imagenet, tflite)
+    for name, value in model.state_dict().items():
+        expected = imagenet if name.startswith(("layer7.", "layer8.")) else trained
+        assert torch.equal(value, expected.state_dict()[name]), name
+    for wrong, message in (({"imagenet_init": None}, "needs both model.init_from and model.imagenet_init"),
+                           ({"imagenet_stages": [9]}, r"encoder stages 1-8, not \[9\]")):
+        with pytest.raises(TrainingError, match=message):
+            build_model(spec, model_cfg | wrong, "cpu")
+
+
+def test_adam_decay_shrinks_an_unused_weight_by_the_learning_rate_and_adamw_does_not():
+    """Why M trains with AdamW: L2 through Adam is normalised like a gradient, so a weight the loss
+    does not move loses ~lr every step (how K's deepest blocks reached zero)."""
+    import torch
+    from hydranet_ros.training.train import DEFAULTS, build_optimizer
+    moved = {}
+    for name in ("adam", "adamw"):
+        layer = torch.nn.Linear(1, 1, bias=False)
+        torch.nn.init.constant_(layer.weight, 0.05)
+        start = layer.weight.item()
+        optimizer = build_optimizer(layer, dict(DEFAULTS["optim"], name=name, lr=1e-4, weight_decay=1e-5))
+        for _ in range(100):
+            optimizer.zero_grad()
+            (layer.weight * 0).sum().backward()  # no gradient from the loss
+            optimizer.step()
+        moved[name] = start - layer.weight.item()
+    assert moved["adam"] == pytest.approx(100 * 1e-4, rel=0.1)
+    assert abs(moved["adamw"]) < 1e-6
+    with pytest.raises(TrainingError, match="sgd, adam or adamw, not 'rmsprop'"):
+        build_optimizer(layer, dict(DEFAULTS["optim"], name="rmsprop"))
+
+
 def test_a_resumed_run_continues_exactly_as_an_uninterrupted_one(tmp_path):
     config_path = _tiny_config(tmp_path)
     with pytest.raises(TrainingError, match="no checkpoint"):

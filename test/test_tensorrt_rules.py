@@ -80,7 +80,8 @@ def test_the_int8_graph_for_tensorrt_still_predicts_what_fp32_does(calibration_f
                                                                                    {"image": frame})
            for precision in ("fp32", "int8")}
     (labels32, depth32), (labels8, depth8) = run["fp32"], run["int8"]
-    # measured here: 98.4 % of labels agree, mean depth change 2.0 %
+    # measured here: 98.1 % of labels agree, mean depth change 4.4 % (on KITTI 0001 frames 20-30, calibrated
+    # on real frames: 98.3 %, 1.8 %; docs/backends_and_tensorrt.md)
     assert (labels8 == labels32).mean() > 0.95
     assert np.nanmean(np.abs(depth8 - depth32)) / np.nanmean(depth32) < 0.05
 

@@ -37,7 +37,7 @@ def add_adapt_arguments(parser):
                         help="model file to start from, or the name of a shipped one (e.g. hydranet_street.pt)")
     parser.add_argument("--out", required=True, help="adapted model file to write (.pt)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs over train/ (default 6)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4, poly decay)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4, poly decay)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--run-dir", help="checkpoints, history and TensorBoard (default: OUT without .pt, + _run)")
     parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.pt")

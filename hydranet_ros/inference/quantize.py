@@ -14,7 +14,10 @@ float exports; it is cached by the float graph, the calibration frames' content 
 Which convolutions stay float was measured (scripts/int8_sensitivity.py, docs/benchmarks.md): int8 in the first
 three encoder stages costs about a point of mIoU, from stage 4 on nothing measurable; the depth head
 stays float too (int8 there costs the indoor model 3.7 % of RMSE), the segmentation head does not
-(nothing measurable, 1.5 ms at 640x480). Both targets keep the same ones in float.
+(nothing measurable, 1.5 ms at 640x480). Both targets keep the same ones in float, and also every
+convolution whose weights are all zero (blocks that training left dead, models/README.md): it computes a
+constant, and OpenVINO refused int8 graphs with such convolutions quantized (two equal all-zero weight
+tensors, which the exporter shares, were enough).
 """
 from __future__ import annotations
 
@@ -37,9 +40,9 @@ FLOAT_PREFIXES = ("/model/layer1/", "/model/layer2/", "/model/layer3/",  # the f
                   "/model/pre_depth/", "/model/depth/")  # the depth head
 # What each target's quantizer is asked for; the recipe string is part of the cache key.
 RECIPES = {
-    "cpu": ("conv-qdq-per-channel-minmax/stages1-3-depth-head-float/v3",
+    "cpu": ("conv-qdq-per-channel-minmax/stages1-3-depth-head-zero-float/v4",
             dict(activation_type="QUInt8", extra_options={})),
-    "tensorrt": ("conv-qdq-int8-symmetric-per-channel-float-bias-minmax/stages1-3-depth-head-float/v1",
+    "tensorrt": ("conv-qdq-int8-symmetric-per-channel-float-bias-minmax/stages1-3-depth-head-zero-float/v2",
                  dict(activation_type="QInt8", extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
                                                               "QuantizeBias": False})),
 }
@@ -80,10 +83,17 @@ def _rgb_at(path: Path, image_size: tuple[int, int]) -> np.ndarray:
 
 
 def float_convolutions(onnx_path: Path) -> list[str]:
-    """The convolutions that stay float: the first three encoder stages and the depth head (see above)."""
+    """The convolutions that stay float: the first three encoder stages, the depth head and those whose
+    weights are all zero (see above)."""
     import onnx
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    return [node.name for node in graph.node if node.op_type == "Conv" and node.name.startswith(FLOAT_PREFIXES)]
+    from onnx import numpy_helper
+    graph = onnx.load(str(onnx_path)).graph
+    weights = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+    for node in graph.node:  # the exporter shares equal tensors (two all-zero convolutions) through Identity
+        if node.op_type == "Identity" and node.input[0] in weights:
+            weights[node.output[0]] = weights[node.input[0]]
+    return [node.name for node in graph.node if node.op_type == "Conv" and (
+        node.name.startswith(FLOAT_PREFIXES) or (node.input[1] in weights and not weights[node.input[1]].any()))]
 
 
 def quantize_graph(onnx_path: Path, out: Path, images: list[Path], image_size: tuple[int, int],

@@ -36,7 +36,7 @@ class TrainingError(UserError):
 
 DEFAULTS = {
     "model": {"label_space": "nyud40", "tasks": ["segmentation", "depth"], "input_size": [480, 640],
-              "imagenet_init": None, "init_from": None, "focal_length_px": None},
+              "imagenet_init": None, "init_from": None, "imagenet_stages": [], "focal_length_px": None},
     "data": {"train": [], "val": [], "crop": None, "zoom": [0.8, 1.25], "jitter": 0.2, "workers": 0},
     "optim": {"name": "sgd", "lr": 0.01, "encoder_lr_factor": 0.1, "momentum": 0.9, "weight_decay": 1e-5,
               "schedule": "poly", "poly_power": 0.9, "step_epochs": 10, "step_gamma": 0.5},
@@ -128,9 +128,11 @@ def build_optimizer(model: torch.nn.Module, optim: dict) -> torch.optim.Optimize
         group["initial_lr"] = group["lr"]
     if optim["name"] == "sgd":
         return torch.optim.SGD(groups, momentum=optim["momentum"], weight_decay=optim["weight_decay"])
-    if optim["name"] == "adam":
+    if optim["name"] == "adam":  # L2 through Adam: a weight the loss barely moves shrinks by ~lr a step
         return torch.optim.Adam(groups, weight_decay=optim["weight_decay"])
-    raise TrainingError(f"optim.name must be sgd or adam, not {optim['name']!r}")
+    if optim["name"] == "adamw":  # decay decoupled from the gradient's scale: it shrinks by lr * decay
+        return torch.optim.AdamW(groups, weight_decay=optim["weight_decay"])
+    raise TrainingError(f"optim.name must be sgd, adam or adamw, not {optim['name']!r}")
 
 
 def learning_rate_factor(optim: dict, epoch: int, progress: float) -> float:
@@ -231,9 +233,16 @@ def model_camera(init_from: str | None) -> float | None:
 
 def build_model(spec: ModelSpec, model_cfg: dict, device: torch.device) -> HydraNet:
     """A new HydraNet: every weight from init_from (a model file, to fine-tune it), or the encoder from
-    the ImageNet classifier imagenet_init."""
+    the ImageNet classifier imagenet_init; with both, the encoder stages imagenet_stages (1-8) come from
+    ImageNet and the rest from init_from (to revive stages whose weights training drove to zero)."""
+    from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
     model = HydraNet(spec.num_classes, tuple(spec.tasks))
     init_from, imagenet_init = model_cfg["init_from"], model_cfg["imagenet_init"]
+    stages = model_cfg["imagenet_stages"]
+    if stages and not (init_from and imagenet_init):
+        raise TrainingError("model.imagenet_stages needs both model.init_from and model.imagenet_init")
+    if not set(stages) <= set(range(1, 9)):
+        raise TrainingError(f"model.imagenet_stages are encoder stages 1-8, not {stages}")
     if init_from:
         trained, trained_spec = load_model(init_from)
         if (trained_spec.label_space.name, trained_spec.tasks) != (spec.label_space.name, spec.tasks):
@@ -241,8 +250,12 @@ def build_model(spec: ModelSpec, model_cfg: dict, device: torch.device) -> Hydra
                                 f"{trained_spec.label_space.name}; this config trains {spec.tasks} in "
                                 f"{spec.label_space.name}")
         model.load_state_dict(trained.state_dict())
+        if stages:
+            imagenet = HydraNet(spec.num_classes, tuple(spec.tasks))
+            init_encoder_from_tflite(imagenet, imagenet_init)
+            for stage in stages:
+                getattr(model, f"layer{stage}").load_state_dict(getattr(imagenet, f"layer{stage}").state_dict())
     elif imagenet_init:
-        from hydranet_ros.model.imagenet_init import init_encoder_from_tflite
         init_encoder_from_tflite(model, imagenet_init)
     return model.to(device, memory_format=torch.channels_last)  # NHWC convolutions: faster steps on CPU
 
