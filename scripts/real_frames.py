@@ -131,8 +131,8 @@ def street_calibration_folder(data: Path, folder: Path) -> Path:
 
 
 def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisions=("int8", "bf16"),
-                   backend: str = "openvino", camvid_limit: int | None = None) -> dict:
-    """Real-frame metrics of fp32 and of each lower precision on the same backend, and what each loses:
+                   camvid_limit: int | None = None) -> dict:
+    """Real-frame metrics of fp32 and of each lower precision through OpenVINO, and what each loses:
     mIoU in points, depth RMSE in percent. street: CamVid val and the held-out KITTI LiDAR frames;
     indoor: the NYUDv2 example frames."""
     from hydranet_ros.inference.backends import BackendOptions, create_backend
@@ -140,7 +140,7 @@ def precision_gate(model_path: Path, data: Path, kind: str, calibration, precisi
     spec = load_model(model_path)[1]
     scores = {}
     for precision in ("fp32",) + tuple(precisions):
-        chosen, _ = create_backend(model_path, BackendOptions(backend=backend, device="cpu", precision=precision,
+        chosen, _ = create_backend(model_path, BackendOptions(backend="openvino", device="cpu", precision=precision,
                                                               calibration=calibration))
         perception = Perception(chosen, spec)
         if kind == "street":
